@@ -1,0 +1,34 @@
+"""lambdacron: dynamic cron-like jobs stored as JSON files.
+
+The public surface is small; everything else lives in modules that may change.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ConflictError,
+    InvalidKeyError,
+    JobError,
+    JobNotFoundError,
+    LambdacronError,
+    ScheduleError,
+    StoreError,
+    UsageError,
+)
+from .schedule import Schedule, parse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConflictError",
+    "InvalidKeyError",
+    "JobError",
+    "JobNotFoundError",
+    "LambdacronError",
+    "Schedule",
+    "ScheduleError",
+    "StoreError",
+    "UsageError",
+    "__version__",
+    "parse",
+]

@@ -1,0 +1,63 @@
+"""The exceptions lambdacron raises.
+
+Every exception derives from one root, and each also subclasses the built-in
+that describes it best, so callers may catch either::
+
+    LambdacronError
+     ├── ScheduleError (ValueError)      a `when` expression or time zone is invalid
+     ├── JobError (ValueError)           a job document breaks the format (carries a field path)
+     ├── UsageError (ValueError)         a CLI or API argument is wrong
+     └── StoreError (OSError)            the job store failed
+          ├── InvalidKeyError (ValueError)    a key escapes the store or is not a job key
+          ├── JobNotFoundError (KeyError)     the key does not exist (any more)
+          └── ConflictError                   a conditional write lost: someone else changed the job
+
+Third-party errors (OSError from the file system, botocore's ClientError) are
+translated at the store boundary with ``raise StoreError(...) from exc``.
+"""
+
+from __future__ import annotations
+
+
+class LambdacronError(Exception):
+    """Root of every exception raised by lambdacron."""
+
+
+class ScheduleError(LambdacronError, ValueError):
+    """A schedule expression or time zone cannot be used.
+
+    The message names the field, the bad value and the allowed form,
+    e.g. ``minute: 75 is out of range 0-59``.
+    """
+
+
+class JobError(LambdacronError, ValueError):
+    """A job document is invalid; ``path`` is the dotted field path, e.g. ``run.details``."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class UsageError(LambdacronError, ValueError):
+    """An argument given to the CLI or the Python API is wrong."""
+
+
+class StoreError(LambdacronError, OSError):
+    """The job store could not complete an operation."""
+
+
+class InvalidKeyError(StoreError, ValueError):
+    """A key is not a valid job key for this store (it escapes the root, or is not ``*.json``)."""
+
+
+class JobNotFoundError(StoreError, KeyError):
+    """The job does not exist (it may have been deleted meanwhile)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "job not found"
+
+
+class ConflictError(StoreError):
+    """A conditional write or delete lost: the job changed since it was read."""
