@@ -12,8 +12,8 @@ import platform
 import timeit
 from datetime import UTC, datetime, timedelta
 
-from cronsim import CronSim
 from croniter import croniter
+from cronsim import CronSim
 
 from lambdacron.schedule import parse
 
