@@ -5,6 +5,7 @@ The public surface is small; everything else lives in modules that may change.
 
 from __future__ import annotations
 
+from .api import add, cancel, get, schedule
 from .errors import (
     ConflictError,
     InvalidKeyError,
@@ -16,6 +17,7 @@ from .errors import (
     UsageError,
 )
 from .schedule import Schedule, parse
+from .store import Store, open_store
 
 __version__ = "0.1.0"
 
@@ -27,8 +29,14 @@ __all__ = [
     "LambdacronError",
     "Schedule",
     "ScheduleError",
+    "Store",
     "StoreError",
     "UsageError",
     "__version__",
+    "add",
+    "cancel",
+    "get",
+    "open_store",
     "parse",
+    "schedule",
 ]

@@ -6,16 +6,57 @@ This is one of the two places (with the Lambda handler) that reads the clock.
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import islice
+from pathlib import Path
+from types import FrameType
 
 from . import __version__
-from .errors import LambdacronError, UsageError
-from .schedule import get_zone, parse, parse_instant
+from .actions import default_registry
+from .api import add, cancel, get
+from .config import Settings
+from .engine.inventory import inventory
+from .engine.report import JobEvent, Outcome
+from .engine.tick import DEFAULT_WORKERS, Engine
+from .errors import JobTooLargeError, LambdacronError, ScheduleError, UsageError
+from .job import describe_problems, encode, load
+from .schedule import get_zone, parse, parse_instant, validate
+from .store import open_store
+from .store.base import DEFAULT_MAX_JOB_BYTES, Store
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+_print_lock = threading.Lock()
+
+HELLO_JOB = {
+    "when": "* * * * *",
+    "max_number_executions": 0,
+    "run": {"type": "command", "details": {"command": ["echo", "Hello from lambdacron"]}},
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _err(line: str) -> None:
+    with _print_lock:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _out(line: str) -> None:
+    with _print_lock:
+        print(line, flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,13 +74,229 @@ def _positive(text: str) -> int:
     return value
 
 
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _store(args: argparse.Namespace, *, create: bool = False) -> Store:
+    settings = _settings()
+    return open_store(
+        args.store or settings.store, create=create, max_job_bytes=settings.max_job_bytes
+    )
+
+
+def _instant(text: str | None, what: str) -> datetime:
+    return _now() if text is None else parse_instant(text, UTC, what)
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def render_event(event: JobEvent) -> str | None:
+    """One log line per interesting event; quiet outcomes (not due, disabled) print nothing."""
+    scheduled = f" (scheduled {_stamp(event.scheduled)})" if event.scheduled else ""
+    match event.outcome:
+        case Outcome.RAN:
+            status = event.status.value if event.status else "?"
+            line = f"ran {event.key}{scheduled}: {status}"
+            if event.message:
+                line += f": {event.message}"
+            if event.deleted:
+                line += "; reached max_number_executions, deleted"
+            last_line = event.output.strip().rsplit("\n", 1)[-1][:160]
+            return line + (f" | {last_line}" if last_line else "")
+        case Outcome.INVALID:
+            return f"invalid {event.key}: {event.message} (skipped; file left as it is)"
+        case Outcome.STORE_ERROR:
+            return f"store error {event.key}: {event.message}".replace("error : ", "error: ")
+        case Outcome.NOT_DUE if event.interrupted:
+            return f"interrupted {event.key}{scheduled}: {event.message}"
+        case Outcome.RUNNING | Outcome.LOST | Outcome.SKIPPED_DEADLINE:
+            return f"skipped {event.key}{scheduled}: {event.message}"
+        case _:
+            return None
+
+
+def _log_event(event: JobEvent) -> None:
+    line = render_event(event)
+    if line is not None:
+        _err(f"{_stamp(_now())} {line}")
+
+
+def _engine(args: argparse.Namespace, store: Store) -> Engine:
+    settings = _settings()
+    return Engine(
+        store,
+        default_registry(settings.allowed_types),
+        clock=_now,
+        workers=args.workers,
+        log=_log_event,
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
 def _cmd_next(args: argparse.Namespace) -> int:
     zone = get_zone(args.tz)
     schedule = parse(args.expression, args.tz)
-    after = datetime.now(UTC) if args.after is None else parse_instant(args.after, zone, "--after")
+    after = _now() if args.after is None else parse_instant(args.after, zone, "--after")
     for moment in islice(schedule.iter_after(after), args.count):
         print(moment.astimezone(zone).isoformat())
     return EXIT_OK
+
+
+def _cmd_tick(args: argparse.Namespace) -> int:
+    store = _store(args)
+    now = _instant(args.now, "--now")
+    with _engine(args, store) as engine:
+        report = engine.tick(now)
+    _out(json.dumps(report.to_json()) if args.json else report.summary())
+    return EXIT_OK
+
+
+def _next_boundary(moment: datetime, interval_minutes: int) -> datetime:
+    period = interval_minutes * 60
+    return datetime.fromtimestamp((int(moment.timestamp()) // period + 1) * period, UTC)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    store = _store(args)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        _err(f"{_stamp(_now())} {signal.Signals(signum).name}: stopping after running jobs end")
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    ticks: list[threading.Thread] = []
+
+    def start_tick(now: datetime) -> None:
+        def work() -> None:
+            _out(engine.tick(now).summary())
+
+        thread = threading.Thread(target=work, name=f"tick-{_stamp(now)}")
+        thread.start()
+        ticks.append(thread)
+        ticks[:] = [t for t in ticks if t.is_alive()]
+
+    with _engine(args, store) as engine:
+        _err(f"{_stamp(_now())} serving {store.url} every {args.interval} min (Ctrl-C to stop)")
+        # Catch up at once on what came due while no runner was up, then tick on boundaries.
+        start_tick(_now())
+        boundary = _next_boundary(_now(), args.interval)
+        while not stop.is_set():
+            if stop.wait(max(0.0, (boundary - _now()).total_seconds())):
+                break
+            # Ticks may overlap when jobs run long; claims keep every occurrence single.
+            start_tick(boundary)
+            boundary = _next_boundary(max(boundary, _now()), args.interval)
+        for thread in ticks:
+            thread.join()
+    _err(f"{_stamp(_now())} stopped")
+    return EXIT_OK
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    store = _store(args)
+    rows = list(inventory(store, _instant(args.now, "--now")))
+    if args.json:
+        print(json.dumps([row.to_json() for row in rows], indent=2))
+        return EXIT_OK
+    if not rows:
+        print(f"no jobs in {store.url}")
+        return EXIT_OK
+    table = [("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "STATUS")]
+    for row in rows:
+        when = row.when or "-"
+        if row.timezone and row.timezone != "UTC":
+            when += f" ({row.timezone})"
+        runs = f"{row.runs}/{row.max_runs or '∞'}"
+        status = row.status + (f": {row.error}" if row.error else "")
+        table.append((row.key, when, _stamp(row.next_run), _stamp(row.last_run), runs, status))
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
+    return EXIT_OK
+
+
+def _read_job_file(path: str) -> bytes:
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+        if size > DEFAULT_MAX_JOB_BYTES:
+            raise JobTooLargeError(f"{size} bytes is over the {DEFAULT_MAX_JOB_BYTES}-byte limit")
+        return file.read_bytes()
+    except OSError as exc:
+        if isinstance(exc, LambdacronError):
+            raise
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def _file_problems(path: str, now: datetime) -> list[str]:
+    try:
+        body = _read_job_file(path)
+    except JobTooLargeError as exc:
+        return [f"{path}: {exc}"]
+    job, problems, _ = load(Path(path).name, body)
+    if job is not None:
+        try:
+            validate(job.when, job.timezone, now)
+        except ScheduleError as exc:
+            return [f"{path}: when: {exc}"]
+    return describe_problems(path, problems)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    now = _now()
+    failed = False
+    for path in args.files:
+        problems = _file_problems(path, now)
+        failed = failed or bool(problems)
+        for line in problems or [f"{path}: ok"]:
+            print(line)
+    return EXIT_PROBLEMS if failed else EXIT_OK
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    store = _store(args)
+    problems = _file_problems(args.file, _now())
+    if problems:
+        for line in problems:
+            _err(line)
+        return EXIT_USAGE
+    _, _, document = load(args.file, _read_job_file(args.file))
+    key = add(store, document, args.key or Path(args.file).name)
+    print(f"added {key}")
+    return EXIT_OK
+
+
+def _cmd_rm(args: argparse.Namespace) -> int:
+    cancel(_store(args), args.key)
+    print(f"removed {args.key}")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    sys.stdout.write(encode(get(_store(args), args.key)).decode("utf-8"))
+    return EXIT_OK
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    store = _store(args, create=True)
+    try:
+        add(store, HELLO_JOB, "hello.json")
+        print(
+            f"created {store.url} with hello.json (runs every minute); "
+            f"now run: lambdacron serve" + (f" --store {args.store}" if args.store else "")
+        )
+    except LambdacronError:
+        print(f"{store.url} already has hello.json")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +304,62 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lambdacron {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--store", help="job store: a directory (default: $LAMBDACRON_STORE, else ./jobs)"
+        )
+        return p
+
+    def with_workers(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--workers",
+            type=_positive,
+            default=DEFAULT_WORKERS,
+            help=f"jobs run at once (default {DEFAULT_WORKERS})",
+        )
+
     nxt = commands.add_parser("next", help="print the next fire times of a schedule expression")
     nxt.add_argument("expression", help="e.g. '30 18 * * *', 'rate(5 minutes)', 'at(...)'")
     nxt.add_argument("--count", type=_positive, default=5, help="how many (default 5)")
     nxt.add_argument("--after", help="ISO 8601 start, exclusive (default: now)")
     nxt.add_argument("--tz", default="UTC", help="IANA time zone of the schedule and output")
     nxt.set_defaults(func=_cmd_next)
+
+    tick = with_store(commands.add_parser("tick", help="run one pass over the store"))
+    tick.add_argument("--now", help="pretend it is this time (ISO 8601; default: now)")
+    tick.add_argument("--json", action="store_true", help="print the summary as JSON")
+    with_workers(tick)
+    tick.set_defaults(func=_cmd_tick)
+
+    serve = with_store(commands.add_parser("serve", help="tick on every interval until stopped"))
+    serve.add_argument("--interval", type=_positive, default=1, help="minutes (default 1)")
+    with_workers(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    ls = with_store(commands.add_parser("ls", help="list jobs with next and last run"))
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--now", help=argparse.SUPPRESS)
+    ls.set_defaults(func=_cmd_ls)
+
+    add_p = with_store(commands.add_parser("add", help="validate a job file and add it"))
+    add_p.add_argument("file")
+    add_p.add_argument("--key", help="key in the store (default: the file's name)")
+    add_p.set_defaults(func=_cmd_add)
+
+    rm = with_store(commands.add_parser("rm", help="remove a job"))
+    rm.add_argument("key")
+    rm.set_defaults(func=_cmd_rm)
+
+    show = with_store(commands.add_parser("show", help="print a job as stored"))
+    show.add_argument("key")
+    show.set_defaults(func=_cmd_show)
+
+    val = commands.add_parser("validate", help="check job files; exit 1 on any problem")
+    val.add_argument("files", nargs="+", metavar="FILE")
+    val.set_defaults(func=_cmd_validate)
+
+    init = with_store(commands.add_parser("init", help="create the store with a hello job"))
+    init.set_defaults(func=_cmd_init)
     return parser
 
 
@@ -63,7 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except LambdacronError as exc:
         # A user's mistake gets one clear line, never a traceback.
-        print(f"lambdacron: {exc}", file=sys.stderr)
+        _err(f"lambdacron: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return EXIT_OK

@@ -10,6 +10,7 @@ that describes it best, so callers may catch either::
      └── StoreError (OSError)            the job store failed
           ├── InvalidKeyError (ValueError)    a key escapes the store or is not a job key
           ├── JobNotFoundError (KeyError)     the key does not exist (any more)
+          ├── JobTooLargeError                the file is larger than the store's size limit
           └── ConflictError                   a conditional write lost: someone else changed the job
 
 Third-party errors (OSError from the file system, botocore's ClientError) are
@@ -57,6 +58,10 @@ class JobNotFoundError(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else "job not found"
+
+
+class JobTooLargeError(StoreError):
+    """The job file is larger than the store accepts; it was not read."""
 
 
 class ConflictError(StoreError):

@@ -1,0 +1,67 @@
+"""The action interface: how a job's ``run`` is carried out.
+
+An action never raises for a job's own failure: a missing executable, a non-zero exit or
+a Python exception are all results. It raises only for bugs in lambdacron itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..job import ActionSpec, RunType, Status
+
+#: How much of a run's output is kept: the last 4 KiB of stdout and stderr together.
+OUTPUT_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run knows about its occurrence. Targets get it too, to de-duplicate."""
+
+    key: str
+    scheduled: datetime
+    execution: int
+    timeout: float
+    started: datetime
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "LAMBDACRON_JOB": self.key,
+            "LAMBDACRON_SCHEDULED_TIME": self.scheduled.isoformat().replace("+00:00", "Z"),
+            "LAMBDACRON_EXECUTION": str(self.execution),
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Status
+    started: datetime
+    duration_ms: int
+    exit_code: int | None = None
+    output: str = ""
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "started": self.started.isoformat().replace("+00:00", "Z"),
+            "duration_ms": self.duration_ms,
+            "output": self.output,
+            "error": self.error,
+        }
+
+
+class Action(ABC):
+    run_type: RunType
+
+    @abstractmethod
+    def run(self, spec: ActionSpec, context: RunContext) -> Result:
+        """Carry out ``spec``; block until it ends or times out."""
+
+
+ActionRegistry = Mapping[RunType, Action]

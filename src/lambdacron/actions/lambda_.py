@@ -1,0 +1,105 @@
+"""``"type": "lambda"``: invoke another AWS Lambda function with the job's payload.
+
+boto3 is imported only when a lambda job actually runs, so the local runner never needs
+it. The client is injectable (a factory), which the tests use to point it at a local
+Lambda API server.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..job import ActionSpec, LambdaSpec, RunType, Status
+from .base import OUTPUT_LIMIT, Action, Result, RunContext
+
+ClientFactory = Callable[[], Any]
+#: ClientContext is limited to 3,583 bytes of base64 by the Invoke API.
+_CLIENT_CONTEXT_LIMIT = 3583
+
+
+def default_lambda_client() -> Any:
+    import boto3  # lazy: only lambda jobs need it
+    from botocore.config import Config
+
+    return boto3.client("lambda", config=Config(retries={"mode": "standard"}))
+
+
+class LambdaAction(Action):
+    run_type = RunType.LAMBDA
+
+    def __init__(self, client_factory: ClientFactory = default_lambda_client) -> None:
+        self._factory = client_factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get_client(self) -> Any:
+        with self._lock:  # boto3 clients are thread-safe; creating one is not
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
+
+    @staticmethod
+    def client_context(context: RunContext) -> str:
+        custom = {
+            "lambdacron_job": context.key,
+            "lambdacron_scheduled_time": context.environment()["LAMBDACRON_SCHEDULED_TIME"],
+            "lambdacron_execution": str(context.execution),
+        }
+        encoded = base64.b64encode(json.dumps({"custom": custom}).encode()).decode()
+        if len(encoded) > _CLIENT_CONTEXT_LIMIT:  # a very long key: keep what dedup needs
+            custom["lambdacron_job"] = custom["lambdacron_job"][-1024:]
+            encoded = base64.b64encode(json.dumps({"custom": custom}).encode()).decode()
+        return encoded
+
+    def run(self, spec: ActionSpec, context: RunContext) -> Result:
+        assert isinstance(spec, LambdaSpec)
+        begin = time.monotonic()
+
+        def elapsed() -> int:
+            return int((time.monotonic() - begin) * 1000)
+
+        try:
+            client = self._get_client()
+            response = client.invoke(
+                FunctionName=spec.function,
+                InvocationType=spec.invocation_type.value,
+                Payload=json.dumps(spec.payload).encode("utf-8"),
+                ClientContext=self.client_context(context),
+            )
+        except ImportError:
+            return Result(
+                Status.ERROR,
+                context.started,
+                elapsed(),
+                error="boto3 is not installed: pip install 'lambdacron[aws]'",
+            )
+        except Exception as exc:  # botocore raises many types; all are the job's result
+            return Result(
+                Status.ERROR,
+                context.started,
+                elapsed(),
+                error=f"invoke {spec.function}: {type(exc).__name__}: {exc}"[:1000],
+            )
+        status_code = response.get("StatusCode")
+        body = b""
+        stream = response.get("Payload")
+        if stream is not None:
+            # Bounded: keep at most the output limit of the response.
+            body = stream.read(OUTPUT_LIMIT + 1)
+        output = body[:OUTPUT_LIMIT].decode("utf-8", errors="replace")
+        function_error = response.get("FunctionError")
+        if function_error:
+            return Result(
+                Status.FAILED,
+                context.started,
+                elapsed(),
+                status_code,
+                output,
+                f"function error: {function_error}",
+            )
+        return Result(Status.OK, context.started, elapsed(), status_code, output)

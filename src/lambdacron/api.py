@@ -1,0 +1,102 @@
+"""Scheduling from code: create, read and cancel jobs in a store.
+
+The order bot of the original README schedules the order-placing Lambda for the time the
+customer chose::
+
+    from lambdacron import open_store, schedule
+    store = open_store("s3://my-bucket/jobs/")
+    key = schedule(store, when="at(2026-12-01T18:30:00)", timezone="Europe/Berlin",
+                   lambda_arn="arn:aws:lambda:eu-central-1:123456789012:function:place-order",
+                   payload={"order": 1234})
+
+``lambdacron add``, ``rm`` and ``show`` are these same functions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import JobError, UsageError
+from .job import RUNNER_FIELDS, decode, encode, problems_of
+from .store.base import Store
+
+
+def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> str:
+    """Validate ``document`` and create it as a new job. Returns the key.
+
+    Create-only: an existing key raises ConflictError rather than being overwritten.
+    Without ``key`` a unique one is generated.
+    """
+    key = store.check_key(key if key is not None else f"{uuid.uuid4().hex}.json")
+    stray = [name for name in ("claim",) if name in document]
+    if stray:
+        raise JobError("claim", "a new job must not carry a runner's claim")
+    _, problems = problems_of(key, dict(document))
+    if problems:
+        raise problems[0]
+    store.create(key, encode(document))
+    return key
+
+
+def schedule(
+    store: Store,
+    when: str,
+    *,
+    command: Sequence[str] | None = None,
+    python: str | None = None,
+    lambda_arn: str | None = None,
+    payload: Any = None,
+    invocation_type: str = "Event",
+    timezone: str = "UTC",
+    max_number_executions: int | None = None,
+    timeout_seconds: float | None = None,
+    key: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """Build a job from arguments and :func:`add` it. Give exactly one of command, python,
+    lambda_arn. ``extra`` fields are stored as they are (your own bookkeeping)."""
+    given = [
+        name
+        for name, value in (("command", command), ("python", python), ("lambda_arn", lambda_arn))
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise UsageError("schedule(): give exactly one of command, python, lambda_arn")
+    details: dict[str, Any]
+    if command is not None:
+        run_type, details = "command", {"command": list(command)}
+    elif python is not None:
+        run_type, details = "python", {"script": python}
+    else:
+        run_type = "lambda"
+        details = {
+            "arn": lambda_arn,
+            "payload": {} if payload is None else payload,
+            "invocation_type": invocation_type,
+        }
+    document: dict[str, Any] = {
+        **(extra or {}),
+        "when": when,
+        "timezone": timezone,
+        "run": {"type": run_type, "details": details},
+    }
+    if max_number_executions is not None:
+        document["max_number_executions"] = max_number_executions
+    if timeout_seconds is not None:
+        document["timeout_seconds"] = timeout_seconds
+    clash = set(document) & set(RUNNER_FIELDS)
+    if clash:
+        raise UsageError(f"schedule(): extra must not set runner fields {sorted(clash)}")
+    return add(store, document, key)
+
+
+def get(store: Store, key: str) -> Any:
+    """The job's document as stored (runner fields included)."""
+    return decode(store.read(store.check_key(key)).body)
+
+
+def cancel(store: Store, key: str) -> None:
+    """Delete the job. JobNotFoundError if there is none."""
+    store.delete(store.check_key(key))

@@ -1,0 +1,79 @@
+"""What ``lambdacron ls`` shows: every job with its schedule and state, valid or not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..errors import JobNotFoundError, StoreError
+from ..job import iso, load
+from ..store.base import Store
+from .tick import due_occurrence, window_start
+
+
+@dataclass(frozen=True)
+class JobRow:
+    key: str
+    when: str | None = None
+    timezone: str | None = None
+    next_run: datetime | None = None
+    last_run: datetime | None = None
+    runs: int = 0
+    max_runs: int = 0
+    status: str = ""
+    enabled: bool = True
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "when": self.when,
+            "timezone": self.timezone,
+            "next_run": iso(self.next_run) if self.next_run else None,
+            "last_run": iso(self.last_run) if self.last_run else None,
+            "runs": self.runs,
+            "max_number_executions": self.max_runs,
+            "status": self.status,
+            "enabled": self.enabled,
+            "error": self.error,
+        }
+
+
+def inventory(store: Store, now: datetime) -> Iterator[JobRow]:
+    for entry in sorted(store.list(), key=lambda e: e.key):
+        try:
+            doc = store.read(entry.key)
+        except JobNotFoundError:
+            continue
+        except StoreError as exc:
+            yield JobRow(entry.key, status="unreadable", error=str(exc))
+            continue
+        job, problems, _ = load(entry.key, doc.body)
+        if job is None:
+            yield JobRow(entry.key, status="invalid", error="; ".join(map(str, problems)))
+            continue
+        state = job.state
+        status = str(state.last_result.get("status", "")) if state.last_result else "never run"
+        if state.claim is not None:
+            status = "running"
+        next_run = None
+        if job.enabled and not job.exhausted:
+            # What the next tick at or after `now` would run: an overdue occurrence, else
+            # the next one.
+            next_run = due_occurrence(job, doc.version.modified, now)
+            if next_run is None:
+                start = window_start(job, doc.version.modified)
+                next_run = job.schedule.next_after(max(now, start) if start else now)
+        yield JobRow(
+            entry.key,
+            job.when,
+            job.timezone,
+            next_run,
+            state.last_run,
+            state.execution_count,
+            job.max_number_executions,
+            status if job.enabled else "disabled",
+            job.enabled,
+        )

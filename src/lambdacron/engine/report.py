@@ -1,0 +1,106 @@
+"""What a tick did: per-job outcomes and the summary counts."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from ..job import Status
+
+
+class Outcome(StrEnum):
+    NOT_DUE = "not_due"
+    DISABLED = "disabled"
+    EXHAUSTED = "exhausted"  # reached max_number_executions but could not be deleted
+    RUNNING = "running"  # a previous run of this job is still going
+    LOST = "lost"  # another runner claimed the occurrence first
+    RAN = "ran"
+    INVALID = "invalid"
+    STORE_ERROR = "store_error"
+    SKIPPED_DEADLINE = "skipped_deadline"  # not enough time left in this tick to start it
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One line of the tick's log."""
+
+    key: str
+    outcome: Outcome
+    message: str = ""
+    scheduled: datetime | None = None
+    status: Status | None = None
+    deleted: bool = False
+    interrupted: bool = False  # a dead claim of an earlier run was found and recorded
+    output: str = ""  # the tail of the run's output
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    seen: int = 0
+    due: int = 0
+    ran: int = 0
+    failed: int = 0
+    invalid: int = 0
+    store_errors: int = 0
+    deleted: int = 0
+    interrupted: int = 0
+    skipped: int = 0
+    duration_s: float = 0.0
+    events: list[JobEvent] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, event: JobEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+            self.deleted += event.deleted
+            self.interrupted += event.interrupted
+            match event.outcome:
+                case Outcome.RAN:
+                    self.ran += 1
+                    self.failed += event.status is not Status.OK
+                case Outcome.INVALID:
+                    self.invalid += 1
+                case Outcome.STORE_ERROR:
+                    self.store_errors += 1
+                case Outcome.LOST | Outcome.RUNNING | Outcome.SKIPPED_DEADLINE:
+                    self.skipped += 1
+                case _:
+                    pass
+
+    def summary(self) -> str:
+        stamp = self.now.isoformat().replace("+00:00", "Z")
+        parts = [
+            f"tick {stamp}: {self.seen} jobs",
+            f"{self.due} due",
+            f"{self.ran} ran",
+            f"{self.failed} failed",
+            f"{self.invalid} invalid",
+        ]
+        for name in ("skipped", "deleted", "interrupted", "store_errors"):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{value} {name.replace('_', ' ')}")
+        return ", ".join(parts) + f" in {self.duration_s:.2f} s"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "now": self.now.isoformat(),
+            **{
+                n: getattr(self, n)
+                for n in (
+                    "seen",
+                    "due",
+                    "ran",
+                    "failed",
+                    "invalid",
+                    "store_errors",
+                    "deleted",
+                    "interrupted",
+                    "skipped",
+                )
+            },
+            "duration_s": round(self.duration_s, 3),
+        }

@@ -1,0 +1,445 @@
+"""The tick: find the jobs whose time has come, claim, run, write back.
+
+The rule (README, "Semantics"): at a tick with time ``now``, a job runs for the latest
+occurrence ``t`` in the window ``(start, now]``, where ``start`` is the later of the last
+occurrence it ran for and the time its schedule took effect (when the file was placed, or
+its ``when``/``timezone``/``enabled`` last changed). Missed occurrences are coalesced into
+that one run. A one-time ``at()`` job ignores the placement time, so a past ``at()`` still
+runs once.
+
+At most once: before running, the runner records ``last_scheduled = t`` and a ``claim`` with
+a conditional write. Whoever loses the write re-reads and sees the occurrence taken. A runner
+that dies after claiming leaves the claim behind; a later tick finds it dead (past its
+deadline, or its process gone on this host) and records the run as ``interrupted``. It is
+never run again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..actions.base import ActionRegistry, RunContext
+from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, ScheduleError, StoreError
+from ..job import (
+    Claim,
+    Job,
+    Status,
+    claim_to_json,
+    encode,
+    fingerprint_of,
+    iso,
+    load,
+    with_runner_fields,
+)
+from ..schedule import parse_instant
+from ..store.base import Store, Version
+from .report import JobEvent, Outcome, TickReport
+
+Clock = Callable[[], datetime]
+#: A claim outlives its run's timeout by this much before it is presumed dead.
+CLAIM_GRACE = timedelta(seconds=120)
+DEFAULT_WORKERS = 8
+_WRITE_ATTEMPTS = 5
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def schedule_since(job: Job, placed: datetime) -> datetime:
+    """When the job's current schedule took effect: the recorded time while the schedule is
+    unchanged, else ``placed`` (the file's modification time: its creation or last edit)."""
+    if job.state.scheduled_from is not None:
+        fingerprint, recorded = job.state.scheduled_from
+        if fingerprint == job.fingerprint:
+            return recorded
+    return placed
+
+
+def window_start(job: Job, placed: datetime) -> datetime | None:
+    """The exclusive start of the window in which an occurrence of ``job`` is due."""
+    last = job.state.last_scheduled
+    if job.schedule.one_time:
+        return last
+    since = schedule_since(job, placed)
+    return since if last is None else max(since, last)
+
+
+def due_occurrence(job: Job, placed: datetime, now: datetime) -> datetime | None:
+    """The occurrence this tick should run, or None. Pure: time is passed in."""
+    if not job.enabled or job.exhausted:
+        return None
+    return job.schedule.latest_in(window_start(job, placed), now)
+
+
+def _ran_later(document: dict[str, Any], scheduled: datetime) -> bool:
+    value = document.get("last_scheduled")
+    if not isinstance(value, str):
+        return False
+    try:
+        return parse_instant(value, UTC) > scheduled
+    except ScheduleError:
+        return False
+
+
+@dataclass
+class _Candidate:
+    key: str
+    document: dict[str, Any]
+    version: Version
+    job: Job
+    scheduled: datetime
+
+
+class Engine:
+    """Runs ticks against one store. Safe to run ticks concurrently, in one process or many."""
+
+    def __init__(
+        self,
+        store: Store,
+        actions: ActionRegistry,
+        *,
+        clock: Clock,
+        workers: int = DEFAULT_WORKERS,
+        log: Callable[[JobEvent], None] | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+        is_alive: Callable[[int], bool] = pid_alive,
+        time_left: Callable[[], float] | None = None,
+        start_margin: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.actions = actions
+        self.clock = clock
+        self.log = log or (lambda event: None)
+        self.host = host or socket.gethostname()
+        self.pid = os.getpid() if pid is None else pid
+        self.is_alive = is_alive
+        self.time_left = time_left
+        self.start_margin = start_margin
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Wait for running jobs to finish (or time out), then release the workers."""
+        self._closed.set()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the tick
+
+    def tick(self, now: datetime) -> TickReport:
+        begin = time.monotonic()
+        report = TickReport(now=now)
+        futures: list[Future[None]] = []
+        try:
+            entries = list(self.store.list())
+        except StoreError as exc:
+            self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"cannot list the store: {exc}"))
+            entries = []
+        for entry in entries:
+            report.seen += 1
+            candidate = self._consider(entry.key, report, now)
+            if candidate is not None:
+                report.due += 1
+                futures.append(self._pool.submit(self._guarded, candidate, report, now))
+        for future in futures:
+            future.result()
+        report.duration_s = time.monotonic() - begin
+        return report
+
+    def _emit(self, report: TickReport, event: JobEvent) -> None:
+        report.add(event)
+        self.log(event)
+
+    def _claim_is_live(self, claim: Claim) -> bool:
+        if self.clock() > claim.deadline:
+            return False
+        return claim.host != self.host or self.is_alive(claim.pid)
+
+    def _consider(self, key: str, report: TickReport, now: datetime) -> _Candidate | None:
+        """Read one job and decide; records a dead claim as interrupted on the way."""
+        try:
+            doc = self.store.read(key)
+        except JobNotFoundError:
+            report.seen -= 1  # deleted between the listing and the read
+            return None
+        except JobTooLargeError as exc:
+            self._emit(report, JobEvent(key, Outcome.INVALID, str(exc).removeprefix(f"{key}: ")))
+            return None
+        except StoreError as exc:
+            self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
+            return None
+        job, problems, document = load(key, doc.body)
+        if job is None:
+            self._emit(report, JobEvent(key, Outcome.INVALID, "; ".join(map(str, problems))))
+            return None
+        if job.run_type not in self.actions:
+            self._emit(
+                report,
+                JobEvent(
+                    key,
+                    Outcome.INVALID,
+                    f"run.type: {job.run_type.value!r} is not allowed by this runner",
+                ),
+            )
+            return None
+        version = doc.version
+        claim = job.state.claim
+        if claim is not None:
+            if self._claim_is_live(claim):
+                self._emit(
+                    report,
+                    JobEvent(
+                        key, Outcome.RUNNING, "the previous run is still going", claim.scheduled
+                    ),
+                )
+                return None
+            marked = self._mark_interrupted(job, document, version, claim, report)
+            if marked is None:
+                return None
+            document, version = marked
+            job, _, _ = load(key, encode(document))
+            assert job is not None  # only runner fields changed
+        scheduled = due_occurrence(job, version.modified, now)
+        if scheduled is None:
+            if not job.enabled:
+                report.add(JobEvent(key, Outcome.DISABLED))
+            elif job.exhausted:
+                report.add(JobEvent(key, Outcome.EXHAUSTED))
+            return None
+        return _Candidate(key, document, version, job, scheduled)
+
+    @staticmethod
+    def _scheduled_from(job: Job, version: Version) -> dict[str, str]:
+        return {"fingerprint": job.fingerprint, "since": iso(schedule_since(job, version.modified))}
+
+    def _mark_interrupted(
+        self, job: Job, document: dict[str, Any], version: Version, claim: Claim, report: TickReport
+    ) -> tuple[dict[str, Any], Version] | None:
+        key = job.key
+        reason = f"the runner ({claim.host} pid {claim.pid}) stopped before the run finished"
+        result = {
+            "status": Status.INTERRUPTED.value,
+            "exit_code": None,
+            "started": iso(claim.started),
+            "duration_ms": None,
+            "output": "",
+            "error": reason,
+        }
+        # Every runner write records when the schedule took effect, because the write
+        # itself moves the file's modification time.
+        fields = {
+            "last_result": result,
+            "claim": None,
+            "scheduled_from": self._scheduled_from(job, version),
+        }
+        updated = with_runner_fields(document, fields)
+        try:
+            new_version = self.store.write(key, encode(updated), version)
+        except (ConflictError, JobNotFoundError):
+            return None  # someone else got there first; the next tick sees their state
+        except StoreError as exc:
+            self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
+            return None
+        self._emit(
+            report,
+            JobEvent(
+                key,
+                Outcome.NOT_DUE,
+                reason,
+                claim.scheduled,
+                Status.INTERRUPTED,
+                interrupted=True,
+            ),
+        )
+        return updated, new_version
+
+    # ------------------------------------------------------------------ one run
+
+    def _guarded(self, candidate: _Candidate, report: TickReport, now: datetime) -> None:
+        try:
+            self._claim_and_run(candidate, report, now)
+        except Exception as exc:  # a bug in lambdacron must not take the tick down with it
+            self._emit(
+                report,
+                JobEvent(
+                    candidate.key,
+                    Outcome.STORE_ERROR,
+                    f"internal error: {type(exc).__name__}: {exc}",
+                ),
+            )
+
+    def _claim(
+        self, c: _Candidate, now: datetime, report: TickReport
+    ) -> tuple[_Candidate, Claim, dict[str, Any], Version] | None:
+        for _ in range(_WRITE_ATTEMPTS):
+            if self.time_left is not None and (
+                self.time_left() < c.job.timeout_seconds + self.start_margin
+            ):
+                self._emit(
+                    report,
+                    JobEvent(
+                        c.key,
+                        Outcome.SKIPPED_DEADLINE,
+                        "not enough time left in this tick; runs at the next",
+                        c.scheduled,
+                    ),
+                )
+                return None
+            started = self.clock()
+            claim = Claim(
+                uuid.uuid4().hex,
+                c.scheduled,
+                self.host,
+                self.pid,
+                started,
+                started + timedelta(seconds=c.job.timeout_seconds) + CLAIM_GRACE,
+            )
+            fields = {
+                "execution_count": c.job.state.execution_count + 1,
+                "last_run": iso(now),
+                "last_scheduled": iso(c.scheduled),
+                "scheduled_from": self._scheduled_from(c.job, c.version),
+                "claim": claim_to_json(claim),
+            }
+            claimed = with_runner_fields(c.document, fields)
+            try:
+                version = self.store.write(c.key, encode(claimed), c.version)
+                return c, claim, claimed, version
+            except JobNotFoundError:
+                return None  # deleted before it ran: nothing to do
+            except ConflictError:
+                # Lost the race, or the user edited the file: decide again on fresh state.
+                fresh = self._reconsider(c.key, now)
+                if fresh is None:
+                    self._emit(
+                        report,
+                        JobEvent(c.key, Outcome.LOST, "claimed by another runner", c.scheduled),
+                    )
+                    return None
+                c = fresh
+            except StoreError as exc:
+                self._emit(report, JobEvent(c.key, Outcome.STORE_ERROR, str(exc), c.scheduled))
+                return None
+        self._emit(report, JobEvent(c.key, Outcome.LOST, "the file keeps changing", c.scheduled))
+        return None
+
+    def _reconsider(self, key: str, now: datetime) -> _Candidate | None:
+        try:
+            doc = self.store.read(key)
+        except StoreError:
+            return None
+        job, _, document = load(key, doc.body)
+        if job is None or job.state.claim is not None or job.run_type not in self.actions:
+            return None
+        scheduled = due_occurrence(job, doc.version.modified, now)
+        if scheduled is None:
+            return None
+        return _Candidate(key, document, doc.version, job, scheduled)
+
+    def _claim_and_run(self, candidate: _Candidate, report: TickReport, now: datetime) -> None:
+        claimed = self._claim(candidate, now, report)
+        if claimed is None:
+            return
+        c, claim, document, version = claimed
+        execution = c.job.state.execution_count + 1
+        context = RunContext(c.key, c.scheduled, execution, c.job.timeout_seconds, claim.started)
+        result = self.actions[c.job.run_type].run(c.job.action, context)
+        fields = {
+            name: document.get(name)
+            for name in ("execution_count", "last_run", "last_scheduled", "scheduled_from")
+        }
+        fields.update({"last_result": result.to_json(), "claim": None})
+        written = self._write_back(c.key, document, version, claim, fields, report)
+        deleted = False
+        if (
+            written is not None
+            and not written[1]
+            and c.job.max_number_executions > 0
+            and execution >= c.job.max_number_executions
+        ):
+            try:
+                self.store.delete(c.key, written[0])
+                deleted = True
+            except (ConflictError, JobNotFoundError):
+                pass  # edited or removed meanwhile: the user's version stands
+            except StoreError as exc:
+                self._emit(report, JobEvent(c.key, Outcome.STORE_ERROR, str(exc), c.scheduled))
+        message: str = result.error or ""
+        if written is None:
+            message = (
+                message + "; " if message else ""
+            ) + "job changed meanwhile; result not written"
+        self._emit(
+            report,
+            JobEvent(
+                c.key,
+                Outcome.RAN,
+                message,
+                c.scheduled,
+                result.status,
+                deleted=deleted,
+                output=result.output,
+            ),
+        )
+
+    def _write_back(
+        self,
+        key: str,
+        document: dict[str, Any],
+        version: Version,
+        claim: Claim,
+        fields: dict[str, Any],
+        report: TickReport,
+    ) -> tuple[Version, bool] | None:
+        """Write the result. Returns (new version, merged into a user's edit) or None."""
+        current, merged = document, False
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                return self.store.write(
+                    key, encode(with_runner_fields(current, fields)), version
+                ), merged
+            except (ConflictError, JobNotFoundError):
+                pass
+            except StoreError as exc:
+                self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
+                return None
+            # The user edited (or deleted) the file during the run: keep their version and
+            # merge in only the runner's fields. A deleted job is not resurrected.
+            try:
+                fresh = self.store.read(key)
+            except StoreError:
+                return None
+            _, _, fresh_document = load(key, fresh.body)
+            if not isinstance(fresh_document, dict):
+                return None  # their edit is not even a JSON object; leave it be
+            other = fresh_document.get("claim")
+            if isinstance(other, dict) and other.get("id") != claim.id:
+                return None  # another runner has taken the job over since
+            if _ran_later(fresh_document, claim.scheduled):
+                return None  # a later occurrence has run meanwhile; its state is newer
+            if fingerprint_of(fresh_document) != fingerprint_of(document):
+                fields = {**fields, "scheduled_from": None}  # the schedule changed: restart
+            current, version, merged = fresh_document, fresh.version, True
+        return None

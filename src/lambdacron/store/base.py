@@ -1,0 +1,77 @@
+"""The job store interface. The engine touches jobs only through it.
+
+A store maps keys (``orders/2026/abc.json``) to JSON documents. Every read returns a
+version token; writes and deletes are conditional on it, which is how overlapping runners
+agree on who claimed an occurrence: the second writer gets ConflictError, never a
+silent overwrite.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+#: Default cap on a job file's size; larger files are refused before they are read whole.
+DEFAULT_MAX_JOB_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Version:
+    """An opaque token that changes whenever the document changes, and when it changed."""
+
+    token: str
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One job as a listing sees it, without its body."""
+
+    key: str
+    version: Version
+    size: int
+
+
+@dataclass(frozen=True)
+class Document:
+    key: str
+    body: bytes
+    version: Version
+
+
+class Store(ABC):
+    """Where job files live. Implementations: LocalStore (a directory), S3Store."""
+
+    max_job_bytes: int = DEFAULT_MAX_JOB_BYTES
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """How a person names this store (a path, ``s3://bucket/prefix/``)."""
+
+    @abstractmethod
+    def check_key(self, key: str) -> str:
+        """Return the normalised key, or raise InvalidKeyError."""
+
+    @abstractmethod
+    def list(self) -> Iterator[Entry]:
+        """Every job key with its version, in no particular order."""
+
+    @abstractmethod
+    def read(self, key: str) -> Document:
+        """The document; JobNotFoundError if absent, StoreError if larger than max_job_bytes."""
+
+    @abstractmethod
+    def create(self, key: str, body: bytes) -> Version:
+        """Create a new job; ConflictError if the key exists."""
+
+    @abstractmethod
+    def write(self, key: str, body: bytes, expected: Version) -> Version:
+        """Replace the job if it is still at ``expected``; ConflictError otherwise,
+        JobNotFoundError if it was deleted."""
+
+    @abstractmethod
+    def delete(self, key: str, expected: Version | None = None) -> None:
+        """Delete the job, only if still at ``expected`` when given; ConflictError otherwise."""

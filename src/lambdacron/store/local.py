@@ -1,0 +1,223 @@
+"""The embedded default store: a directory of JSON files.
+
+Writes are atomic (a temporary file, fsync, rename), so a reader sees the old file or the
+new one, never a torn one. Conditional writes hold an exclusive ``flock`` on
+``.lambdacron/lock`` while they compare the version and rename, so two runners on one
+machine cannot both win a claim. The version token is inode, mtime and size: a rename
+always makes a new inode, and a user's in-place edit changes mtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from ..errors import (
+    ConflictError,
+    InvalidKeyError,
+    JobNotFoundError,
+    JobTooLargeError,
+    StoreError,
+)
+from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
+
+INTERNAL_DIR = ".lambdacron"
+MAX_KEY_LENGTH = 1024
+
+
+def _version(st: os.stat_result) -> Version:
+    return Version(
+        f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}",
+        datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+    )
+
+
+class LocalStore(Store):
+    def __init__(
+        self, root: Path, *, create: bool = False, max_job_bytes: int = DEFAULT_MAX_JOB_BYTES
+    ) -> None:
+        self.max_job_bytes = max_job_bytes
+        if create:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"store {str(root)!r}: cannot create it: {exc.strerror}") from exc
+        if not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise StoreError(f"store {str(root)!r} {what} (create it, or run 'lambdacron init')")
+        self.root = root.resolve()
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
+    # -- keys
+
+    def check_key(self, key: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise InvalidKeyError("key: must be a non-empty relative path ending in .json")
+        if "\\" in key or "\0" in key or len(key) > MAX_KEY_LENGTH:
+            raise InvalidKeyError(f"key {key!r}: use '/' separators and printable names")
+        pure = PurePosixPath(key)
+        if pure.is_absolute():
+            raise InvalidKeyError(f"key {key!r}: must be relative to the store, not absolute")
+        parts = pure.parts
+        if any(part in ("..", ".") for part in key.split("/")):
+            raise InvalidKeyError(f"key {key!r}: must not contain '.' or '..' components")
+        if any(part.startswith(".") for part in parts):
+            raise InvalidKeyError(f"key {key!r}: names starting with '.' are reserved")
+        if not key.endswith(".json") or key.endswith("/.json"):
+            raise InvalidKeyError(f"key {key!r}: job keys end in .json")
+        return str(pure)
+
+    def _path(self, key: str) -> Path:
+        path = self.root / self.check_key(key)
+        # A symlink (of the file or of a folder on the way) must not lead out of the store.
+        real = Path(os.path.realpath(path))
+        if real != self.root and self.root not in real.parents:
+            raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
+        return path
+
+    # -- locking
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        internal = self.root / INTERNAL_DIR
+        try:
+            internal.mkdir(exist_ok=True)
+            fd = os.open(internal / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"store {self.url!r}: cannot lock: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    # -- reading
+
+    def list(self) -> Iterator[Entry]:
+        for folder, dirs, files in os.walk(self.root, onerror=self._walk_error):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            rel_folder = Path(folder).relative_to(self.root)
+            for name in sorted(files):
+                if name.startswith(".") or not name.endswith(".json"):
+                    continue
+                key = (rel_folder / name).as_posix()
+                try:
+                    path = self._path(key)
+                    st = path.stat()
+                except (InvalidKeyError, FileNotFoundError):
+                    continue  # a link out of the store, or deleted while we walked
+                except OSError as exc:
+                    raise StoreError(f"{key}: cannot stat: {exc.strerror}") from exc
+                if stat.S_ISREG(st.st_mode):
+                    yield Entry(key, _version(st), st.st_size)
+
+    @staticmethod
+    def _walk_error(exc: OSError) -> None:
+        raise StoreError(f"cannot list {exc.filename!r}: {exc.strerror}") from exc
+
+    def read(self, key: str) -> Document:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise InvalidKeyError(f"{key}: not a regular file")
+                if st.st_size > self.max_job_bytes:
+                    raise JobTooLargeError(
+                        f"{key}: {st.st_size} bytes is over the {self.max_job_bytes}-byte limit"
+                    )
+                body = handle.read(self.max_job_bytes + 1)
+        except StoreError:
+            raise
+        except FileNotFoundError:
+            raise JobNotFoundError(f"{key}: no such job") from None
+        except IsADirectoryError:
+            raise InvalidKeyError(f"{key}: is a directory") from None
+        except OSError as exc:
+            raise StoreError(f"{key}: cannot read: {exc.strerror}") from exc
+        if len(body) > self.max_job_bytes:  # grew while we read it
+            raise JobTooLargeError(f"{key}: over the {self.max_job_bytes}-byte limit")
+        return Document(key, body, _version(st))
+
+    # -- writing
+
+    def _write_temp(self, path: Path, body: bytes) -> Path:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return temp
+
+    @staticmethod
+    def _sync_dir(folder: Path) -> None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _current(self, key: str, path: Path) -> os.stat_result:
+        try:
+            return path.stat()
+        except FileNotFoundError:
+            raise JobNotFoundError(f"{key}: no such job") from None
+
+    def create(self, key: str, body: bytes) -> Version:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self._write_temp(path, body)
+            try:
+                # link() fails if the name exists, even for writers that take no lock.
+                os.link(temp, path)
+            except FileExistsError:
+                raise ConflictError(f"{key}: a job with this key already exists") from None
+            finally:
+                temp.unlink(missing_ok=True)
+            self._sync_dir(path.parent)
+            return _version(path.stat())
+        except OSError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{key}: cannot create: {exc.strerror}") from exc
+
+    def write(self, key: str, body: bytes, expected: Version) -> Version:
+        path = self._path(key)
+        with self._locked():
+            if _version(self._current(key, path)).token != expected.token:
+                raise ConflictError(f"{key}: changed since it was read")
+            try:
+                temp = self._write_temp(path, body)
+                os.replace(temp, path)
+                self._sync_dir(path.parent)
+                return _version(path.stat())
+            except OSError as exc:
+                raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+
+    def delete(self, key: str, expected: Version | None = None) -> None:
+        path = self._path(key)
+        with self._locked():
+            current = _version(self._current(key, path))
+            if expected is not None and current.token != expected.token:
+                raise ConflictError(f"{key}: changed since it was read; not deleted")
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                raise JobNotFoundError(f"{key}: no such job") from None
+            except OSError as exc:
+                raise StoreError(f"{key}: cannot delete: {exc.strerror}") from exc

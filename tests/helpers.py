@@ -1,0 +1,55 @@
+"""Shared test helpers: placing job files with a chosen modification time, a fake clock."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def place(root: Path, key: str, document: Any, placed: datetime = T0) -> Path:
+    """Write a job file as a user would, with its mtime set to ``placed``."""
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = document if isinstance(document, (bytes, str)) else json.dumps(document, indent=2)
+    if isinstance(body, str):
+        body = body.encode()
+    path.write_bytes(body)
+    stamp = placed.timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def command_job(when: str, argv: list[str], **fields: Any) -> dict[str, Any]:
+    return {"when": when, **fields, "run": {"type": "command", "details": {"command": argv}}}
+
+
+def append_job(when: str, target: Path, line: str, **fields: Any) -> dict[str, Any]:
+    """A job whose run appends one line to ``target``: the at-most-once probe."""
+    script = f"with open({str(target)!r}, 'a') as f: f.write({line!r} + '\\n')"
+    return {"when": when, **fields, "run": {"type": "python", "details": {"script": script}}}
+
+
+class FakeClock:
+    """The wall clock the engine sees for claims and deadlines."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

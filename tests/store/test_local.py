@@ -1,0 +1,73 @@
+"""What is particular to the local directory store: atomic files, symlinks, concurrency."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from lambdacron.errors import ConflictError, InvalidKeyError, StoreError
+from lambdacron.store import LocalStore
+
+
+def test_a_missing_store_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"does not exist.*lambdacron init"):
+        LocalStore(tmp_path / "nope")
+
+
+def test_a_symlink_leading_out_of_the_store_is_neither_listed_nor_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"when": "@daily"}')
+    store = LocalStore(tmp_path / "store", create=True)
+    (store.root / "link.json").symlink_to(outside / "secret.json")
+    (store.root / "dir").symlink_to(outside)
+    assert list(store.list()) == []
+    with pytest.raises(InvalidKeyError, match="outside the store"):
+        store.read("link.json")
+    with pytest.raises(InvalidKeyError, match="outside the store"):
+        store.read("dir/secret.json")
+
+
+def test_writes_leave_no_temporary_files_behind(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path, create=True)
+    version = store.create("a.json", b"{}")
+    store.write("a.json", b'{"x": 1}', version)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".lambdacron", "a.json"]
+
+
+def test_a_user_edit_in_place_changes_the_version(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path, create=True)
+    version = store.create("a.json", b"{}")
+    path = tmp_path / "a.json"
+    path.write_bytes(b'{"y": 2}')
+    os.utime(path, ns=(version_ns := 1_700_000_000_000_000_000, version_ns))
+    with pytest.raises(ConflictError):
+        store.write("a.json", b'{"x": 1}', version)
+    assert path.read_bytes() == b'{"y": 2}'
+
+
+def test_of_many_threads_writing_at_one_version_exactly_one_wins(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path, create=True)
+    version = store.create("a.json", b"{}")
+    wins: list[int] = []
+    barrier = threading.Barrier(16)
+
+    def contend(n: int) -> None:
+        barrier.wait()
+        try:
+            store.write("a.json", f'{{"winner": {n}}}'.encode(), version)
+            wins.append(n)
+        except ConflictError:
+            pass
+
+    threads = [threading.Thread(target=contend, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert store.read("a.json").body == f'{{"winner": {wins[0]}}}'.encode()
