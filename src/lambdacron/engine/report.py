@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from ..job import Status
@@ -71,7 +71,7 @@ class TickReport:
                     pass
 
     def summary(self) -> str:
-        stamp = self.now.isoformat().replace("+00:00", "Z")
+        stamp = self.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         parts = [
             f"tick {stamp}: {self.seen} jobs",
             f"{self.due} due",
