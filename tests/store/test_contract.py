@@ -18,13 +18,19 @@ from lambdacron.store import LocalStore, Store
 StoreFactory = Callable[..., Store]
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "s3"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     def local(**options: int) -> Store:
         root = tmp_path / "store"
         return LocalStore(root, create=True, **options)
 
-    yield {"local": local}[request.param]
+    def s3(**options: int) -> Store:
+        from lambdacron.store.s3 import S3Store
+
+        bucket = request.getfixturevalue("bucket")
+        return S3Store(bucket, "jobs/", **options)
+
+    yield {"local": local, "s3": s3}[request.param]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import (
     ConflictError,
@@ -26,9 +26,9 @@ from ..errors import (
     StoreError,
 )
 from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
+from .keys import check_relative_key
 
 INTERNAL_DIR = ".lambdacron"
-MAX_KEY_LENGTH = 1024
 
 
 def _version(st: os.stat_result) -> Version:
@@ -60,21 +60,7 @@ class LocalStore(Store):
     # -- keys
 
     def check_key(self, key: str) -> str:
-        if not isinstance(key, str) or not key:
-            raise InvalidKeyError("key: must be a non-empty relative path ending in .json")
-        if "\\" in key or "\0" in key or len(key) > MAX_KEY_LENGTH:
-            raise InvalidKeyError(f"key {key!r}: use '/' separators and printable names")
-        pure = PurePosixPath(key)
-        if pure.is_absolute():
-            raise InvalidKeyError(f"key {key!r}: must be relative to the store, not absolute")
-        parts = pure.parts
-        if any(part in ("..", ".") for part in key.split("/")):
-            raise InvalidKeyError(f"key {key!r}: must not contain '.' or '..' components")
-        if any(part.startswith(".") for part in parts):
-            raise InvalidKeyError(f"key {key!r}: names starting with '.' are reserved")
-        if not key.endswith(".json") or key.endswith("/.json"):
-            raise InvalidKeyError(f"key {key!r}: job keys end in .json")
-        return str(pure)
+        return check_relative_key(key)
 
     def _path(self, key: str) -> Path:
         path = self.root / self.check_key(key)

@@ -1,0 +1,31 @@
+"""Job keys: relative ``/``-separated paths ending in ``.json``, the same in every store."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from ..errors import InvalidKeyError
+
+MAX_KEY_LENGTH = 1024
+
+
+def check_relative_key(key: str) -> str:
+    """Return ``key`` normalised, or raise InvalidKeyError saying what is wrong with it.
+
+    Names starting with '.' are reserved: the runner keeps its own files there, so they can
+    never be mistaken for jobs.
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError("key: must be a non-empty relative path ending in .json")
+    if "\\" in key or "\0" in key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidKeyError(f"key {key!r}: use '/' separators and printable names")
+    pure = PurePosixPath(key)
+    if pure.is_absolute():
+        raise InvalidKeyError(f"key {key!r}: must be relative to the store, not absolute")
+    if any(part in ("..", ".", "") for part in key.split("/")):
+        raise InvalidKeyError(f"key {key!r}: must not contain '.', '..' or empty components")
+    if any(part.startswith(".") for part in pure.parts):
+        raise InvalidKeyError(f"key {key!r}: names starting with '.' are reserved")
+    if not key.endswith(".json"):
+        raise InvalidKeyError(f"key {key!r}: job keys end in .json")
+    return str(pure)

@@ -1,0 +1,182 @@
+"""The S3 store against a real S3 API over HTTP: conditional requests, 412/409, the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from conftest import boto_client
+from faultproxy import FaultProxy
+from helpers import FakeClock, command_job
+from lambdacron.actions import default_registry
+from lambdacron.engine import Engine
+from lambdacron.errors import ConflictError, StoreError
+from lambdacron.store import open_store
+from lambdacron.store.s3 import S3Store
+
+SEED_COMMAND = {
+    "when": "30 18 * * * * *",
+    "max_number_executions": 0,
+    "run": {"type": "command", "details": {"command": ["echo", "ran"]}},
+}
+
+
+def put(bucket: str, key: str, document: Any) -> None:
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    boto_client("s3").put_object(Bucket=bucket, Key=f"jobs/{key}", Body=body)
+
+
+def get(bucket: str, key: str) -> Any:
+    return json.loads(boto_client("s3").get_object(Bucket=bucket, Key=f"jobs/{key}")["Body"].read())
+
+
+def keys(bucket: str) -> list[str]:
+    listing = boto_client("s3").list_objects_v2(Bucket=bucket)
+    return sorted(item["Key"] for item in listing.get("Contents", ()))
+
+
+def next_1830(after: datetime) -> datetime:
+    candidate = after.replace(hour=18, minute=30, second=0, microsecond=0)
+    return candidate if candidate > after else candidate + timedelta(days=1)
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(moto_endpoint).start()
+    yield proxy
+    proxy.stop()
+
+
+def proxied_store(bucket: str, proxy: FaultProxy) -> S3Store:
+    from botocore.config import Config
+
+    client = boto_client(
+        "s3", endpoint_url=proxy.url, config=Config(retries={"mode": "standard", "max_attempts": 5})
+    )
+    return S3Store(bucket, "jobs/", client=client)
+
+
+class TestConditionalRequests:
+    def test_a_412_means_someone_else_won(self, bucket: str) -> None:
+        store = S3Store(bucket, "jobs/")
+        first = store.create("a.json", b"{}")
+        store.write("a.json", b'{"v": 2}', first)
+        with pytest.raises(ConflictError, match="changed since it was read"):
+            store.write("a.json", b'{"v": 3}', first)
+
+    def test_a_409_conditional_conflict_is_retried(self, bucket: str, proxy: FaultProxy) -> None:
+        store = proxied_store(bucket, proxy)
+        first = store.create("a.json", b"{}")
+        proxy.inject("conflict", method="PUT", count=2)
+        store.write("a.json", b'{"v": 2}', first)
+        assert proxy.plan.injected == {"conflict": 2}
+        assert store.read("a.json").body == b'{"v": 2}'
+
+    def test_throttling_is_retried_by_botocore(self, bucket: str, proxy: FaultProxy) -> None:
+        store = proxied_store(bucket, proxy)
+        store.create("a.json", b"{}")
+        proxy.inject("slowdown", method="GET", count=2)
+        assert store.read("a.json").body == b"{}"
+        assert proxy.plan.injected == {"slowdown": 2}
+
+    def test_a_missing_bucket_is_one_clear_store_error(self, moto_endpoint: str) -> None:
+        with pytest.raises(StoreError, match="no such bucket 'nope-nope'"):
+            list(S3Store("nope-nope", "jobs/").list())
+
+    def test_only_json_keys_under_the_prefix_are_jobs(self, bucket: str) -> None:
+        for name in (
+            "jobs/a.json",
+            "jobs/sub/b.json",
+            "jobs/notes.txt",
+            "jobs/.lambdacron/x.json",
+            "other/c.json",
+            "jobsX/d.json",
+        ):
+            boto_client("s3").put_object(Bucket=bucket, Key=name, Body=b"{}")
+        assert sorted(e.key for e in S3Store(bucket, "jobs/").list()) == ["a.json", "sub/b.json"]
+
+    def test_open_store_takes_an_s3_url(self, bucket: str) -> None:
+        store = open_store(f"s3://{bucket}/jobs")
+        assert store.url == f"s3://{bucket}/jobs/"
+
+
+class TestTheEngineOnS3:
+    def engine(self, bucket: str) -> Engine:
+        return Engine(
+            S3Store(bucket, "jobs/"),
+            default_registry(),
+            clock=FakeClock(datetime.now(UTC)),
+            workers=4,
+        )
+
+    def test_the_seed_sample_runs_at_the_first_tick_after_18_30(self, bucket: str) -> None:
+        put(bucket, "ls.json", {"owner": "me", **SEED_COMMAND})
+        fire = next_1830(datetime.now(UTC))
+        with self.engine(bucket) as engine:
+            assert engine.tick(fire - timedelta(minutes=1)).ran == 0
+            assert engine.tick(fire + timedelta(minutes=3)).ran == 1
+            assert engine.tick(fire + timedelta(minutes=4)).ran == 0
+        state = get(bucket, "ls.json")
+        assert state["owner"] == "me"  # unknown fields survive
+        assert state["execution_count"] == 1
+        assert state["last_scheduled"] == fire.isoformat().replace("+00:00", "Z")
+        assert state["last_result"]["output"] == "ran\n"
+
+    def test_max_number_executions_deletes_the_object(self, bucket: str) -> None:
+        put(bucket, "twice.json", {**SEED_COMMAND, "max_number_executions": 2})
+        fire = next_1830(datetime.now(UTC))
+        with self.engine(bucket) as engine:
+            assert engine.tick(fire).ran == 1
+            report = engine.tick(fire + timedelta(days=1))
+        assert (report.ran, report.deleted) == (1, 1)
+        assert keys(bucket) == []
+
+    def test_an_invalid_object_is_left_byte_for_byte(self, bucket: str) -> None:
+        put(bucket, "bad.json", b'{"when": "61 * * * *"')
+        with self.engine(bucket) as engine:
+            assert engine.tick(datetime.now(UTC) + timedelta(hours=1)).invalid == 1
+        body = boto_client("s3").get_object(Bucket=bucket, Key="jobs/bad.json")["Body"].read()
+        assert body == b'{"when": "61 * * * *"'
+
+
+def test_concurrent_tick_processes_on_s3_run_each_occurrence_once(
+    bucket: str, tmp_path: Any
+) -> None:
+    out = tmp_path / "out.txt"
+    jobs = 120
+    for i in range(jobs):
+        put(bucket, f"j/{i:03}.json", command_job("@hourly", ["sh", "-c", f"echo job{i} >> {out}"]))
+    now = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:05:00Z")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDACRON_")}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lambdacron",
+                "tick",
+                "--store",
+                f"s3://{bucket}/jobs/",
+                "--now",
+                now,
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(6)
+    ]
+    summaries = [json.loads(p.communicate(timeout=300)[0]) for p in processes]
+    counts = Counter(out.read_text().split())
+    assert len(counts) == jobs and set(counts.values()) == {1}
+    assert sum(s["ran"] for s in summaries) == jobs
