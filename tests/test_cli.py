@@ -169,7 +169,10 @@ class TestAddRmShowValidate:
         again = run_cli("add", str(job), "--key", "orders/1.json")
         assert again.returncode == 2 and "already exists" in again.stderr
         escape = run_cli("add", str(job), "--key", "../x.json")
-        assert escape.returncode == 2 and "must not contain '.', '..' or empty components" in escape.stderr
+        assert (
+            escape.returncode == 2
+            and "must not contain '.', '..' or empty components" in escape.stderr
+        )
         assert not (tmp_path / "x.json").exists()
 
     def test_add_refuses_an_invalid_job_and_names_the_problem(

@@ -16,6 +16,7 @@ from .errors import (
     StoreError,
     UsageError,
 )
+from .handler import lambda_handler
 from .schedule import Schedule, parse
 from .store import Store, open_store
 
@@ -36,6 +37,7 @@ __all__ = [
     "add",
     "cancel",
     "get",
+    "lambda_handler",
     "open_store",
     "parse",
     "schedule",

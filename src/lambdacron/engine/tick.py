@@ -148,8 +148,12 @@ class Engine:
 
     # ------------------------------------------------------------------ the tick
 
-    def tick(self, now: datetime) -> TickReport:
+    def tick(self, now: datetime, *, time_left: Callable[[], float] | None = None) -> TickReport:
+        """One pass over the store for time ``now``. ``time_left`` (seconds; a Lambda's
+        remaining time) overrides the engine's for this tick: no job is started that could
+        not finish within it."""
         begin = time.monotonic()
+        budget = time_left if time_left is not None else self.time_left
         report = TickReport(now=now)
         futures: list[Future[None]] = []
         try:
@@ -162,7 +166,7 @@ class Engine:
             candidate = self._consider(entry.key, report, now)
             if candidate is not None:
                 report.due += 1
-                futures.append(self._pool.submit(self._guarded, candidate, report, now))
+                futures.append(self._pool.submit(self._guarded, candidate, report, now, budget))
         for future in futures:
             future.result()
         report.duration_s = time.monotonic() - begin
@@ -277,9 +281,15 @@ class Engine:
 
     # ------------------------------------------------------------------ one run
 
-    def _guarded(self, candidate: _Candidate, report: TickReport, now: datetime) -> None:
+    def _guarded(
+        self,
+        candidate: _Candidate,
+        report: TickReport,
+        now: datetime,
+        time_left: Callable[[], float] | None,
+    ) -> None:
         try:
-            self._claim_and_run(candidate, report, now)
+            self._claim_and_run(candidate, report, now, time_left)
         except Exception as exc:  # a bug in lambdacron must not take the tick down with it
             self._emit(
                 report,
@@ -291,12 +301,16 @@ class Engine:
             )
 
     def _claim(
-        self, c: _Candidate, now: datetime, report: TickReport
+        self,
+        c: _Candidate,
+        now: datetime,
+        report: TickReport,
+        time_left: Callable[[], float] | None,
     ) -> tuple[_Candidate, Claim, dict[str, Any], Version] | None:
         for _ in range(_WRITE_ATTEMPTS):
-            if self.time_left is not None and (
-                self.time_left() < c.job.timeout_seconds + self.start_margin
-            ):
+            # Checked when a worker takes the job, not when the tick starts: a queue of
+            # long jobs must not start one the function cannot finish.
+            if time_left is not None and time_left() < c.job.timeout_seconds + self.start_margin:
                 self._emit(
                     report,
                     JobEvent(
@@ -358,8 +372,14 @@ class Engine:
             return None
         return _Candidate(key, document, doc.version, job, scheduled)
 
-    def _claim_and_run(self, candidate: _Candidate, report: TickReport, now: datetime) -> None:
-        claimed = self._claim(candidate, now, report)
+    def _claim_and_run(
+        self,
+        candidate: _Candidate,
+        report: TickReport,
+        now: datetime,
+        time_left: Callable[[], float] | None,
+    ) -> None:
+        claimed = self._claim(candidate, now, report, time_left)
         if claimed is None:
             return
         c, claim, document, version = claimed

@@ -1,0 +1,163 @@
+"""``lambdacron.lambda_handler`` with a real EventBridge event, a deadline, and S3 over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import lambdacron
+from conftest import boto_client
+from helpers import command_job
+from lambdacron import handler
+
+
+class Context:
+    """What the Lambda runtime passes: here, only the remaining time matters."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+def scheduled_event(moment: datetime) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/lambdacron-tick"],
+        "detail": {},
+    }
+
+
+@pytest.fixture
+def env(bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("LAMBDACRON_BUCKET", bucket)
+    monkeypatch.setenv("LAMBDACRON_PREFIX", "jobs")
+    monkeypatch.setenv("LAMBDACRON_INTERVAL", "5")
+    handler._engines.clear()
+    yield bucket
+    for engine in handler._engines.values():
+        engine.close()
+    handler._engines.clear()
+
+
+def put(bucket: str, key: str, document: Any) -> None:
+    boto_client("s3").put_object(
+        Bucket=bucket, Key=f"jobs/{key}", Body=json.dumps(document).encode()
+    )
+
+
+def get(bucket: str, key: str) -> Any:
+    return json.loads(boto_client("s3").get_object(Bucket=bucket, Key=f"jobs/{key}")["Body"].read())
+
+
+def records(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def next_hour() -> datetime:
+    return (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+
+
+def test_the_handler_string_of_the_original_resolves() -> None:
+    assert lambdacron.lambda_handler is handler.lambda_handler
+
+
+def test_a_scheduled_event_runs_one_tick_at_its_time(
+    env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(env, "hourly.json", command_job("@hourly", ["echo", "tick tock"]))
+    moment = next_hour() + timedelta(minutes=2)
+    result = lambdacron.lambda_handler(scheduled_event(moment), Context(600))
+    assert (result["due"], result["ran"], result["failed"]) == (1, 1, 0)
+    assert result["now"] == moment.isoformat()
+    state = get(env, "hourly.json")
+    assert state["last_run"] == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert state["last_result"]["output"] == "tick tock\n"
+
+    logged = records(capsys.readouterr().out)
+    job_line = next(r for r in logged if r["event"] == "job")
+    assert job_line | {"scheduled": None} == {
+        "level": "INFO",
+        "event": "job",
+        "key": "hourly.json",
+        "outcome": "ran",
+        "status": "ok",
+        "scheduled": None,
+        "output_tail": "tick tock\n",
+    }
+    summary = next(r for r in logged if r.get("event") == "tick")
+    assert summary["store"] == f"s3://{env}/jobs/" and summary["ran"] == 1
+    emf = next(r for r in logged if "_aws" in r)
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "lambdacron" and directive["Dimensions"] == [["Store"]]
+    assert {m["Name"] for m in directive["Metrics"]} >= {"Due", "Ran", "Failed", "Invalid"}
+    assert (emf["Due"], emf["Ran"], emf["Failed"], emf["Invalid"]) == (1, 1, 0, 0)
+
+
+def test_a_duplicated_event_runs_nothing_twice(env: str) -> None:
+    put(env, "hourly.json", command_job("@hourly", ["true"]))
+    event = scheduled_event(next_hour())
+    assert lambdacron.lambda_handler(event, Context(600))["ran"] == 1
+    assert lambdacron.lambda_handler(event, Context(600))["ran"] == 0
+    assert get(env, "hourly.json")["execution_count"] == 1
+
+
+def test_a_failing_job_shows_in_the_metrics(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    put(env, "bad.json", command_job("@hourly", ["false"]))
+    lambdacron.lambda_handler(scheduled_event(next_hour()), Context(600))
+    emf = next(r for r in records(capsys.readouterr().out) if "_aws" in r)
+    assert emf["Failed"] == 1
+
+
+def test_near_the_deadline_no_job_is_started_and_all_stay_due(env: str) -> None:
+    for i in range(3):
+        put(env, f"j{i}.json", command_job("@hourly", ["true"], timeout_seconds=120))
+    event = scheduled_event(next_hour())
+    starved = lambdacron.lambda_handler(event, Context(30))
+    assert (starved["due"], starved["ran"], starved["skipped"]) == (3, 0, 3)
+    assert all("execution_count" not in get(env, f"j{i}.json") for i in range(3))
+    assert lambdacron.lambda_handler(event, Context(600))["ran"] == 3
+
+
+def test_a_manual_invoke_may_pass_now(env: str) -> None:
+    put(env, "hourly.json", command_job("@hourly", ["true"]))
+    moment = next_hour() + timedelta(minutes=7)
+    result = lambdacron.lambda_handler({"now": moment.isoformat()}, None)
+    assert result["ran"] == 1 and result["now"] == moment.isoformat()
+
+
+def test_bad_input_is_a_clear_error_record_not_a_crash(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lambdacron.lambda_handler({"now": "tomorrow"}, None) == {
+        "level": "ERROR",
+        "event": "config",
+        "error": "now: 'tomorrow' is not an ISO 8601 time such as 2026-12-01T18:30:00 or "
+        "2026-12-01T18:30:00+01:00",
+    }
+    monkeypatch.delenv("LAMBDACRON_BUCKET")
+    handler._engines.clear()
+    result = lambdacron.lambda_handler({}, None)
+    assert result["error"] == "set LAMBDACRON_BUCKET (and LAMBDACRON_PREFIX) or LAMBDACRON_STORE"
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_the_store_may_be_named_in_one_variable(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert handler.store_name({"LAMBDACRON_STORE": "s3://b/p/"}) == "s3://b/p/"
+    assert (
+        handler.store_name({"LAMBDACRON_BUCKET": "b", "LAMBDACRON_PREFIX": "/a/b/"})
+        == "s3://b/a/b/"
+    )
+    assert handler.store_name({"LAMBDACRON_BUCKET": "b"}) == "s3://b/"

@@ -1,0 +1,164 @@
+"""The ``lambda`` action: against moto's Lambda API, and a recording Invoke endpoint."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from conftest import boto_client
+from helpers import FakeClock, utc
+from lambdacron.actions import default_registry
+from lambdacron.actions.base import OUTPUT_LIMIT, RunContext
+from lambdacron.actions.lambda_ import LambdaAction
+from lambdacron.engine import Engine
+from lambdacron.job import InvocationType, LambdaSpec, Status
+from lambdacron.store import LocalStore
+from recording_lambda import RecordingLambda, Reply
+
+CONTEXT = RunContext("orders/1234.json", utc(2026, 12, 1, 18, 30), 2, 30, utc(2026, 12, 1))
+
+
+def tiny_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def function(moto_endpoint: str) -> str:
+    name = f"place-order-{uuid.uuid4().hex[:8]}"
+    role = boto_client("iam").create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )
+    boto_client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role["Role"]["Arn"],
+        Handler="app.handler",
+        Code={"ZipFile": tiny_zip()},
+    )
+    return name
+
+
+@pytest.fixture
+def recorder(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingLambda]:
+    recording = RecordingLambda()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", recording.url)
+    yield recording
+    recording.stop()
+
+
+class TestAgainstMotoLambda:
+    def test_request_response_delivers_the_exact_payload_bytes(self, function: str) -> None:
+        payload = {"order": 1234, "items": ["soup", "bread"], "note": "ünïcode", "n": 1.5}
+        spec = LambdaSpec(function, payload, InvocationType.REQUEST_RESPONSE)
+        result = LambdaAction().run(spec, CONTEXT)
+        assert (result.status, result.exit_code) == (Status.OK, 200)
+        assert result.output == json.dumps(payload)  # moto echoes what it received
+
+    def test_an_event_invocation_is_accepted(self, function: str) -> None:
+        result = LambdaAction().run(LambdaSpec(function, {"x": 1}), CONTEXT)
+        assert (result.status, result.exit_code) == (Status.OK, 202)
+
+
+class TestWhatTheTargetReceives:
+    def test_the_invocation_type_payload_and_client_context(
+        self, recorder: RecordingLambda
+    ) -> None:
+        spec = LambdaSpec(
+            "arn:aws:lambda:us-east-1:123456789012:function:place-order",
+            {"order": 1234},
+            InvocationType.EVENT,
+        )
+        result = LambdaAction().run(spec, CONTEXT)
+        assert result.status is Status.OK
+        (call,) = recorder.seen
+        assert call.function in (
+            "place-order",
+            "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aplace-order",
+        )
+        assert call.headers["X-Amz-Invocation-Type"] == "Event"
+        assert json.loads(call.body) == {"order": 1234}
+        context = json.loads(base64.b64decode(call.headers["X-Amz-Client-Context"]))
+        assert context == {
+            "custom": {
+                "lambdacron_job": "orders/1234.json",
+                "lambdacron_scheduled_time": "2026-12-01T18:30:00Z",
+                "lambdacron_execution": "2",
+            }
+        }
+
+    def test_a_function_error_is_a_failed_run(self, recorder: RecordingLambda) -> None:
+        recorder.reply = Reply(
+            body=b'{"errorMessage": "vendor closed"}', function_error="Unhandled"
+        )
+        result = LambdaAction().run(
+            LambdaSpec("place-order", {}, InvocationType.REQUEST_RESPONSE), CONTEXT
+        )
+        assert result.status is Status.FAILED
+        assert result.error == "function error: Unhandled"
+        assert result.output == '{"errorMessage": "vendor closed"}'
+
+    def test_an_unknown_function_is_an_error_result(self, recorder: RecordingLambda) -> None:
+        recorder.reply = Reply(
+            status=404,
+            body=b'{"Type": "User", "Message": "Function not found: nope"}',
+            headers={"x-amzn-ErrorType": "ResourceNotFoundException"},
+        )
+        result = LambdaAction().run(LambdaSpec("nope", {}), CONTEXT)
+        assert result.status is Status.ERROR
+        assert result.error == (
+            "invoke nope: ResourceNotFoundException: An error occurred "
+            "(ResourceNotFoundException) when calling the Invoke operation: "
+            "Function not found: nope"
+        )
+
+    def test_a_large_response_is_recorded_bounded(self, recorder: RecordingLambda) -> None:
+        recorder.reply = Reply(body=b'"' + b"x" * 100_000 + b'"')
+        result = LambdaAction().run(
+            LambdaSpec("place-order", {}, InvocationType.REQUEST_RESPONSE), CONTEXT
+        )
+        assert len(result.output) == OUTPUT_LIMIT
+
+    def test_a_lambda_job_end_to_end_through_the_engine(
+        self, recorder: RecordingLambda, tmp_path: Path
+    ) -> None:
+        root = tmp_path / "jobs"
+        root.mkdir()
+        (root / "order.json").write_text(
+            json.dumps(
+                {
+                    "when": "at(2026-12-01T18:30:00)",
+                    "timezone": "Europe/Berlin",
+                    "customer": 42,
+                    "run": {
+                        "type": "lambda",
+                        "details": {"function_name": "place-order", "payload": {"order": 1234}},
+                    },
+                }
+            )
+        )
+        with Engine(
+            LocalStore(root), default_registry(), clock=FakeClock(datetime.now(UTC))
+        ) as engine:
+            report = engine.tick(utc(2026, 12, 1, 17, 31))
+        assert (report.ran, report.deleted) == (1, 1)
+        (call,) = recorder.seen
+        assert json.loads(call.body) == {"order": 1234}
+        custom = json.loads(base64.b64decode(call.headers["X-Amz-Client-Context"]))["custom"]
+        assert custom == {
+            "lambdacron_job": "order.json",
+            "lambdacron_scheduled_time": "2026-12-01T17:30:00Z",
+            "lambdacron_execution": "1",
+        }
+        assert not (root / "order.json").exists()
