@@ -283,6 +283,48 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_package(args: argparse.Namespace) -> int:
+    from .package import build_zip, code_sha256
+
+    data = build_zip()
+    Path(args.output).write_bytes(data)
+    print(f"wrote {args.output} ({len(data)} bytes, CodeSha256 {code_sha256(data)})")
+    return EXIT_OK
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from .config import parse_allowed_types
+    from .deploy import DeployConfig, Deployer
+
+    allowed = (
+        tuple(sorted(t.value for t in parse_allowed_types(args.allowed_types)))
+        if args.allowed_types
+        else ()
+    )
+    config = DeployConfig(
+        bucket=args.bucket,
+        prefix=args.prefix,
+        interval=args.interval,
+        function_name=args.function_name,
+        role_arn=args.role_arn,
+        memory_mb=args.memory,
+        timeout_s=args.timeout,
+        invoke_arns=tuple(args.invoke_arn or ()),
+        allowed_types=allowed,
+    )
+    Deployer.from_session(args.region).deploy(config, dry_run=args.dry_run)
+    return EXIT_OK
+
+
+def _cmd_undeploy(args: argparse.Namespace) -> int:
+    from .deploy import Deployer
+
+    Deployer.from_session(args.region).undeploy(
+        args.function_name, delete_role=not args.keep_role, dry_run=args.dry_run
+    )
+    return EXIT_OK
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     store = _store(args, create=True)
     try:
@@ -360,6 +402,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = with_store(commands.add_parser("init", help="create the store with a hello job"))
     init.set_defaults(func=_cmd_init)
+
+    package = commands.add_parser("package", help="build the AWS Lambda deployment zip")
+    package.add_argument("-o", "--output", default="lambdacron.zip")
+    package.set_defaults(func=_cmd_package)
+
+    deploy = commands.add_parser("deploy", help="create or update the runner on AWS Lambda")
+    deploy.add_argument("--bucket", required=True, help="the S3 bucket holding the jobs")
+    deploy.add_argument("--prefix", default="", help="the jobs' key prefix in the bucket")
+    deploy.add_argument("--interval", type=_positive, default=1, help="minutes between ticks")
+    deploy.add_argument("--function-name", default="lambdacron")
+    deploy.add_argument(
+        "--role-arn", help="use this role instead of creating a least-privilege one"
+    )
+    deploy.add_argument("--region")
+    deploy.add_argument("--memory", type=_positive, default=512, help="MB (default 512)")
+    deploy.add_argument("--timeout", type=_positive, default=900, help="seconds (default 900)")
+    deploy.add_argument(
+        "--invoke-arn",
+        action="append",
+        help="a function lambda jobs may invoke (repeatable); none: no invoke right",
+    )
+    deploy.add_argument("--allowed-types", help="e.g. lambda: the run types the runner accepts")
+    deploy.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    deploy.set_defaults(func=_cmd_deploy)
+
+    undeploy = commands.add_parser("undeploy", help="remove what deploy made (never the jobs)")
+    undeploy.add_argument("--function-name", default="lambdacron")
+    undeploy.add_argument("--region")
+    undeploy.add_argument("--keep-role", action="store_true")
+    undeploy.add_argument("--dry-run", action="store_true")
+    undeploy.set_defaults(func=_cmd_undeploy)
     return parser
 
 
