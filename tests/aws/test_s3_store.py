@@ -130,6 +130,34 @@ class TestTheEngineOnS3:
         assert state["last_scheduled"] == fire.isoformat().replace("+00:00", "Z")
         assert state["last_result"]["output"] == "ran\n"
 
+    def test_the_python_sample_runs_on_30_april_and_deletes_itself_after_3_runs(
+        self, bucket: str
+    ) -> None:
+        script = (
+            'import json\n\ndata = {"hello": "world"}\n\nprint(json.dumps(data))\n'
+            "\nfor x in range(1,10):\n    print(x)\n"
+        )
+        put(
+            bucket,
+            "py.json",
+            {
+                "when": "01 01 30 04 * * *",
+                "max_number_executions": 3,
+                "run": {"type": "python", "details": {"script": script}},
+            },
+        )
+        first = datetime.now(UTC).year + 1
+        with self.engine(bucket) as engine:
+            for year in (first, first + 1):
+                assert engine.tick(datetime(year, 4, 30, 1, 0, tzinfo=UTC)).ran == 0
+                assert engine.tick(datetime(year, 4, 30, 1, 2, tzinfo=UTC)).ran == 1
+            state = get(bucket, "py.json")
+            assert state["execution_count"] == 2
+            assert state["last_result"]["output"].splitlines()[0] == '{"hello": "world"}'
+            report = engine.tick(datetime(first + 2, 4, 30, 1, 5, tzinfo=UTC))
+        assert (report.ran, report.deleted) == (1, 1)
+        assert keys(bucket) == []
+
     def test_max_number_executions_deletes_the_object(self, bucket: str) -> None:
         put(bucket, "twice.json", {**SEED_COMMAND, "max_number_executions": 2})
         fire = next_1830(datetime.now(UTC))
