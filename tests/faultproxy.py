@@ -25,7 +25,9 @@ ERRORS = {
         "A conflicting conditional operation is currently in progress.",
     ),
 }
-FAULTS = (*ERRORS, "drop", "delay")
+#: drop: close the connection before forwarding; lost: forward, then close instead of
+#: answering (the request took effect, the client cannot know); delay: forward late.
+FAULTS = (*ERRORS, "drop", "lost", "delay")
 
 
 @dataclass
@@ -33,6 +35,7 @@ class _Rule:
     fault: str
     method: str | None
     remaining: int
+    skip: int = 0  # let this many matching requests through first
 
 
 @dataclass
@@ -49,6 +52,9 @@ class Plan:
         with self.lock:
             for rule in self.rules:
                 if rule.remaining > 0 and rule.method in (None, method):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        break
                     rule.remaining -= 1
                     return self._count(rule.fault)
             if self.rate and self.rng.random() < self.rate:
@@ -110,6 +116,10 @@ class FaultProxy:
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
                     data = response.read()
+                    if fault == "lost":
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     self.send_response(response.status, response.reason)
                     for name, value in response.getheaders():
                         if name.lower() not in (
@@ -146,10 +156,12 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
 
-    def inject(self, fault: str, *, method: str | None = None, count: int = 1) -> None:
+    def inject(
+        self, fault: str, *, method: str | None = None, count: int = 1, skip: int = 0
+    ) -> None:
         assert fault in FAULTS, fault
         with self.plan.lock:
-            self.plan.rules.append(_Rule(fault, method, count))
+            self.plan.rules.append(_Rule(fault, method, count, skip))
 
     def chaos(self, rate: float, *, seed: int = 0, faults: tuple[str, ...] = FAULTS) -> None:
         with self.plan.lock:

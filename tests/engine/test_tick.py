@@ -351,7 +351,7 @@ class TestClaims:
     def test_a_claim_of_a_dead_process_on_this_host_is_interrupted_at_once(
         self, root: Path, clock: FakeClock
     ) -> None:
-        import socket
+        from lambdacron.engine.tick import host_identity
 
         clock.now = utc(2026, 1, 1, 1, 2)
         path = place(
@@ -360,7 +360,7 @@ class TestClaims:
             {
                 **command_job("@daily", ["true"]),
                 "last_scheduled": "2026-01-01T00:00:00Z",
-                "claim": self.claim(host=socket.gethostname(), pid=99999),
+                "claim": self.claim(host=host_identity(), pid=99999),
             },
         )
         with Engine(

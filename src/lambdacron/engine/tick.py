@@ -49,6 +49,22 @@ Clock = Callable[[], datetime]
 CLAIM_GRACE = timedelta(seconds=120)
 DEFAULT_WORKERS = 8
 _WRITE_ATTEMPTS = 5
+_STORE_RETRIES = 3
+
+
+def host_identity() -> str:
+    """This machine, for telling whether a claim's process can be checked here.
+
+    The hostname alone is not enough: Lambda execution environments can share one, while
+    their process ids overlap. The kernel's boot id tells machines (and microVMs) apart.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot = handle.read().strip()[:8]
+    except OSError:
+        boot = ""
+    name = socket.gethostname()
+    return f"{name}/{boot}" if boot else name
 
 
 def pid_alive(pid: int) -> bool:
@@ -127,12 +143,16 @@ class Engine:
         self.actions = actions
         self.clock = clock
         self.log = log or (lambda event: None)
-        self.host = host or socket.gethostname()
+        self.host = host or host_identity()
         self.pid = os.getpid() if pid is None else pid
         self.is_alive = is_alive
         self.time_left = time_left
         self.start_margin = start_margin
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
+        # Claims this engine holds right now. A claim with our host and pid that is not
+        # here was abandoned (its write-back failed): it is dead, though our pid is alive.
+        self._inflight: set[str] = set()
+        self._inflight_lock = threading.Lock()
         self._closed = threading.Event()
 
     def close(self) -> None:
@@ -179,7 +199,12 @@ class Engine:
     def _claim_is_live(self, claim: Claim) -> bool:
         if self.clock() > claim.deadline:
             return False
-        return claim.host != self.host or self.is_alive(claim.pid)
+        if claim.host != self.host:
+            return True  # another machine: only the deadline can tell
+        if claim.pid == self.pid:
+            with self._inflight_lock:
+                return claim.id in self._inflight
+        return self.is_alive(claim.pid)
 
     def _consider(self, key: str, report: TickReport, now: datetime) -> _Candidate | None:
         """Read one job and decide; records a dead claim as interrupted on the way."""
@@ -242,7 +267,10 @@ class Engine:
         self, job: Job, document: dict[str, Any], version: Version, claim: Claim, report: TickReport
     ) -> tuple[dict[str, Any], Version] | None:
         key = job.key
-        reason = f"the runner ({claim.host} pid {claim.pid}) stopped before the run finished"
+        reason = (
+            f"no result was recorded: the runner ({claim.host} pid {claim.pid}) stopped, "
+            "or could not write to the store"
+        )
         result = {
             "status": Status.INTERRUPTED.value,
             "exit_code": None,
@@ -344,6 +372,11 @@ class Engine:
             except JobNotFoundError:
                 return None  # deleted before it ran: nothing to do
             except ConflictError:
+                # A write whose answer was lost is retried by botocore and then fails its
+                # own precondition: check whether the claim that is there is ours.
+                landed = self._landed(c.key, claim)
+                if landed is not None:
+                    return c, claim, landed[0], landed[1]
                 # Lost the race, or the user edited the file: decide again on fresh state.
                 fresh = self._reconsider(c.key, now)
                 if fresh is None:
@@ -354,9 +387,25 @@ class Engine:
                     return None
                 c = fresh
             except StoreError as exc:
+                landed = self._landed(c.key, claim)
+                if landed is not None:
+                    return c, claim, landed[0], landed[1]
                 self._emit(report, JobEvent(c.key, Outcome.STORE_ERROR, str(exc), c.scheduled))
                 return None
         self._emit(report, JobEvent(c.key, Outcome.LOST, "the file keeps changing", c.scheduled))
+        return None
+
+    def _landed(self, key: str, claim: Claim) -> tuple[dict[str, Any], Version] | None:
+        """The document and version if the store holds our claim, else None."""
+        try:
+            doc = self.store.read(key)
+        except StoreError:
+            return None
+        _, _, document = load(key, doc.body)
+        if isinstance(document, dict):
+            held = document.get("claim")
+            if isinstance(held, dict) and held.get("id") == claim.id:
+                return document, doc.version
         return None
 
     def _reconsider(self, key: str, now: datetime) -> _Candidate | None:
@@ -383,6 +432,22 @@ class Engine:
         if claimed is None:
             return
         c, claim, document, version = claimed
+        with self._inflight_lock:
+            self._inflight.add(claim.id)
+        try:
+            self._run_and_record(c, claim, document, version, report)
+        finally:
+            with self._inflight_lock:
+                self._inflight.discard(claim.id)
+
+    def _run_and_record(
+        self,
+        c: _Candidate,
+        claim: Claim,
+        document: dict[str, Any],
+        version: Version,
+        report: TickReport,
+    ) -> None:
         execution = c.job.state.execution_count + 1
         context = RunContext(c.key, c.scheduled, execution, c.job.timeout_seconds, claim.started)
         result = self.actions[c.job.run_type].run(c.job.action, context)
@@ -434,24 +499,33 @@ class Engine:
         report: TickReport,
     ) -> tuple[Version, bool] | None:
         """Write the result. Returns (new version, merged into a user's edit) or None."""
-        current, merged = document, False
-        for _ in range(_WRITE_ATTEMPTS):
+        current, merged, failures = document, False, 0
+        for _ in range(_WRITE_ATTEMPTS + _STORE_RETRIES):
+            intended = with_runner_fields(current, fields)
             try:
-                return self.store.write(
-                    key, encode(with_runner_fields(current, fields)), version
-                ), merged
+                return self.store.write(key, encode(intended), version), merged
             except (ConflictError, JobNotFoundError):
                 pass
             except StoreError as exc:
-                self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
-                return None
-            # The user edited (or deleted) the file during the run: keep their version and
-            # merge in only the runner's fields. A deleted job is not resurrected.
+                # The run has happened; its result is worth a few more tries.
+                failures += 1
+                if failures > _STORE_RETRIES:
+                    self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
+                    return None
+                time.sleep(0.5 * 2 ** (failures - 1))
             try:
                 fresh = self.store.read(key)
+            except JobNotFoundError:
+                return None  # deleted by the user during the run: not resurrected
             except StoreError:
-                return None
+                continue
             _, _, fresh_document = load(key, fresh.body)
+            if fresh_document == intended:
+                return fresh.version, merged  # our write landed; only its answer was lost
+            if fresh.version.token == version.token:
+                continue  # unchanged: the failure was the store's, try again
+            # The user edited the file during the run: keep their version and merge in only
+            # the runner's fields.
             if not isinstance(fresh_document, dict):
                 return None  # their edit is not even a JSON object; leave it be
             other = fresh_document.get("claim")
