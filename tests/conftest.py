@@ -47,8 +47,23 @@ AWS_ENV = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_real_aws() -> Iterator[None]:
+    """No test may reach AWS: until a test asks for the local server, every AWS endpoint is a
+    closed loopback port, and the credentials are fake."""
+    saved = dict(os.environ)
+    os.environ.update(AWS_ENV, AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(name, None)
+    os.environ["AWS_CONFIG_FILE"] = os.devnull
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
+def moto_endpoint(no_real_aws: None) -> Iterator[str]:
     """A real AWS API over HTTP on a free loopback port; boto3 reaches it via AWS_ENDPOINT_URL.
 
     The environment is set for the whole session, so CLI subprocesses reach it too and no

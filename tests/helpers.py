@@ -53,3 +53,10 @@ class FakeClock:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a ``lambdacron`` subprocess: the session's, without any store.
+
+    Read at call time: the session fixtures point AWS at the local test server."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LAMBDACRON_")}

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import command_job, place, read_json, utc
-
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDACRON_")}
+from helpers import command_job, place, read_json, subprocess_env, utc
 
 
 def tick_process(root: Path, now: str, *extra: str) -> subprocess.Popen[str]:
@@ -36,7 +34,7 @@ def tick_process(root: Path, now: str, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        env=subprocess_env(),
     )
 
 
@@ -123,7 +121,7 @@ def test_a_runner_killed_mid_run_leaves_the_store_consistent(tmp_path: Path, mom
             [sys.executable, "-m", "lambdacron", "ls", "--store", str(root), "--json"],
             capture_output=True,
             text=True,
-            env=ENV,
+            env=subprocess_env(),
             check=True,
         )
         assert json.loads(listing.stdout)[0]["status"] == "interrupted"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,15 @@ def test_of_many_threads_writing_at_one_version_exactly_one_wins(tmp_path: Path)
         t.join()
     assert len(wins) == 1
     assert store.read("a.json").body == f'{{"winner": {wins[0]}}}'.encode()
+
+
+def test_temporary_files_left_by_a_killed_writer_are_removed_when_stale(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path, create=True)
+    store.create("a.json", b"{}")
+    fresh = tmp_path / ".a.json.abc123.tmp"
+    stale = tmp_path / ".a.json.def456.tmp"
+    fresh.write_bytes(b"{")
+    stale.write_bytes(b"{")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert [e.key for e in store.list()] == ["a.json"]
+    assert fresh.exists() and not stale.exists()

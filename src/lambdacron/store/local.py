@@ -14,6 +14,7 @@ import fcntl
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
 from .keys import check_relative_key
 
 INTERNAL_DIR = ".lambdacron"
+STALE_TEMP_SECONDS = 3600
 
 
 def _version(st: os.stat_result) -> Version:
@@ -93,6 +95,9 @@ class LocalStore(Store):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             rel_folder = Path(folder).relative_to(self.root)
             for name in sorted(files):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    self._remove_stale_temp(Path(folder) / name)
+                    continue
                 if name.startswith(".") or not name.endswith(".json"):
                     continue
                 key = (rel_folder / name).as_posix()
@@ -105,6 +110,16 @@ class LocalStore(Store):
                     raise StoreError(f"{key}: cannot stat: {exc.strerror}") from exc
                 if stat.S_ISREG(st.st_mode):
                     yield Entry(key, _version(st), st.st_size)
+
+    @staticmethod
+    def _remove_stale_temp(path: Path) -> None:
+        # A writer killed between writing its temporary file and the rename leaves it
+        # behind. It is never a job (its name starts with '.'); after a while it is litter.
+        try:
+            if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                path.unlink()
+        except OSError:
+            pass
 
     @staticmethod
     def _walk_error(exc: OSError) -> None:
