@@ -90,7 +90,8 @@ class TestCommand:
         )
         result = CommandAction().run(spec, context())
         assert result.status is Status.OK
-        assert len(result.output.encode()) == OUTPUT_LIMIT
+        # The action keeps a small margin past the recorded limit for redaction at the cut.
+        assert len(result.output.encode()) == OUTPUT_LIMIT + 1024
         assert result.output.endswith("THE END\n")
 
 

@@ -19,6 +19,9 @@ from datetime import datetime
 from ..job import Status
 from .base import OUTPUT_LIMIT, Result
 
+#: Kept beyond the recorded limit, so that redaction sees whole secrets at the cut.
+_MARGIN = 1024
+
 _CHUNK = 65536
 #: After SIGTERM on timeout, how long the group gets before SIGKILL.
 KILL_GRACE_SECONDS = 2.0
@@ -91,7 +94,7 @@ def run_process(
             error=f"cannot start {argv[0]}: {exc.strerror or exc}",
         )
 
-    tail = _Tail(OUTPUT_LIMIT)
+    tail = _Tail(OUTPUT_LIMIT + _MARGIN)
     reader = threading.Thread(target=_pump, args=(process.stdout, tail), daemon=True)
     reader.start()
     if stdin is not None:

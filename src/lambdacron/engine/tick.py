@@ -21,13 +21,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..actions.base import ActionRegistry, RunContext
+from ..actions.base import OUTPUT_LIMIT, ActionRegistry, RunContext
 from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, ScheduleError, StoreError
 from ..job import (
     Claim,
@@ -40,6 +40,7 @@ from ..job import (
     load,
     with_runner_fields,
 )
+from ..redact import redact, secrets_in, tail
 from ..schedule import parse_instant
 from ..store.base import Store, Version
 from .report import JobEvent, Outcome, TickReport
@@ -138,6 +139,7 @@ class Engine:
         is_alive: Callable[[int], bool] = pid_alive,
         time_left: Callable[[], float] | None = None,
         start_margin: float = 5.0,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.actions = actions
@@ -148,6 +150,8 @@ class Engine:
         self.is_alive = is_alive
         self.time_left = time_left
         self.start_margin = start_margin
+        #: The environment runs inherit; its credentials are redacted from results.
+        self.environ = os.environ if environ is None else environ
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
         # Claims this engine holds right now. A claim with our host and pid that is not
         # here was abandoned (its write-back failed): it is dead, though our pid is alive.
@@ -451,6 +455,12 @@ class Engine:
         execution = c.job.state.execution_count + 1
         context = RunContext(c.key, c.scheduled, execution, c.job.timeout_seconds, claim.started)
         result = self.actions[c.job.run_type].run(c.job.action, context)
+        secrets = secrets_in(self.environ, getattr(c.job.action, "env", {}))
+        result = replace(
+            result,
+            output=tail(redact(result.output, secrets), OUTPUT_LIMIT),
+            error=redact(result.error, secrets) if result.error else result.error,
+        )
         fields = {
             name: document.get(name)
             for name in ("execution_count", "last_run", "last_scheduled", "scheduled_from")
