@@ -208,3 +208,63 @@ def test_concurrent_tick_processes_on_s3_run_each_occurrence_once(
     counts = Counter(out.read_text().split())
     assert len(counts) == jobs and set(counts.values()) == {1}
     assert sum(s["ran"] for s in summaries) == jobs
+
+
+class TestEditsDuringARun:
+    """The user rewrites or deletes the job object while its run is going."""
+
+    def script(self, bucket: str, key: str, action: str) -> str:
+        return (
+            "import boto3, json\n"
+            "s3 = boto3.client('s3')\n"
+            f"bucket, key = {bucket!r}, {'jobs/' + key!r}\n"
+            + (
+                "doc = json.loads(s3.get_object(Bucket=bucket, Key=key)['Body'].read())\n"
+                "doc['note'] = 'edited'\n"
+                "s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc).encode())\n"
+                if action == "edit"
+                else "s3.delete_object(Bucket=bucket, Key=key)\n"
+            )
+        )
+
+    def test_an_edit_is_kept_and_runner_fields_merged(self, bucket: str) -> None:
+        put(
+            bucket,
+            "e.json",
+            {
+                "when": "@hourly",
+                "max_number_executions": 1,
+                "run": {
+                    "type": "python",
+                    "details": {"script": self.script(bucket, "e.json", "edit")},
+                },
+            },
+        )
+        with Engine(
+            S3Store(bucket, "jobs/"), default_registry(), clock=FakeClock(datetime.now(UTC))
+        ) as engine:
+            report = engine.tick(datetime.now(UTC) + timedelta(hours=1))
+        assert (report.ran, report.failed, report.deleted) == (1, 0, 0)  # edited: kept
+        state = get(bucket, "e.json")
+        assert state["note"] == "edited"
+        assert state["execution_count"] == 1 and state["last_result"]["status"] == "ok"
+        assert "claim" not in state
+
+    def test_a_deletion_is_not_undone(self, bucket: str) -> None:
+        put(
+            bucket,
+            "d.json",
+            {
+                "when": "@hourly",
+                "run": {
+                    "type": "python",
+                    "details": {"script": self.script(bucket, "d.json", "delete")},
+                },
+            },
+        )
+        with Engine(
+            S3Store(bucket, "jobs/"), default_registry(), clock=FakeClock(datetime.now(UTC))
+        ) as engine:
+            report = engine.tick(datetime.now(UTC) + timedelta(hours=1))
+        assert (report.ran, report.failed) == (1, 0)
+        assert keys(bucket) == []
