@@ -14,22 +14,22 @@ customer chose::
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import JobError, UsageError
 from .job import RUNNER_FIELDS, decode, encode, problems_of
 from .store.base import Store
+from .store.keys import new_key
 
 
 def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> str:
     """Validate ``document`` and create it as a new job. Returns the key.
 
     Create-only: an existing key raises ConflictError rather than being overwritten.
-    Without ``key`` a unique one is generated.
+    Without ``key`` a unique one is generated in the sharded layout ``HH/HEX32.json``.
     """
-    key = store.check_key(key if key is not None else f"{uuid.uuid4().hex}.json")
+    key = store.check_key(key if key is not None else new_key())
     stray = [name for name in ("claim",) if name in document]
     if stray:
         raise JobError("claim", "a new job must not carry a runner's claim")

@@ -39,8 +39,11 @@ def get(bucket: str, key: str) -> Any:
 
 
 def keys(bucket: str) -> list[str]:
+    """The job objects in the bucket (the runner's own index under .lambdacron/ aside)."""
     listing = boto_client("s3").list_objects_v2(Bucket=bucket)
-    return sorted(item["Key"] for item in listing.get("Contents", ()))
+    return sorted(
+        item["Key"] for item in listing.get("Contents", ()) if "/.lambdacron/" not in item["Key"]
+    )
 
 
 def next_1830(after: datetime) -> datetime:

@@ -70,6 +70,11 @@ class TickReport:
                 case _:
                     pass
 
+    def forget(self) -> None:
+        """A listed job vanished before it was read: it was not really seen."""
+        with self._lock:
+            self.seen -= 1
+
     def summary(self) -> str:
         stamp = self.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         parts = [

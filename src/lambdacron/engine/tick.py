@@ -42,7 +42,8 @@ from ..job import (
 )
 from ..redact import redact, secrets_in, tail
 from ..schedule import parse_instant
-from ..store.base import Store, Version
+from ..store.base import Entry, Store, Version
+from .index import ALWAYS, Index, IndexEntry
 from .report import JobEvent, Outcome, TickReport
 
 Clock = Callable[[], datetime]
@@ -50,6 +51,8 @@ Clock = Callable[[], datetime]
 CLAIM_GRACE = timedelta(seconds=120)
 DEFAULT_WORKERS = 8
 _WRITE_ATTEMPTS = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_IO_WORKERS = 16
 _STORE_RETRIES = 3
 
 
@@ -97,6 +100,19 @@ def window_start(job: Job, placed: datetime) -> datetime | None:
     return since if last is None else max(since, last)
 
 
+def next_due(job: Job, placed: datetime) -> datetime | None:
+    """The earliest tick time at which ``job`` can be due; None while it never can be.
+
+    What the index remembers, so that an unchanged job is not read again before then.
+    """
+    if not job.enabled or job.exhausted:
+        return None
+    if job.state.claim is not None:
+        return ALWAYS
+    start = window_start(job, placed)
+    return job.schedule.next_after(start if start is not None else _EPOCH)
+
+
 def due_occurrence(job: Job, placed: datetime, now: datetime) -> datetime | None:
     """The occurrence this tick should run, or None. Pure: time is passed in."""
     if not job.enabled or job.exhausted:
@@ -140,6 +156,8 @@ class Engine:
         time_left: Callable[[], float] | None = None,
         start_margin: float = 5.0,
         environ: Mapping[str, str] | None = None,
+        shard: tuple[int, int] | None = None,
+        io_workers: int = DEFAULT_IO_WORKERS,
     ) -> None:
         self.store = store
         self.actions = actions
@@ -152,7 +170,12 @@ class Engine:
         self.start_margin = start_margin
         #: The environment runs inherit; its credentials are redacted from results.
         self.environ = os.environ if environ is None else environ
+        #: (i, n): this engine ticks shard i of n of the store; None: all of it.
+        self.shard = shard
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
+        self._io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="lambdacron-io")
+        self._index: Index | None = None
+        self._index_lock = threading.Lock()
         # Claims this engine holds right now. A claim with our host and pid that is not
         # here was abandoned (its write-back failed): it is dead, though our pid is alive.
         self._inflight: set[str] = set()
@@ -163,6 +186,7 @@ class Engine:
         """Wait for running jobs to finish (or time out), then release the workers."""
         self._closed.set()
         self._pool.shutdown(wait=True)
+        self._io.shutdown(wait=True)
 
     def __enter__(self) -> Engine:
         return self
@@ -179,22 +203,63 @@ class Engine:
         begin = time.monotonic()
         budget = time_left if time_left is not None else self.time_left
         report = TickReport(now=now)
-        futures: list[Future[None]] = []
+        index = self._load_index()
         try:
-            entries = list(self.store.list())
+            entries = list(self.store.list(self.shard))
         except StoreError as exc:
             self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"cannot list the store: {exc}"))
-            entries = []
+            report.duration_s = time.monotonic() - begin
+            return report
+        report.seen = len(entries)
+        to_read: list[Entry] = []
         for entry in entries:
-            report.seen += 1
-            candidate = self._consider(entry.key, report, now)
+            cached = index.get(entry.key)
+            if cached is not None and cached.token == entry.version.token:
+                if cached.problem is not None:
+                    self._emit(report, JobEvent(entry.key, Outcome.INVALID, cached.problem))
+                    continue
+                if cached.due_at is None or cached.due_at > now:
+                    continue  # unchanged and not due: no read at all
+            to_read.append(entry)
+        futures: list[Future[None]] = []
+        # Reads go through their own bounded pool; due jobs go to the run pool as they come.
+        for candidate in self._io.map(lambda e: self._consider(e, report, now, index), to_read):
             if candidate is not None:
                 report.due += 1
                 futures.append(self._pool.submit(self._guarded, candidate, report, now, budget))
         for future in futures:
             future.result()
+        index.keep_only({entry.key for entry in entries})
+        self._save_index(index, report)
         report.duration_s = time.monotonic() - begin
         return report
+
+    # ------------------------------------------------------------------ the index
+
+    @property
+    def index_name(self) -> str:
+        return (
+            "index.json" if self.shard is None else f"index-{self.shard[0]}-of-{self.shard[1]}.json"
+        )
+
+    def _load_index(self) -> Index:
+        with self._index_lock:
+            if self._index is None:
+                context = ",".join(sorted(t.value for t in self.actions))
+                self._index = Index.from_bytes(self.store.read_internal(self.index_name), context)
+            return self._index
+
+    def _save_index(self, index: Index, report: TickReport) -> None:
+        with self._index_lock:
+            if not index.dirty:
+                return
+            body = index.to_bytes()
+            index.dirty = False
+        try:
+            self.store.write_internal(self.index_name, body)
+        except StoreError as exc:
+            index.dirty = True  # a cache: try again at the next tick
+            self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"index not saved: {exc}"))
 
     def _emit(self, report: TickReport, event: JobEvent) -> None:
         report.add(event)
@@ -210,37 +275,41 @@ class Engine:
                 return claim.id in self._inflight
         return self.is_alive(claim.pid)
 
-    def _consider(self, key: str, report: TickReport, now: datetime) -> _Candidate | None:
+    def _consider(
+        self, entry: Entry, report: TickReport, now: datetime, index: Index
+    ) -> _Candidate | None:
         """Read one job and decide; records a dead claim as interrupted on the way."""
+        key = entry.key
         try:
             doc = self.store.read(key)
         except JobNotFoundError:
-            report.seen -= 1  # deleted between the listing and the read
+            index.drop(key)
+            report.forget()  # deleted between the listing and the read
             return None
         except JobTooLargeError as exc:
-            self._emit(report, JobEvent(key, Outcome.INVALID, str(exc).removeprefix(f"{key}: ")))
+            problem = str(exc).removeprefix(f"{key}: ")
+            index.put(key, IndexEntry(entry.version.token, None, problem))
+            self._emit(report, JobEvent(key, Outcome.INVALID, problem))
             return None
         except StoreError as exc:
+            index.drop(key)
             self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
             return None
         job, problems, document = load(key, doc.body)
-        if job is None:
-            self._emit(report, JobEvent(key, Outcome.INVALID, "; ".join(map(str, problems))))
-            return None
-        if job.run_type not in self.actions:
-            self._emit(
-                report,
-                JobEvent(
-                    key,
-                    Outcome.INVALID,
-                    f"run.type: {job.run_type.value!r} is not allowed by this runner",
-                ),
+        if job is None or job.run_type not in self.actions:
+            problem = (
+                "; ".join(map(str, problems))
+                if job is None
+                else f"run.type: {job.run_type.value!r} is not allowed by this runner"
             )
+            index.put(key, IndexEntry(doc.version.token, None, problem))
+            self._emit(report, JobEvent(key, Outcome.INVALID, problem))
             return None
         version = doc.version
         claim = job.state.claim
         if claim is not None:
             if self._claim_is_live(claim):
+                index.put(key, IndexEntry(version.token, ALWAYS))
                 self._emit(
                     report,
                     JobEvent(
@@ -250,17 +319,20 @@ class Engine:
                 return None
             marked = self._mark_interrupted(job, document, version, claim, report)
             if marked is None:
+                index.drop(key)
                 return None
             document, version = marked
             job, _, _ = load(key, encode(document))
             assert job is not None  # only runner fields changed
         scheduled = due_occurrence(job, version.modified, now)
         if scheduled is None:
+            index.put(key, IndexEntry(version.token, next_due(job, version.modified)))
             if not job.enabled:
                 report.add(JobEvent(key, Outcome.DISABLED))
             elif job.exhausted:
                 report.add(JobEvent(key, Outcome.EXHAUSTED))
             return None
+        index.drop(key)  # the claim changes the file; the write-back records the new state
         return _Candidate(key, document, version, job, scheduled)
 
     @staticmethod
@@ -481,6 +553,15 @@ class Engine:
                 pass  # edited or removed meanwhile: the user's version stands
             except StoreError as exc:
                 self._emit(report, JobEvent(c.key, Outcome.STORE_ERROR, str(exc), c.scheduled))
+        if deleted:
+            self._load_index().drop(c.key)
+        elif written is not None:
+            # Remember the new state, so the next tick need not read the job back.
+            written_job, _, _ = load(c.key, encode(written[2]))
+            if written_job is not None:
+                self._load_index().put(
+                    c.key, IndexEntry(written[0].token, next_due(written_job, written[0].modified))
+                )
         message: str = result.error or ""
         if written is None:
             message = (
@@ -507,13 +588,14 @@ class Engine:
         claim: Claim,
         fields: dict[str, Any],
         report: TickReport,
-    ) -> tuple[Version, bool] | None:
-        """Write the result. Returns (new version, merged into a user's edit) or None."""
+    ) -> tuple[Version, bool, dict[str, Any]] | None:
+        """Write the result: (new version, merged into a user's edit, what was written),
+        or None when it was not written."""
         current, merged, failures = document, False, 0
         for _ in range(_WRITE_ATTEMPTS + _STORE_RETRIES):
             intended = with_runner_fields(current, fields)
             try:
-                return self.store.write(key, encode(intended), version), merged
+                return self.store.write(key, encode(intended), version), merged, intended
             except (ConflictError, JobNotFoundError):
                 pass
             except StoreError as exc:
@@ -531,7 +613,7 @@ class Engine:
                 continue
             _, _, fresh_document = load(key, fresh.body)
             if fresh_document == intended:
-                return fresh.version, merged  # our write landed; only its answer was lost
+                return fresh.version, merged, intended  # it landed; only its answer was lost
             if fresh.version.token == version.token:
                 continue  # unchanged: the failure was the store's, try again
             # The user edited the file during the run: keep their version and merge in only

@@ -56,8 +56,9 @@ class Store(ABC):
         """Return the normalised key, or raise InvalidKeyError."""
 
     @abstractmethod
-    def list(self) -> Iterator[Entry]:
-        """Every job key with its version, in no particular order."""
+    def list(self, shard: tuple[int, int] | None = None) -> Iterator[Entry]:
+        """Every job key with its version, in no particular order; with ``shard=(i, n)``
+        only the keys of shard i of n (see ``keys.shard_of``), listing only their folders."""
 
     @abstractmethod
     def read(self, key: str) -> Document:
@@ -75,3 +76,13 @@ class Store(ABC):
     @abstractmethod
     def delete(self, key: str, expected: Version | None = None) -> None:
         """Delete the job, only if still at ``expected`` when given; ConflictError otherwise."""
+
+    # The runner's own files (the index), kept where no job key can be: under ".lambdacron/".
+
+    @abstractmethod
+    def read_internal(self, name: str) -> bytes | None:
+        """The runner's file ``name``, or None if there is none (or it cannot be read)."""
+
+    @abstractmethod
+    def write_internal(self, name: str, body: bytes) -> None:
+        """Replace the runner's file ``name``; StoreError if that fails."""

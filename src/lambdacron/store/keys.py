@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from pathlib import PurePosixPath
 
 from ..errors import InvalidKeyError
@@ -29,3 +31,21 @@ def check_relative_key(key: str) -> str:
     if not key.endswith(".json"):
         raise InvalidKeyError(f"key {key!r}: job keys end in .json")
     return str(pure)
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The shard (0..shards-1) a key belongs to, decided by its first path component.
+
+    Sharding by the top-level folder lets a shard list only its own folders. Generated
+    keys (``new_key``) start with two random hex digits, which spreads them evenly; keys
+    you choose yourself are spread by their first folder (or file name).
+    """
+    top = key.split("/", 1)[0]
+    digest = hashlib.blake2b(top.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def new_key() -> str:
+    """A unique job key in the sharded layout ``HH/HEX32.json`` (256 top-level folders)."""
+    name = uuid.uuid4().hex
+    return f"{name[:2]}/{name}.json"

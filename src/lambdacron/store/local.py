@@ -15,7 +15,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from ..errors import (
     StoreError,
 )
 from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
-from .keys import check_relative_key
+from .keys import check_relative_key, shard_of
 
 INTERNAL_DIR = ".lambdacron"
 STALE_TEMP_SECONDS = 3600
@@ -90,26 +90,46 @@ class LocalStore(Store):
 
     # -- reading
 
-    def list(self) -> Iterator[Entry]:
-        for folder, dirs, files in os.walk(self.root, onerror=self._walk_error):
+    def list(self, shard: tuple[int, int] | None = None) -> Iterator[Entry]:
+        if shard is None:
+            yield from self._walk(self.root)
+            return
+        index, count = shard
+        try:
+            tops = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.url!r}: {exc.strerror}") from exc
+        for top in tops:
+            if top.name.startswith(".") or shard_of(top.name, count) != index:
+                continue
+            if top.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(top.path))
+            elif top.name.endswith(".json"):
+                yield from self._entries(self.root, [top.name])
+
+    def _walk(self, start: Path) -> Iterator[Entry]:
+        for folder, dirs, files in os.walk(start, onerror=self._walk_error):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            rel_folder = Path(folder).relative_to(self.root)
-            for name in sorted(files):
-                if name.startswith(".") and name.endswith(".tmp"):
-                    self._remove_stale_temp(Path(folder) / name)
-                    continue
-                if name.startswith(".") or not name.endswith(".json"):
-                    continue
-                key = (rel_folder / name).as_posix()
-                try:
-                    path = self._path(key)
-                    st = path.stat()
-                except (InvalidKeyError, FileNotFoundError):
-                    continue  # a link out of the store, or deleted while we walked
-                except OSError as exc:
-                    raise StoreError(f"{key}: cannot stat: {exc.strerror}") from exc
-                if stat.S_ISREG(st.st_mode):
-                    yield Entry(key, _version(st), st.st_size)
+            yield from self._entries(Path(folder), sorted(files))
+
+    def _entries(self, folder: Path, names: Sequence[str]) -> Iterator[Entry]:
+        rel_folder = folder.relative_to(self.root)
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                self._remove_stale_temp(folder / name)
+                continue
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            key = (rel_folder / name).as_posix()
+            try:
+                path = self._path(key)
+                st = path.stat()
+            except (InvalidKeyError, FileNotFoundError):
+                continue  # a link out of the store, or deleted while we walked
+            except OSError as exc:
+                raise StoreError(f"{key}: cannot stat: {exc.strerror}") from exc
+            if stat.S_ISREG(st.st_mode):
+                yield Entry(key, _version(st), st.st_size)
 
     @staticmethod
     def _remove_stale_temp(path: Path) -> None:
@@ -209,6 +229,21 @@ class LocalStore(Store):
                 return _version(path.stat())
             except OSError as exc:
                 raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+
+    def read_internal(self, name: str) -> bytes | None:
+        try:
+            return (self.root / INTERNAL_DIR / name).read_bytes()
+        except OSError:
+            return None
+
+    def write_internal(self, name: str, body: bytes) -> None:
+        internal = self.root / INTERNAL_DIR
+        try:
+            internal.mkdir(exist_ok=True)
+            temp = self._write_temp(internal / name, body)
+            os.replace(temp, internal / name)
+        except OSError as exc:
+            raise StoreError(f"{INTERNAL_DIR}/{name}: cannot write: {exc.strerror}") from exc
 
     def delete(self, key: str, expected: Version | None = None) -> None:
         path = self._path(key)

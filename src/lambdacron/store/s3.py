@@ -27,7 +27,7 @@ from ..errors import (
     StoreError,
 )
 from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
-from .keys import check_relative_key
+from .keys import check_relative_key, shard_of
 
 #: Where the runner keeps its own objects: never a job, because job keys cannot start with '.'.
 INTERNAL_PREFIX = ".lambdacron/"
@@ -116,27 +116,48 @@ class S3Store(Store):
 
     # -- reading
 
-    def list(self) -> Iterator[Entry]:
-        paginator = self.client.get_paginator("list_objects_v2")
+    def list(self, shard: tuple[int, int] | None = None) -> Iterator[Entry]:
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            if shard is None:
+                yield from self._list_under(self.prefix)
+                return
+            index, count = shard
+            # One delimited LIST names the top-level folders; then only ours are listed.
+            paginator = self.client.get_paginator("list_objects_v2")
+            folders: list[str] = []
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
+                for common in page.get("CommonPrefixes", ()):
+                    name = common["Prefix"][len(self.prefix) :].rstrip("/")
+                    if not name.startswith(".") and shard_of(name, count) == index:
+                        folders.append(common["Prefix"])
                 for item in page.get("Contents", ()):
                     name = item["Key"][len(self.prefix) :]
-                    if not name.endswith(".json"):
-                        continue
-                    try:
-                        key = self.check_key(name)
-                    except InvalidKeyError:
-                        continue  # internal objects and names that cannot be job keys
-                    yield Entry(
-                        key,
-                        Version(item["ETag"], item["LastModified"].astimezone(UTC)),
-                        int(item["Size"]),
-                    )
+                    if shard_of(name, count) == index:
+                        yield from self._entry(item)
+            for folder in folders:
+                yield from self._list_under(folder)
         except Exception as exc:
             if isinstance(exc, StoreError):
                 raise
             raise self._fail(self.url, "list", exc) from exc
+
+    def _list_under(self, prefix: str) -> Iterator[Entry]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", ()):
+                yield from self._entry(item)
+
+    def _entry(self, item: dict[str, Any]) -> Iterator[Entry]:
+        name = item["Key"][len(self.prefix) :]
+        if not name.endswith(".json"):
+            return
+        try:
+            key = self.check_key(name)
+        except InvalidKeyError:
+            return  # internal objects and names that cannot be job keys
+        yield Entry(
+            key, Version(item["ETag"], item["LastModified"].astimezone(UTC)), int(item["Size"])
+        )
 
     def read(self, key: str) -> Document:
         object_key = self._object_key(key)
@@ -211,6 +232,27 @@ class S3Store(Store):
             ContentType="application/json",
         )
         return Version(response["ETag"], _server_time(response))
+
+    def read_internal(self, name: str) -> bytes | None:
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=self.prefix + INTERNAL_PREFIX + name
+            )
+            data: bytes = response["Body"].read()
+            return data
+        except Exception:  # absent or unreadable: the caller rebuilds it
+            return None
+
+    def write_internal(self, name: str, body: bytes) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.prefix + INTERNAL_PREFIX + name,
+                Body=body,
+                ContentType="application/json",
+            )
+        except Exception as exc:
+            raise self._fail(INTERNAL_PREFIX + name, "write", exc) from exc
 
     def delete(self, key: str, expected: Version | None = None) -> None:
         object_key = self._object_key(key)
