@@ -57,6 +57,7 @@ class DeployConfig:
     invoke_arns: tuple[str, ...] = ()
     allowed_types: tuple[str, ...] = ()
     runtime: str = RUNTIME
+    shards: int = 1  # > 1: each tick fans out into this many shard invocations
 
     def __post_init__(self) -> None:
         if self.interval < 1:
@@ -65,6 +66,8 @@ class DeployConfig:
             raise UsageError("--timeout must be 1-900 seconds (Lambda's limit)")
         if not 128 <= self.memory_mb <= 10240:
             raise UsageError("--memory must be 128-10240 MB")
+        if not 1 <= self.shards <= 256:
+            raise UsageError("--shards must be 1-256")
 
     @property
     def role_name(self) -> str:
@@ -92,6 +95,8 @@ class DeployConfig:
         }
         if self.allowed_types:
             env["LAMBDACRON_ALLOWED_TYPES"] = ",".join(self.allowed_types)
+        if self.shards > 1:
+            env["LAMBDACRON_SHARDS"] = str(self.shards)
         return env
 
 
@@ -119,6 +124,15 @@ def role_policy(config: DeployConfig, partition: str = "aws") -> dict[str, Any]:
             "Resource": f"arn:{partition}:logs:*:*:log-group:/aws/lambda/{config.function_name}*",
         },
     ]
+    if config.shards > 1:
+        statements.append(
+            {
+                "Sid": "FanOutToShards",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": f"arn:{partition}:lambda:*:*:function:{config.function_name}",
+            }
+        )
     if config.invoke_arns:
         statements.append(
             {
