@@ -15,7 +15,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,39 +91,37 @@ class LocalStore(Store):
     # -- reading
 
     def list(self, shard: tuple[int, int] | None = None) -> Iterator[Entry]:
-        if shard is None:
-            yield from self._walk(self.root)
-            return
-        index, count = shard
+        yield from self._walk(self.root, "", shard)
+
+    def _walk(self, folder: Path, prefix: str, shard: tuple[int, int] | None) -> Iterator[Entry]:
+        # scandir, not os.walk: its entries carry the stat of each file for free, and a
+        # steady tick is little more than this listing.
         try:
-            tops = sorted(os.scandir(self.root), key=lambda e: e.name)
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except FileNotFoundError:
+            return  # removed while we walked
         except OSError as exc:
-            raise StoreError(f"cannot list {self.url!r}: {exc.strerror}") from exc
-        for top in tops:
-            if top.name.startswith(".") or shard_of(top.name, count) != index:
+            raise StoreError(f"cannot list {str(folder)!r}: {exc.strerror}") from exc
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                if name.endswith(".tmp"):
+                    self._remove_stale_temp(Path(entry.path))
+                continue  # the runner's own files, and names no job key can have
+            if shard is not None and shard_of(name, shard[1]) != shard[0]:
                 continue
-            if top.is_dir(follow_symlinks=False):
-                yield from self._walk(Path(top.path))
-            elif top.name.endswith(".json"):
-                yield from self._entries(self.root, [top.name])
-
-    def _walk(self, start: Path) -> Iterator[Entry]:
-        for folder, dirs, files in os.walk(start, onerror=self._walk_error):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            yield from self._entries(Path(folder), sorted(files))
-
-    def _entries(self, folder: Path, names: Sequence[str]) -> Iterator[Entry]:
-        rel_folder = folder.relative_to(self.root)
-        for name in names:
-            if name.startswith(".") and name.endswith(".tmp"):
-                self._remove_stale_temp(folder / name)
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(entry.path), f"{prefix}{name}/", None)
                 continue
-            if name.startswith(".") or not name.endswith(".json"):
+            if not name.endswith(".json") or not name.isprintable():
                 continue
-            key = (rel_folder / name).as_posix()
+            key = prefix + name
             try:
-                path = self._path(key)
-                st = path.stat()
+                if entry.is_symlink():
+                    st = self._path(key).stat()  # a link must resolve inside the store
+                else:
+                    st = entry.stat(follow_symlinks=False)
             except (InvalidKeyError, FileNotFoundError):
                 continue  # a link out of the store, or deleted while we walked
             except OSError as exc:
@@ -140,10 +138,6 @@ class LocalStore(Store):
                 path.unlink()
         except OSError:
             pass
-
-    @staticmethod
-    def _walk_error(exc: OSError) -> None:
-        raise StoreError(f"cannot list {exc.filename!r}: {exc.strerror}") from exc
 
     def read(self, key: str) -> Document:
         path = self._path(key)
