@@ -198,13 +198,22 @@ def fmt_requests(counts: dict[str, int]) -> str:
 
 
 def start_moto() -> subprocess.Popen[str]:
+    """The standard ``moto_server`` on a free loopback port: threaded, like S3 is concurrent.
+
+    (The test suite serialises moto to make conditional writes atomic; one runner at a time
+    here needs no such thing, and a serialised server would hide the value of parallel I/O.)
+    """
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, str(HERE.parent / "tests" / "moto_serial.py")],
-        stdout=subprocess.PIPE,
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
-    assert server.stdout is not None
-    port = int(server.stdout.readline())
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
@@ -214,6 +223,14 @@ def start_moto() -> subprocess.Popen[str]:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
     )
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
     return server
 
 

@@ -110,9 +110,28 @@ def test_the_persisted_form_round_trips() -> None:
 def test_deleted_jobs_leave_the_index(root: Path) -> None:
     with engine(LocalStore(root)) as e:
         e.tick(utc(2026, 1, 1, 1, 0))
+        assert e.index.get("hourly.json") is not None
         (root / "hourly.json").unlink()
         e.tick(utc(2026, 1, 1, 1, 1))
-    saved = Index.from_bytes(
-        (root / ".lambdacron" / "index.json").read_bytes(), "command,lambda,python"
-    )
-    assert saved.get("hourly.json") is None and saved.get("daily/00.json") is not None
+        assert e.index.get("hourly.json") is None and e.index.get("daily/00.json") is not None
+
+
+def test_the_index_is_saved_after_real_change_not_every_tick(root: Path) -> None:
+    saved = root / ".lambdacron" / "index.json"
+    with engine(LocalStore(root)) as e:
+        e.tick(utc(2026, 1, 1, 1, 0))  # the first save
+        first = saved.read_bytes()
+        e.tick(utc(2026, 1, 1, 2, 0))  # the hourly job ran: one entry changed
+        assert saved.read_bytes() == first
+        for i in range(50):  # a twentieth of the index changes
+            place(
+                root,
+                f"daily/{i:02}.json",
+                command_job("15 3 * * *", ["true"]),
+                utc(2026, 1, 1, 2, 1),
+            )
+        e.tick(utc(2026, 1, 1, 2, 2))
+        assert saved.read_bytes() != first
+        assert Index.from_bytes(saved.read_bytes(), "command,lambda,python").get(
+            "daily/00.json"
+        ) == e.index.get("daily/00.json")

@@ -53,6 +53,10 @@ DEFAULT_WORKERS = 8
 _WRITE_ATTEMPTS = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_IO_WORKERS = 16
+_READ_BATCH = 512
+#: The index is saved when a twentieth of its entries changed, or when the saved copy is
+#: this old.
+_SAVE_MAX_AGE_S = 600.0
 _STORE_RETRIES = 3
 
 
@@ -176,6 +180,7 @@ class Engine:
         self._io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="lambdacron-io")
         self._index: Index | None = None
         self._index_lock = threading.Lock()
+        self._index_saved_at = float("-inf")
         # Claims this engine holds right now. A claim with our host and pid that is not
         # here was abandoned (its write-back failed): it is dead, though our pid is alive.
         self._inflight: set[str] = set()
@@ -222,11 +227,14 @@ class Engine:
                     continue  # unchanged and not due: no read at all
             to_read.append(entry)
         futures: list[Future[None]] = []
-        # Reads go through their own bounded pool; due jobs go to the run pool as they come.
-        for candidate in self._io.map(lambda e: self._consider(e, report, now, index), to_read):
-            if candidate is not None:
-                report.due += 1
-                futures.append(self._pool.submit(self._guarded, candidate, report, now, budget))
+        # Reads go through their own bounded pool, a batch at a time (so a cold tick of a
+        # large store never holds a future per job); due jobs go to the run pool as they come.
+        for start in range(0, len(to_read), _READ_BATCH):
+            batch = to_read[start : start + _READ_BATCH]
+            for candidate in self._io.map(lambda e: self._consider(e, report, now, index), batch):
+                if candidate is not None:
+                    report.due += 1
+                    futures.append(self._pool.submit(self._guarded, candidate, report, now, budget))
         for future in futures:
             future.result()
         index.keep_only({entry.key for entry in entries})
@@ -242,6 +250,11 @@ class Engine:
             "index.json" if self.shard is None else f"index-{self.shard[0]}-of-{self.shard[1]}.json"
         )
 
+    @property
+    def index(self) -> Index:
+        """The index this engine keeps (loaded from the store on first use)."""
+        return self._load_index()
+
     def _load_index(self) -> Index:
         with self._index_lock:
             if self._index is None:
@@ -250,15 +263,22 @@ class Engine:
             return self._index
 
     def _save_index(self, index: Index, report: TickReport) -> None:
+        # Saving costs a write of the whole index; a stale saved index costs only the reads
+        # of what changed since. So save after real change, or now and then, not every tick.
         with self._index_lock:
-            if not index.dirty:
+            age = time.monotonic() - self._index_saved_at
+            enough = len(index.changed) >= max(2, len(index) // 20)
+            if not index.dirty or not (enough or age >= _SAVE_MAX_AGE_S):
                 return
             body = index.to_bytes()
             index.dirty = False
+            index.changed.clear()
+            self._index_saved_at = time.monotonic()
         try:
             self.store.write_internal(self.index_name, body)
         except StoreError as exc:
             index.dirty = True  # a cache: try again at the next tick
+            self._index_saved_at = float("-inf")
             self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"index not saved: {exc}"))
 
     def _emit(self, report: TickReport, event: JobEvent) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 #: Default cap on a job file's size; larger files are refused before they are read whole.
 DEFAULT_MAX_JOB_BYTES = 8 * 1024 * 1024
@@ -19,10 +19,15 @@ DEFAULT_MAX_JOB_BYTES = 8 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Version:
-    """An opaque token that changes whenever the document changes, and when it changed."""
+    """An opaque token that changes whenever the document changes, and when it changed
+    (``stamp``, seconds since the epoch: a listing of 100,000 files builds no datetimes)."""
 
     token: str
-    modified: datetime
+    stamp: float
+
+    @property
+    def modified(self) -> datetime:
+        return datetime.fromtimestamp(self.stamp, UTC)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import secrets
 import stat
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import (
@@ -34,10 +33,7 @@ STALE_TEMP_SECONDS = 3600
 
 
 def _version(st: os.stat_result) -> Version:
-    return Version(
-        f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}",
-        datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-    )
+    return Version(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}", st.st_mtime_ns / 1e9)
 
 
 class LocalStore(Store):
@@ -213,16 +209,28 @@ class LocalStore(Store):
 
     def write(self, key: str, body: bytes, expected: Version) -> Version:
         path = self._path(key)
-        with self._locked():
-            if _version(self._current(key, path)).token != expected.token:
-                raise ConflictError(f"{key}: changed since it was read")
-            try:
-                temp = self._write_temp(path, body)
+        try:
+            # The slow part (writing and syncing the new file) happens before the lock; the
+            # lock covers only compare-and-rename, so concurrent writers barely wait.
+            temp = self._write_temp(path, body)
+        except OSError as exc:
+            raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+        try:
+            with self._locked():
+                if _version(self._current(key, path)).token != expected.token:
+                    raise ConflictError(f"{key}: changed since it was read")
                 os.replace(temp, path)
-                self._sync_dir(path.parent)
-                return _version(path.stat())
-            except OSError as exc:
-                raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+                version = _version(path.stat())
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+        try:
+            self._sync_dir(path.parent)  # make the rename itself durable
+        except OSError as exc:
+            raise StoreError(f"{key}: cannot sync: {exc.strerror}") from exc
+        return version
 
     def read_internal(self, name: str) -> bytes | None:
         try:

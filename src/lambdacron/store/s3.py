@@ -155,9 +155,7 @@ class S3Store(Store):
             key = self.check_key(name)
         except InvalidKeyError:
             return  # internal objects and names that cannot be job keys
-        yield Entry(
-            key, Version(item["ETag"], item["LastModified"].astimezone(UTC)), int(item["Size"])
-        )
+        yield Entry(key, Version(item["ETag"], item["LastModified"].timestamp()), int(item["Size"]))
 
     def read(self, key: str) -> Document:
         object_key = self._object_key(key)
@@ -181,7 +179,7 @@ class S3Store(Store):
             body.close()
         if len(data) > self.max_job_bytes:
             raise JobTooLargeError(f"{key}: over the {self.max_job_bytes}-byte limit")
-        version = Version(response["ETag"], response["LastModified"].astimezone(UTC))
+        version = Version(response["ETag"], response["LastModified"].timestamp())
         return Document(key, data, version)
 
     # -- writing
@@ -220,7 +218,7 @@ class S3Store(Store):
             if existing.body == body:
                 return existing.version
             raise
-        return Version(response["ETag"], _server_time(response))
+        return Version(response["ETag"], _server_time(response).timestamp())
 
     def write(self, key: str, body: bytes, expected: Version) -> Version:
         response = self._conditional(
@@ -231,7 +229,7 @@ class S3Store(Store):
             IfMatch=expected.token,
             ContentType="application/json",
         )
-        return Version(response["ETag"], _server_time(response))
+        return Version(response["ETag"], _server_time(response).timestamp())
 
     def read_internal(self, name: str) -> bytes | None:
         try:
@@ -262,5 +260,5 @@ class S3Store(Store):
                 head = self.client.head_object(Bucket=self.bucket, Key=object_key)
             except Exception as exc:
                 raise self._fail(key, "delete", exc) from exc
-            expected = Version(head["ETag"], head["LastModified"])
+            expected = Version(head["ETag"], head["LastModified"].timestamp())
         self._conditional(key, "delete", self.client.delete_object, IfMatch=expected.token)
