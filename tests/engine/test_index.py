@@ -52,7 +52,21 @@ def test_a_steady_tick_reads_only_due_jobs(root: Path) -> None:
         assert store.reads == []  # nothing changed, nothing due: no job read
         assert (steady.seen, steady.ran, steady.invalid) == (52, 0, 1)  # still reported
         hourly = e.tick(utc(2026, 1, 1, 2, 0))
-        assert store.reads == ["hourly.json"] and hourly.ran == 1
+        # Due again, and unchanged since this engine wrote it: claimed from what it wrote.
+        assert store.reads == [] and hourly.ran == 1
+        assert read_json(root / "hourly.json")["execution_count"] == 2
+
+
+def test_a_job_edited_since_our_write_is_read_before_its_claim(root: Path) -> None:
+    store = CountingStore(root)
+    with engine(store) as e:
+        e.tick(utc(2026, 1, 1, 1, 0))
+        document = read_json(root / "hourly.json")
+        place(root, "hourly.json", {**document, "note": "edited"}, utc(2026, 1, 1, 1, 10))
+        store.reads.clear()
+        assert e.tick(utc(2026, 1, 1, 2, 0)).ran == 1
+        assert store.reads == ["hourly.json"]
+        assert read_json(root / "hourly.json")["note"] == "edited"
 
 
 def test_a_changed_file_is_read_again(root: Path) -> None:

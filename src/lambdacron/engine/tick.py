@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -42,7 +43,7 @@ from ..job import (
 )
 from ..redact import redact, secrets_in, tail
 from ..schedule import parse_instant
-from ..store.base import Entry, Store, Version
+from ..store.base import Document, Entry, Store, Version
 from .index import ALWAYS, Index, IndexEntry
 from .report import JobEvent, Outcome, TickReport
 
@@ -54,6 +55,8 @@ _WRITE_ATTEMPTS = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_IO_WORKERS = 16
 _READ_BATCH = 512
+#: Bodies of jobs this engine wrote last, kept to claim their next run without a read.
+_BODY_CACHE = 20_000
 #: The index is saved when a twentieth of its entries changed, or when the saved copy is
 #: this old.
 _SAVE_MAX_AGE_S = 600.0
@@ -177,10 +180,14 @@ class Engine:
         #: (i, n): this engine ticks shard i of n of the store; None: all of it.
         self.shard = shard
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
-        self._io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="lambdacron-io")
+        self._io = ThreadPoolExecutor(
+            max_workers=min(io_workers, store.read_concurrency), thread_name_prefix="lambdacron-io"
+        )
         self._index: Index | None = None
         self._index_lock = threading.Lock()
         self._index_saved_at = float("-inf")
+        self._bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._bodies_lock = threading.Lock()
         # Claims this engine holds right now. A claim with our host and pid that is not
         # here was abandoned (its write-back failed): it is dead, though our pid is alive.
         self._inflight: set[str] = set()
@@ -227,11 +234,16 @@ class Engine:
                     continue  # unchanged and not due: no read at all
             to_read.append(entry)
         futures: list[Future[None]] = []
+
         # Reads go through their own bounded pool, a batch at a time (so a cold tick of a
         # large store never holds a future per job); due jobs go to the run pool as they come.
+        def consider(entry: Entry) -> _Candidate | None:
+            return self._consider(entry, report, now, index)
+
+        parallel = self.store.read_concurrency > 1
         for start in range(0, len(to_read), _READ_BATCH):
             batch = to_read[start : start + _READ_BATCH]
-            for candidate in self._io.map(lambda e: self._consider(e, report, now, index), batch):
+            for candidate in self._io.map(consider, batch) if parallel else map(consider, batch):
                 if candidate is not None:
                     report.due += 1
                     futures.append(self._pool.submit(self._guarded, candidate, report, now, budget))
@@ -249,6 +261,27 @@ class Engine:
         return (
             "index.json" if self.shard is None else f"index-{self.shard[0]}-of-{self.shard[1]}.json"
         )
+
+    # ------------------------------------------------------------------ written bodies
+
+    def _remember(self, key: str, body: bytes, version: Version) -> None:
+        """Keep what we just wrote: the job's next run can claim it without reading it back.
+
+        Safe because the claim is conditional on this version: if anyone changed the file
+        since, the claim fails, and the job is read afresh.
+        """
+        with self._bodies_lock:
+            self._bodies[key] = (version.token, body)
+            self._bodies.move_to_end(key)
+            while len(self._bodies) > _BODY_CACHE:
+                self._bodies.popitem(last=False)
+
+    def _recall(self, entry: Entry) -> Document | None:
+        with self._bodies_lock:
+            kept = self._bodies.pop(entry.key, None)
+        if kept is None or kept[0] != entry.version.token:
+            return None
+        return Document(entry.key, kept[1], entry.version)
 
     @property
     def index(self) -> Index:
@@ -301,7 +334,7 @@ class Engine:
         """Read one job and decide; records a dead claim as interrupted on the way."""
         key = entry.key
         try:
-            doc = self.store.read(key)
+            doc = self._recall(entry) or self.store.read(key)
         except JobNotFoundError:
             index.drop(key)
             report.forget()  # deleted between the listing and the read
@@ -344,9 +377,13 @@ class Engine:
             document, version = marked
             job, _, _ = load(key, encode(document))
             assert job is not None  # only runner fields changed
-        scheduled = due_occurrence(job, version.modified, now)
+        due_at = next_due(job, version.modified)
+        # Only a job whose earliest due time has come needs the (dearer) exact evaluation.
+        scheduled = (
+            None if due_at is None or due_at > now else (due_occurrence(job, version.modified, now))
+        )
         if scheduled is None:
-            index.put(key, IndexEntry(version.token, next_due(job, version.modified)))
+            index.put(key, IndexEntry(version.token, due_at))
             if not job.enabled:
                 report.add(JobEvent(key, Outcome.DISABLED))
             elif job.exhausted:
@@ -615,7 +652,10 @@ class Engine:
         for _ in range(_WRITE_ATTEMPTS + _STORE_RETRIES):
             intended = with_runner_fields(current, fields)
             try:
-                return self.store.write(key, encode(intended), version), merged, intended
+                body = encode(intended)
+                new_version = self.store.write(key, body, version)
+                self._remember(key, body, new_version)
+                return new_version, merged, intended
             except (ConflictError, JobNotFoundError):
                 pass
             except StoreError as exc:

@@ -50,6 +50,9 @@ class Store(ABC):
     """Where job files live. Implementations: LocalStore (a directory), S3Store."""
 
     max_job_bytes: int = DEFAULT_MAX_JOB_BYTES
+    #: How many reads a tick should have in flight at once: high where each waits on the
+    #: network, 1 where reads are CPU-bound.
+    read_concurrency: int = 16
 
     @property
     @abstractmethod

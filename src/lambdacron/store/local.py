@@ -37,6 +37,9 @@ def _version(st: os.stat_result) -> Version:
 
 
 class LocalStore(Store):
+    #: Reads are page-cache hits and CPU-bound: parallel threads would only fight the GIL.
+    read_concurrency = 1
+
     def __init__(
         self, root: Path, *, create: bool = False, max_job_bytes: int = DEFAULT_MAX_JOB_BYTES
     ) -> None:
@@ -135,10 +138,30 @@ class LocalStore(Store):
         except OSError:
             pass
 
-    def read(self, key: str) -> Document:
-        path = self._path(key)
+    def _open_inside(self, key: str) -> int:
+        """Open a job file for reading, refusing anything that resolves outside the store.
+
+        The check is made on what was actually opened (the kernel's name for the open file),
+        so it costs one readlink instead of a realpath of every path component, and no
+        symlink swapped in between a check and the open can slip through.
+        """
+        path = self.root / self.check_key(key)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            with open(path, "rb") as handle:
+            try:
+                real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # no /proc: resolve the name instead
+                real = Path(os.path.realpath(path))
+            if self.root not in real.parents:
+                raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def read(self, key: str) -> Document:
+        try:
+            with open(self._open_inside(key), "rb") as handle:
                 st = os.fstat(handle.fileno())
                 if not stat.S_ISREG(st.st_mode):
                     raise InvalidKeyError(f"{key}: not a regular file")
