@@ -10,6 +10,24 @@ from typing import Any
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
+# The two sample jobs of the original README, exactly as it shows them.
+SEED_COMMAND = {
+    "when": "30 18 * * * * *",
+    "max_number_executions": 0,
+    "run": {"type": "command", "details": {"command": ["ls", "-Fal"]}},
+}
+SEED_PYTHON = {
+    "when": "01 01 30 04 * * *",
+    "max_number_executions": 3,
+    "run": {
+        "type": "python",
+        "details": {
+            "script": 'import json\n\ndata = {"hello": "world"}\n\nprint(json.dumps(data))\n'
+            "\nfor x in range(1,10):\n    print(x)\n"
+        },
+    },
+}
+
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]

@@ -11,13 +11,7 @@ import time
 from pathlib import Path
 
 from conftest import Run
-from helpers import append_job, command_job, place, read_json, utc
-
-SEED_COMMAND = {
-    "when": "30 18 * * * * *",
-    "max_number_executions": 0,
-    "run": {"type": "command", "details": {"command": ["ls", "-Fal"]}},
-}
+from helpers import SEED_COMMAND, append_job, command_job, place, read_json, utc
 
 
 def store_dir(tmp_path: Path) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from helpers import utc
+from helpers import SEED_COMMAND, SEED_PYTHON, utc
 from lambdacron.errors import JobError
 from lambdacron.job import (
     CommandSpec,
@@ -23,23 +23,6 @@ from lambdacron.job import (
     problems_of,
     with_runner_fields,
 )
-
-SEED_COMMAND = {
-    "when": "30 18 * * * * *",
-    "max_number_executions": 0,
-    "run": {"type": "command", "details": {"command": ["ls", "-Fal"]}},
-}
-SEED_PYTHON = {
-    "when": "01 01 30 04 * * *",
-    "max_number_executions": 3,
-    "run": {
-        "type": "python",
-        "details": {
-            "script": 'import json\n\ndata = {"hello": "world"}\n\nprint(json.dumps(data))\n'
-            "\nfor x in range(1,10):\n    print(x)\n"
-        },
-    },
-}
 
 
 def problems(document: Any) -> list[str]:

@@ -179,20 +179,7 @@ def _cmd_tick(args: argparse.Namespace) -> int:
                 [(i, args.shards) for i in range(args.shards)],
             )
         )
-    total = TickReport(now=now)
-    for part in parts:
-        for name in (
-            "seen",
-            "due",
-            "ran",
-            "failed",
-            "invalid",
-            "store_errors",
-            "deleted",
-            "interrupted",
-            "skipped",
-        ):
-            setattr(total, name, getattr(total, name) + int(part[name]))  # type: ignore[call-overload]
+    total = TickReport.combine(now, parts)
     total.duration_s = time.monotonic() - begin
     summary = total.summary() + f" ({args.shards} shards)"
     _out(json.dumps({**total.to_json(), "shards": args.shards}) if args.json else summary)

@@ -230,6 +230,16 @@ class Deployer:
         name = config.role_name
         existing = self._get(self.iam.get_role, RoleName=name)
         policy = json.dumps(role_policy(config), sort_keys=True)
+
+        def put_policy() -> Any:
+            return self._call(
+                "put role policy",
+                self.iam.put_role_policy,
+                RoleName=name,
+                PolicyName=POLICY_NAME,
+                PolicyDocument=policy,
+            )
+
         if existing is None:
             self._step(
                 f"role {name}",
@@ -242,17 +252,7 @@ class Deployer:
                     Description="lambdacron runner (managed by lambdacron deploy)",
                 ),
             )
-            self._step(
-                f"role {name} policy",
-                "create",
-                lambda: self._call(
-                    "put role policy",
-                    self.iam.put_role_policy,
-                    RoleName=name,
-                    PolicyName=POLICY_NAME,
-                    PolicyDocument=policy,
-                ),
-            )
+            self._step(f"role {name} policy", "create", put_policy)
             return f"arn:aws:iam::ACCOUNT:role/{name}"  # the real one exists after apply
         current = self._get(self.iam.get_role_policy, RoleName=name, PolicyName=POLICY_NAME)
         current_doc = current["PolicyDocument"] if current else None
@@ -261,17 +261,7 @@ class Deployer:
         if current_doc is not None and json.dumps(current_doc, sort_keys=True) == policy:
             self._step(f"role {name}", "unchanged")
         else:
-            self._step(
-                f"role {name} policy",
-                "update",
-                lambda: self._call(
-                    "put role policy",
-                    self.iam.put_role_policy,
-                    RoleName=name,
-                    PolicyName=POLICY_NAME,
-                    PolicyDocument=policy,
-                ),
-            )
+            self._step(f"role {name} policy", "update", put_policy)
         return str(existing["Role"]["Arn"])
 
     def _role_arn_now(self, config: DeployConfig, planned: str) -> str:

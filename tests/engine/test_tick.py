@@ -12,28 +12,20 @@ from typing import Any
 
 import pytest
 
-from helpers import FakeClock, append_job, command_job, place, read_json, utc
+from helpers import (
+    SEED_COMMAND,
+    SEED_PYTHON,
+    FakeClock,
+    append_job,
+    command_job,
+    place,
+    read_json,
+    utc,
+)
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine, Outcome
 from lambdacron.job import RunType
 from lambdacron.store import LocalStore
-
-SEED_COMMAND = {
-    "when": "30 18 * * * * *",
-    "max_number_executions": 0,
-    "run": {"type": "command", "details": {"command": ["ls", "-Fal"]}},
-}
-SEED_PYTHON = {
-    "when": "01 01 30 04 * * *",
-    "max_number_executions": 3,
-    "run": {
-        "type": "python",
-        "details": {
-            "script": 'import json\n\ndata = {"hello": "world"}\n\nprint(json.dumps(data))\n'
-            "\nfor x in range(1,10):\n    print(x)\n"
-        },
-    },
-}
 
 
 @pytest.fixture

@@ -90,22 +90,31 @@ class TickReport:
                 parts.append(f"{value} {name.replace('_', ' ')}")
         return ", ".join(parts) + f" in {self.duration_s:.2f} s"
 
+    #: The counters of a tick, in the order the summary and the JSON give them.
+    COUNTERS = (
+        "seen",
+        "due",
+        "ran",
+        "failed",
+        "invalid",
+        "store_errors",
+        "deleted",
+        "interrupted",
+        "skipped",
+    )
+
     def to_json(self) -> dict[str, object]:
         return {
             "now": self.now.isoformat(),
-            **{
-                n: getattr(self, n)
-                for n in (
-                    "seen",
-                    "due",
-                    "ran",
-                    "failed",
-                    "invalid",
-                    "store_errors",
-                    "deleted",
-                    "interrupted",
-                    "skipped",
-                )
-            },
+            **{name: getattr(self, name) for name in self.COUNTERS},
             "duration_s": round(self.duration_s, 3),
         }
+
+    @classmethod
+    def combine(cls, now: datetime, parts: list[dict[str, object]]) -> TickReport:
+        """One report from the JSON of several (the shards of one tick)."""
+        total = cls(now=now)
+        for part in parts:
+            for name in cls.COUNTERS:
+                setattr(total, name, getattr(total, name) + int(str(part[name])))
+        return total
