@@ -56,9 +56,10 @@ def test_two_thousand_due_jobs_with_chatty_ones(tmp_path: Path) -> None:
         2000,
         0,
     )
-    for path in root.rglob("*.json"):
+    for path in [*root.glob("quiet/*.json"), *root.glob("chatty/*.json")]:
         state = read_json(path)
         assert state["execution_count"] == 1 and state["last_result"]["status"] == "ok"
         assert len(state["last_result"]["output"].encode()) <= OUTPUT_LIMIT
+    assert len(list(root.glob("quiet/*.json"))) == 1950
     assert summary["peak_rss_mb"] < 150, summary
     print(f"2000 jobs: tick {summary['duration_s']} s, peak RSS {summary['peak_rss_mb']:.0f} MB")
