@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdacron.actions.base import Action, RunContext
-from lambdacron.job import RunType
 from lambdacron.schedule import parse, parse_instant
 from lambdacron.store.base import Store
 
@@ -50,6 +49,3 @@ def baseline_tick(
         job["last_run"] = now.isoformat()
         store.write(entry.key, json.dumps(job).encode(), document.version)
     return counts
-
-
-__all__ = ["RunType", "baseline_tick"]

@@ -123,6 +123,17 @@ class TestWhatTheTargetReceives:
             "Function not found: nope"
         )
 
+    def test_an_invoke_is_never_retried(self, recorder: RecordingLambda) -> None:
+        # A 5xx after the function may have started: retrying could run it twice.
+        recorder.reply = Reply(
+            status=500,
+            body=b'{"message": "internal"}',
+            headers={"x-amzn-ErrorType": "ServiceException"},
+        )
+        result = LambdaAction().run(LambdaSpec("place-order", {"order": 1}), CONTEXT)
+        assert result.status is Status.ERROR
+        assert len(recorder.seen) == 1
+
     def test_a_large_response_is_recorded_bounded(self, recorder: RecordingLambda) -> None:
         recorder.reply = Reply(body=b'"' + b"x" * 100_000 + b'"')
         result = LambdaAction().run(

@@ -12,8 +12,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from helpers import command_job, place, read_json, subprocess_env, utc
 
 
@@ -85,8 +83,7 @@ def test_ticks_for_different_times_racing_run_each_occurrence_once(tmp_path: Pat
         assert state["execution_count"] == sum(1 for k in counts if k.startswith(f"job{i}@"))
 
 
-@pytest.mark.parametrize("moment", ["mid-run"])
-def test_a_runner_killed_mid_run_leaves_the_store_consistent(tmp_path: Path, moment: str) -> None:
+def test_a_runner_killed_mid_run_leaves_the_store_consistent(tmp_path: Path) -> None:
     root = tmp_path / "jobs"
     out = tmp_path / "out.txt"
     pid_file = tmp_path / "child.pid"

@@ -26,7 +26,12 @@ def default_lambda_client() -> Any:
     import boto3  # lazy: only lambda jobs need it
     from botocore.config import Config
 
-    return boto3.client("lambda", config=Config(retries={"mode": "standard"}))
+    # An Invoke is never retried: after a timeout or a 5xx the function may have run, and a
+    # retry would run it twice. The occurrence records the error; the next one tries again.
+    # The read timeout covers the longest synchronous run Lambda allows (900 s).
+    return boto3.client(
+        "lambda", config=Config(retries={"total_max_attempts": 1}, read_timeout=905)
+    )
 
 
 class LambdaAction(Action):
