@@ -117,11 +117,9 @@ class TestWhatTheTargetReceives:
         )
         result = LambdaAction().run(LambdaSpec("nope", {}), CONTEXT)
         assert result.status is Status.ERROR
-        assert result.error == (
-            "invoke nope: ResourceNotFoundException: An error occurred "
-            "(ResourceNotFoundException) when calling the Invoke operation: "
-            "Function not found: nope"
-        )
+        assert result.error is not None
+        assert result.error.startswith("invoke nope: ResourceNotFoundException: ")
+        assert result.error.endswith("Function not found: nope")
 
     def test_an_invoke_is_never_retried(self, recorder: RecordingLambda) -> None:
         # A 5xx after the function may have started: retrying could run it twice.
