@@ -72,6 +72,19 @@ def workload(n: int, due_share: float, t0: datetime) -> list[tuple[str, bytes]]:
 # --------------------------------------------------------------------------- one measurement
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Not ru_maxrss: Linux carries that across exec, so it would
+    include the process this one was forked from."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _noop_action() -> Any:
     from lambdacron.actions.base import Action, Result
     from lambdacron.job import RunType, Status
@@ -136,7 +149,7 @@ def measure(variant: str, store_name: str, profile: bool, t0: datetime) -> dict[
         else:
             run("steady", t0 + timedelta(minutes=1))
         engine.close()
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["peak_rss_mb"] = peak_rss_mb()
     return results
 
 
