@@ -108,3 +108,14 @@ def bucket(moto_endpoint: str) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     boto_client("s3").create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def lambda_recorder(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A recording Invoke endpoint; boto3's Lambda client reaches it via AWS_ENDPOINT_URL_LAMBDA."""
+    from recording_lambda import RecordingLambda
+
+    recording = RecordingLambda()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", recording.url)
+    yield recording
+    recording.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,3 +80,14 @@ def subprocess_env() -> dict[str, str]:
 
     Read at call time: the session fixtures point AWS at the local test server."""
     return {k: v for k, v in os.environ.items() if not k.startswith("LAMBDACRON_")}
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """Start ``lambdacron ARGS`` as a real process, with pipes for its output."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lambdacron", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )

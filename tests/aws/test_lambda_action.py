@@ -7,7 +7,6 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,11 +50,8 @@ def function(moto_endpoint: str) -> str:
 
 
 @pytest.fixture
-def recorder(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingLambda]:
-    recording = RecordingLambda()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", recording.url)
-    yield recording
-    recording.stop()
+def recorder(lambda_recorder: RecordingLambda) -> RecordingLambda:
+    return lambda_recorder
 
 
 class TestAgainstMotoLambda:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +12,7 @@ import pytest
 
 from conftest import boto_client
 from faultproxy import FaultProxy
-from helpers import FakeClock, command_job
+from helpers import FakeClock, command_job, spawn
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
 from lambdacron.errors import ConflictError, StoreError
@@ -186,27 +183,8 @@ def test_concurrent_tick_processes_on_s3_run_each_occurrence_once(
     for i in range(jobs):
         put(bucket, f"j/{i:03}.json", command_job("@hourly", ["sh", "-c", f"echo job{i} >> {out}"]))
     now = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:05:00Z")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDACRON_")}
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "lambdacron",
-                "tick",
-                "--store",
-                f"s3://{bucket}/jobs/",
-                "--now",
-                now,
-                "--json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(6)
-    ]
+    store = f"s3://{bucket}/jobs/"
+    processes = [spawn("tick", "--store", store, "--now", now, "--json") for _ in range(6)]
     summaries = [json.loads(p.communicate(timeout=300)[0]) for p in processes]
     counts = Counter(out.read_text().split())
     assert len(counts) == jobs and set(counts.values()) == {1}

@@ -18,11 +18,8 @@ PLACE_ORDER = "arn:aws:lambda:us-east-1:123456789012:function:place-order"
 
 
 @pytest.fixture
-def vendor(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingLambda]:
-    recording = RecordingLambda()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", recording.url)
-    yield recording
-    recording.stop()
+def vendor(lambda_recorder: RecordingLambda) -> RecordingLambda:
+    return lambda_recorder
 
 
 @pytest.fixture

@@ -72,15 +72,14 @@ def test_tick_with_shards_runs_every_due_job_once(run_cli: Run, tmp_path: Path) 
 
 
 @pytest.fixture
-def fan_env(bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingLambda]:
-    recording = RecordingLambda()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", recording.url)
+def fan_env(
+    bucket: str, monkeypatch: pytest.MonkeyPatch, lambda_recorder: RecordingLambda
+) -> Iterator[RecordingLambda]:
     monkeypatch.setenv("LAMBDACRON_STORE", f"s3://{bucket}/jobs/")
     monkeypatch.setenv("LAMBDACRON_SHARDS", "4")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "lambdacron")
     handler._engines.clear()
-    yield recording
-    recording.stop()
+    yield lambda_recorder
     for engine in handler._engines.values():
         engine.close()
     handler._engines.clear()

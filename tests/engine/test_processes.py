@@ -12,28 +12,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from helpers import command_job, place, read_json, subprocess_env, utc
+from helpers import command_job, place, read_json, spawn, subprocess_env, utc
 
 
 def tick_process(root: Path, now: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lambdacron",
-            "tick",
-            "--store",
-            str(root),
-            "--now",
-            now,
-            "--json",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
+    return spawn("tick", "--store", str(root), "--now", now, "--json", *extra)
 
 
 def appender(when: str, out: Path, line: str) -> dict[str, object]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,19 +14,12 @@ from typing import Any
 import pytest
 
 from conftest import boto_client
-from helpers import command_job, place, subprocess_env
+from helpers import command_job, place, spawn
 
 Put = Callable[[str, dict[str, Any]], None]
 
 
-def lambdacron(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lambdacron", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
+lambdacron = spawn
 
 
 @pytest.fixture(params=["local", "s3"])
