@@ -30,8 +30,7 @@ def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> st
     Without ``key`` a unique one is generated in the sharded layout ``HH/HEX32.json``.
     """
     key = store.check_key(key if key is not None else new_key())
-    stray = [name for name in ("claim",) if name in document]
-    if stray:
+    if "claim" in document:
         raise JobError("claim", "a new job must not carry a runner's claim")
     _, problems = problems_of(key, dict(document))
     if problems:

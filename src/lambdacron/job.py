@@ -536,14 +536,6 @@ def with_runner_fields(document: Mapping[str, Any], fields: Mapping[str, Any]) -
     return result
 
 
-def runner_fields_of(document: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: document.get(name) for name in RUNNER_FIELDS}
-
-
-def user_fields_of(document: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in document.items() if k not in RUNNER_FIELDS}
-
-
 def describe_problems(source: str, problems: Sequence[JobError]) -> list[str]:
     """``SOURCE: field.path: message`` lines."""
     return [f"{source}: {p}" for p in problems]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..job import ActionSpec, RunType, Status
+from ..job import ActionSpec, RunType, Status, iso
 
 #: How much of a run's output is kept: the last 4 KiB of stdout and stderr together.
 OUTPUT_LIMIT = 4096
@@ -31,7 +31,7 @@ class RunContext:
     def environment(self) -> dict[str, str]:
         return {
             "LAMBDACRON_JOB": self.key,
-            "LAMBDACRON_SCHEDULED_TIME": self.scheduled.isoformat().replace("+00:00", "Z"),
+            "LAMBDACRON_SCHEDULED_TIME": iso(self.scheduled),
             "LAMBDACRON_EXECUTION": str(self.execution),
         }
 
@@ -49,7 +49,7 @@ class Result:
         return {
             "status": self.status.value,
             "exit_code": self.exit_code,
-            "started": self.started.isoformat().replace("+00:00", "Z"),
+            "started": iso(self.started),
             "duration_ms": self.duration_ms,
             "output": self.output,
             "error": self.error,

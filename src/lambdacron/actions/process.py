@@ -33,10 +33,8 @@ class _Tail:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.data = bytearray()
-        self.total = 0
 
     def feed(self, chunk: bytes) -> None:
-        self.total += len(chunk)
         self.data += chunk
         if len(self.data) > self.limit:
             del self.data[: len(self.data) - self.limit]

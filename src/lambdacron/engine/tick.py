@@ -192,11 +192,9 @@ class Engine:
         # here was abandoned (its write-back failed): it is dead, though our pid is alive.
         self._inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
-        self._closed = threading.Event()
 
     def close(self) -> None:
         """Wait for running jobs to finish (or time out), then release the workers."""
-        self._closed.set()
         self._pool.shutdown(wait=True)
         self._io.shutdown(wait=True)
 
