@@ -12,7 +12,7 @@ import pytest
 
 from conftest import boto_client
 from faultproxy import FaultProxy
-from helpers import FakeClock, command_job, spawn
+from helpers import FakeClock, append_job, command_job, spawn
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
 from lambdacron.errors import ConflictError, StoreError
@@ -249,3 +249,135 @@ class TestEditsDuringARun:
             report = engine.tick(datetime.now(UTC) + timedelta(hours=1))
         assert (report.ran, report.failed) == (1, 0)
         assert keys(bucket) == []
+
+
+def lists_made(store: S3Store) -> Counter[str]:
+    """Requests by operation, counted at the client as they are made."""
+    made: Counter[str] = Counter()
+    store.client.meta.events.register(
+        "before-call.s3", lambda model, **_: made.update([model.name])
+    )
+    return made
+
+
+class TestRangeListing:
+    """Split points cut a listing into ranges that are listed in parallel (StartAfter)."""
+
+    KEYS = sorted(f"{i % 7:02x}/{i:04d}.json" for i in range(26))
+
+    @pytest.fixture
+    def store(self, bucket: str) -> S3Store:
+        for key in self.KEYS:
+            put(bucket, key, {"when": "@daily"})
+        put(bucket, ".lambdacron/index.json", b"{}")  # the runner's own: never listed
+        return S3Store(bucket, "jobs/", list_page_size=4)
+
+    @pytest.mark.parametrize(
+        "splits",
+        [
+            pytest.param(KEYS[3::4], id="a page apart"),
+            pytest.param(KEYS[1::2], id="half a page apart"),
+            pytest.param(KEYS[::9], id="ranges of several pages"),
+            pytest.param(["00", "03/zzz", "04/0000.json", "x"], id="keys that do not exist"),
+            pytest.param([KEYS[-1], "zz"], id="at and past the end"),
+            pytest.param(["05", "01"], id="unsorted: ignored"),
+        ],
+    )
+    def test_any_split_points_list_the_same_entries(
+        self, store: S3Store, splits: list[str]
+    ) -> None:
+        whole = sorted((e.key, e.version.token, e.size) for e in store.list())
+        assert [key for key, _, _ in whole] == self.KEYS
+        ranged = [(e.key, e.version.token, e.size) for e in store.list(splits=splits)]
+        assert sorted(ranged) == whole  # and no key twice
+
+    def test_split_points_a_page_apart_make_one_request_per_range(self, store: S3Store) -> None:
+        made = lists_made(store)
+        splits = self.KEYS[3::4]  # ranges of 4 keys, the index object in the first: 5
+        list(store.list(splits=splits))
+        first_range_pages = 2
+        assert made["ListObjectsV2"] == len(splits) + first_range_pages
+
+    def test_a_range_that_grew_since_takes_more_pages_and_misses_nothing(
+        self, bucket: str, store: S3Store
+    ) -> None:
+        splits = self.KEYS[3::4]
+        for extra in ("00/0000a.json", "00/0000b.json", "00/0000c.json", "00/0000d.json"):
+            put(bucket, extra, {"when": "@daily"})
+        made = lists_made(store)
+        assert len(list(store.list(splits=splits))) == len(self.KEYS) + 4
+        assert made["ListObjectsV2"] > len(splits) + 1
+
+
+class TestTheEngineListsInRanges:
+    def test_a_steady_tick_lists_ranges_and_runs_every_due_job_once(
+        self, bucket: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import lambdacron.engine.tick as tick_module
+
+        monkeypatch.setattr(tick_module, "_CHUNK", 5)  # due jobs start while listing goes on
+        log = tmp_path / "runs.log"
+        for i in range(30):
+            put(bucket, f"{i % 5:02x}/{i:04d}.json", append_job("* * * * *", log, f"job {i}"))
+        store = S3Store(bucket, "jobs/", list_page_size=4)
+        start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+        with Engine(store, default_registry(), clock=FakeClock(start), workers=4) as engine:
+            first = engine.tick(start)
+            made = lists_made(store)
+            second = engine.tick(start + timedelta(minutes=1))
+        assert (first.seen, first.ran, second.seen, second.ran) == (30, 30, 30, 30)
+        lines = log.read_text().splitlines()
+        assert sorted(Counter(lines).values()) == [2] * 30  # each job once per tick
+        assert made["GetObject"] == 0  # the due jobs were claimed from what was written
+        splits = 30 // 4  # from the first tick's index: ranges of 4 keys
+        assert splits + 1 <= made["ListObjectsV2"] <= splits + 2
+
+    def test_a_listing_that_fails_halfway_keeps_the_index_and_reports_once(
+        self, bucket: str, proxy: FaultProxy, tmp_path: Any
+    ) -> None:
+        from botocore.config import Config
+
+        log = tmp_path / "runs.log"
+        for i in range(30):
+            put(bucket, f"{i % 5:02x}/{i:04d}.json", append_job("0 0 1 1 *", log, f"job {i}"))
+        client = boto_client(
+            "s3", endpoint_url=proxy.url, config=Config(retries={"total_max_attempts": 1})
+        )
+        store = S3Store(bucket, "jobs/", client=client, list_page_size=4)
+        now = datetime.now(UTC)
+        with Engine(store, default_registry(), clock=FakeClock(now), workers=4) as engine:
+            assert engine.tick(now).seen == 30
+            proxy.inject("internal", method="GET", skip=2)
+            report = engine.tick(now + timedelta(minutes=1))
+            assert len(engine.index) == 30  # nothing evicted for not being listed
+            assert report.store_errors == 1
+            assert "cannot list the store" in report.events[-1].message
+            assert engine.tick(now + timedelta(minutes=2)).seen == 30
+        assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-27T12:00:01.000Z", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
+        ("2026-11-27T14:00:01+02:00", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
+        ("2026-11-27T12:00:01", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
+        ("Fri, 27 Nov 2026 12:00:01 GMT", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_in_bodies_and_headers_parse_to_the_same_instant(
+    text: str, expected: datetime
+) -> None:
+    from lambdacron.store.s3 import _timestamp
+
+    parsed = _timestamp(text)
+    assert parsed == expected
+    assert parsed.utcoffset() is not None
+
+
+def test_a_listing_and_a_read_agree_on_when_a_job_changed(bucket: str) -> None:
+    store = S3Store(bucket, "jobs/")
+    store.create("a.json", b"{}")
+    (entry,) = store.list()
+    # The listing's ISO 8601 (milliseconds) and the header's RFC 1123 (seconds).
+    assert abs(entry.version.stamp - store.read("a.json").version.stamp) < 1

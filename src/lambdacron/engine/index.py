@@ -49,6 +49,10 @@ class Index:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
     def get(self, key: str) -> IndexEntry | None:
         return self._entries.get(key)
 

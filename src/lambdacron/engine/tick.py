@@ -16,6 +16,7 @@ never run again.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
@@ -54,7 +55,8 @@ DEFAULT_WORKERS = 8
 _WRITE_ATTEMPTS = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_IO_WORKERS = 16
-_READ_BATCH = 512
+#: Listed entries taken at a time, decided on, and their due jobs handed to the runs.
+_CHUNK = 1000
 #: Bodies of jobs this engine wrote last, kept to claim their next run without a read.
 _BODY_CACHE = 20_000
 #: The index is saved when a twentieth of its entries changed, or when the saved copy is
@@ -214,40 +216,51 @@ class Engine:
         budget = time_left if time_left is not None else self.time_left
         report = TickReport(now=now)
         index = self._load_index()
-        try:
-            entries = list(self.store.list(self.shard))
-        except StoreError as exc:
-            self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"cannot list the store: {exc}"))
-            report.duration_s = time.monotonic() - begin
-            return report
-        report.seen = len(entries)
-        to_read: list[Entry] = []
-        for entry in entries:
-            cached = index.get(entry.key)
-            if cached is not None and cached.token == entry.version.token:
-                if cached.problem is not None:
-                    self._emit(report, JobEvent(entry.key, Outcome.INVALID, cached.problem))
-                    continue
-                if cached.due_at is None or cached.due_at > now:
-                    continue  # unchanged and not due: no read at all
-            to_read.append(entry)
+        listing = self.store.list(self.shard, splits=self._splits(index))
+        listed: set[str] = set()
         futures: list[Future[None]] = []
 
-        # Reads go through their own bounded pool, a batch at a time (so a cold tick of a
-        # large store never holds a future per job); due jobs go to the run pool as they come.
         def consider(entry: Entry) -> _Candidate | None:
             return self._consider(entry, report, now, index)
 
         parallel = self.store.read_concurrency > 1
-        for start in range(0, len(to_read), _READ_BATCH):
-            batch = to_read[start : start + _READ_BATCH]
-            for candidate in self._io.map(consider, batch) if parallel else map(consider, batch):
-                if candidate is not None:
-                    report.due += 1
-                    futures.append(self._pool.submit(self._guarded, candidate, report, now, budget))
+        # Where listing waits on the network, the listing is consumed a chunk at a time,
+        # and each chunk's due jobs are claimed and run while the rest is still being
+        # listed: a steady tick costs about its listing, not its listing plus its runs. (A
+        # key comes once in a listing, so a job written back meanwhile is not met again;
+        # and every claim is conditional anyway.) Where listing is CPU work (a directory),
+        # it goes first: overlapped, it would hold the GIL against the runs' every step.
+        # Reads go through their own bounded pool a chunk at a time, so a cold tick of a
+        # large store never holds a future per read.
+        chunk_size = _CHUNK if parallel else None
+        try:
+            while chunk := list(itertools.islice(listing, chunk_size)):
+                report.seen += len(chunk)
+                to_read: list[Entry] = []
+                for entry in chunk:
+                    listed.add(entry.key)
+                    cached = index.get(entry.key)
+                    if cached is not None and cached.token == entry.version.token:
+                        if cached.problem is not None:
+                            self._emit(report, JobEvent(entry.key, Outcome.INVALID, cached.problem))
+                            continue
+                        if cached.due_at is None or cached.due_at > now:
+                            continue  # unchanged and not due: no read at all
+                    to_read.append(entry)
+                candidates = self._io.map(consider, to_read) if parallel else map(consider, to_read)
+                for candidate in candidates:
+                    if candidate is not None:
+                        report.due += 1
+                        futures.append(
+                            self._pool.submit(self._guarded, candidate, report, now, budget)
+                        )
+        except StoreError as exc:
+            self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"cannot list the store: {exc}"))
+            listed.clear()  # a partial listing must not evict the unlisted from the index
         for future in futures:
             future.result()
-        index.keep_only({entry.key for entry in entries})
+        if listed:
+            index.keep_only(listed)
         self._save_index(index, report)
         report.duration_s = time.monotonic() - begin
         return report
@@ -259,6 +272,16 @@ class Engine:
         return (
             "index.json" if self.shard is None else f"index-{self.shard[0]}-of-{self.shard[1]}.json"
         )
+
+    def _splits(self, index: Index) -> list[str]:
+        """Keys from the last listing, about a page apart, for a paged store to list the
+        ranges between them in parallel. Each range is cut a little short of a page, so
+        that a few new jobs (and the runner's own objects) still fit in one request."""
+        page = self.store.list_page_size
+        if page <= 0 or self.shard is not None or len(index) < 2 * page:
+            return []
+        step = page - page // 50
+        return sorted(index.keys())[step - 1 :: step]
 
     # ------------------------------------------------------------------ written bodies
 

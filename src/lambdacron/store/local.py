@@ -15,7 +15,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import (
@@ -89,7 +89,9 @@ class LocalStore(Store):
 
     # -- reading
 
-    def list(self, shard: tuple[int, int] | None = None) -> Iterator[Entry]:
+    def list(
+        self, shard: tuple[int, int] | None = None, *, splits: Sequence[str] = ()
+    ) -> Iterator[Entry]:
         yield from self._walk(self.root, "", shard)
 
     def _walk(self, folder: Path, prefix: str, shard: tuple[int, int] | None) -> Iterator[Entry]:

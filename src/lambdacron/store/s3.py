@@ -13,8 +13,11 @@ botocore's ``standard`` retry mode; no hand-written retry loop for throttling.
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -32,13 +35,41 @@ from .keys import check_relative_key, shard_of
 #: Where the runner keeps its own objects: never a job, because job keys cannot start with '.'.
 INTERNAL_PREFIX = ".lambdacron/"
 _CONFLICT_RETRIES = 5
+#: Ranges of a listing in flight at once.
+_LIST_WORKERS = 4
+
+
+def _timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, with a fast path for the ISO 8601 of XML bodies.
+
+    botocore parses every timestamp with dateutil, about 40 µs each: 0.4 s of a 10,000-job
+    listing, more than the rest of the client's work on it. Headers (RFC 1123 dates) and
+    anything else still go to botocore's own parser.
+    """
+    from botocore.utils import parse_timestamp
+
+    if isinstance(value, str) and value[:4].isdigit():
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    result: datetime = parse_timestamp(value)
+    return result
 
 
 def make_s3_client(max_pool_connections: int = 32) -> Any:
     import boto3
+    import botocore.session
     from botocore.config import Config
 
-    return boto3.client(
+    # A session of our own: the parser setting must not leak into the caller's clients.
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_timestamp
+    )
+    return boto3.Session(botocore_session=session).client(
         "s3",
         config=Config(
             retries={"mode": "standard", "max_attempts": 5},
@@ -83,13 +114,18 @@ class S3Store(Store):
         *,
         client: Any = None,
         max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
+        list_page_size: int = 1000,
     ) -> None:
+        #: Keys per LIST request (S3's maximum is 1,000).
+        self.list_page_size = list_page_size
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         self.bucket = bucket
         self.prefix = prefix
         self.max_job_bytes = max_job_bytes
         self.client = client if client is not None else make_s3_client()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -116,10 +152,16 @@ class S3Store(Store):
 
     # -- reading
 
-    def list(self, shard: tuple[int, int] | None = None) -> Iterator[Entry]:
+    def list(
+        self, shard: tuple[int, int] | None = None, *, splits: Sequence[str] = ()
+    ) -> Iterator[Entry]:
         try:
             if shard is None:
-                yield from self._list_under(self.prefix)
+                ordered = all(a < b for a, b in itertools.pairwise(splits))
+                if splits and ordered:
+                    yield from self._list_ranges(splits)
+                else:
+                    yield from self._list_under(self.prefix)
                 return
             index, count = shard
             # One delimited LIST names the top-level folders; then only ours are listed.
@@ -141,9 +183,45 @@ class S3Store(Store):
                 raise
             raise self._fail(self.url, "list", exc) from exc
 
+    def _list_ranges(self, splits: Sequence[str]) -> Iterator[Entry]:
+        # A paginated listing is a chain: each page names where the next starts. StartAfter
+        # breaks the chain, so ranges (None, s0], (s0, s1], ... (sk, None) list at once.
+        # With splits about a page apart, each range is one LIST, as many as the chain would
+        # make; a range that grew since the splits were taken just takes another page.
+        ranges = list(zip([None, *splits], [*splits, None], strict=True))
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(_LIST_WORKERS, thread_name_prefix="lambdacron-list")
+            pool = self._pool
+        for entries in pool.map(lambda bounds: list(self._list_range(*bounds)), ranges):
+            yield from entries
+
+    def _list_range(self, after: str | None, through: str | None) -> Iterator[Entry]:
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": self.prefix,
+            "MaxKeys": self.list_page_size,
+        }
+        if after is not None:
+            kwargs["StartAfter"] = self.prefix + after
+        last = None if through is None else self.prefix + through
+        while True:
+            page = self.client.list_objects_v2(**kwargs)
+            items = page.get("Contents", ())
+            for item in items:
+                if last is not None and item["Key"] > last:
+                    return  # the next range's
+                yield from self._entry(item)
+            if not page.get("IsTruncated") or (items and items[-1]["Key"] == last):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
     def _list_under(self, prefix: str) -> Iterator[Entry]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.list_page_size}
+        )
+        for page in pages:
             for item in page.get("Contents", ()):
                 yield from self._entry(item)
 
