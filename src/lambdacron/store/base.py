@@ -11,8 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 #: Default cap on a job file's size; larger files are refused before they are read whole.
 DEFAULT_MAX_JOB_BYTES = 8 * 1024 * 1024
