@@ -381,3 +381,48 @@ def test_a_listing_and_a_read_agree_on_when_a_job_changed(bucket: str) -> None:
     (entry,) = store.list()
     # The listing's ISO 8601 (milliseconds) and the header's RFC 1123 (seconds).
     assert abs(entry.version.stamp - store.read("a.json").version.stamp) < 1
+
+
+class IgnoresStartAfter:
+    """A client for a service that ignores StartAfter (some S3-compatible ones do)."""
+
+    def __init__(self, client: Any, bucket: str | None = None) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.start_after: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def list_objects_v2(self, **kwargs: Any) -> Any:
+        if "StartAfter" in kwargs:
+            self.start_after.append(kwargs.pop("StartAfter"))
+        if self.bucket is not None:
+            kwargs["Bucket"] = self.bucket
+        return self.client.list_objects_v2(**kwargs)
+
+
+class TestRangesNeedOrderedListings:
+    def test_a_service_that_ignores_start_after_fails_one_listing_then_lists_in_sequence(
+        self, bucket: str
+    ) -> None:
+        keys = [f"{i:02d}.json" for i in range(12)]
+        for key in keys:
+            put(bucket, key, {"when": "@daily"})
+        client = IgnoresStartAfter(boto_client("s3"))
+        store = S3Store(bucket, "jobs/", client=client, list_page_size=4)
+        with pytest.raises(StoreError, match="ignored StartAfter or came out of order"):
+            list(store.list(splits=keys[3::4]))
+        client.start_after.clear()
+        assert sorted(e.key for e in store.list(splits=keys[3::4])) == keys
+        assert client.start_after == []
+
+    def test_a_directory_bucket_is_listed_in_sequence(self, bucket: str) -> None:
+        # botocore sends directory-bucket requests to S3 Express, which moto does not serve:
+        # the client maps the name to the test bucket; what is checked is what is asked.
+        put(bucket, "a.json", {"when": "@daily"})
+        put(bucket, "b.json", {"when": "@daily"})
+        client = IgnoresStartAfter(boto_client("s3"), bucket=bucket)
+        store = S3Store("jobs--use1-az4--x-s3", "jobs/", client=client, list_page_size=1)
+        assert sorted(e.key for e in store.list(splits=["a.json"])) == ["a.json", "b.json"]
+        assert client.start_after == []

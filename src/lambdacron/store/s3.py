@@ -125,6 +125,10 @@ class S3Store(Store):
         self.max_job_bytes = max_job_bytes
         self.client = client if client is not None else make_s3_client()
         self._pool: ThreadPoolExecutor | None = None
+        # Listing in ranges needs keys in order and StartAfter honoured: true of general
+        # purpose buckets, not of directory buckets (S3 Express, named ``...--x-s3``), and
+        # not of every S3-compatible service. A listing that shows otherwise turns it off.
+        self._ranges = not bucket.endswith("--x-s3")
         self._pool_lock = threading.Lock()
 
     @property
@@ -158,7 +162,7 @@ class S3Store(Store):
         try:
             if shard is None:
                 ordered = all(a < b for a, b in itertools.pairwise(splits))
-                if splits and ordered:
+                if splits and ordered and self._ranges:
                     yield from self._list_ranges(splits)
                 else:
                     yield from self._list_under(self.prefix)
@@ -197,33 +201,43 @@ class S3Store(Store):
             yield from entries
 
     def _list_range(self, after: str | None, through: str | None) -> Iterator[Entry]:
-        kwargs: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Prefix": self.prefix,
-            "MaxKeys": self.list_page_size,
-        }
-        if after is not None:
-            kwargs["StartAfter"] = self.prefix + after
+        previous = "" if after is None else self.prefix + after
         last = None if through is None else self.prefix + through
-        while True:
-            page = self.client.list_objects_v2(**kwargs)
-            items = page.get("Contents", ())
+        for items in self._pages(self.prefix, previous or None):
             for item in items:
-                if last is not None and item["Key"] > last:
+                if item["Key"] <= previous:
+                    self._ranges = False
+                    raise StoreError(
+                        f"{self.url}: the listing ignored StartAfter or came out of order; "
+                        "listing in one sequence from now on"
+                    )
+                previous = item["Key"]
+                if last is not None and previous > last:
                     return  # the next range's
                 yield from self._entry(item)
-            if not page.get("IsTruncated") or (items and items[-1]["Key"] == last):
-                return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            if items and items[-1]["Key"] == last:
+                return  # the range is complete; the next page is the next range's
 
     def _list_under(self, prefix: str) -> Iterator[Entry]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(
-            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.list_page_size}
-        )
-        for page in pages:
-            for item in page.get("Contents", ()):
+        for items in self._pages(prefix, None):
+            for item in items:
                 yield from self._entry(item)
+
+    def _pages(self, prefix: str, start_after: str | None) -> Iterator[Sequence[dict[str, Any]]]:
+        """The Contents of each page of a listing, following its continuation tokens."""
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": prefix,
+            "MaxKeys": self.list_page_size,
+        }
+        if start_after is not None:
+            kwargs["StartAfter"] = start_after
+        while True:
+            page = self.client.list_objects_v2(**kwargs)
+            yield page.get("Contents", [])
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
     def _entry(self, item: dict[str, Any]) -> Iterator[Entry]:
         name = item["Key"][len(self.prefix) :]
