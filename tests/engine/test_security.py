@@ -41,6 +41,16 @@ def test_credentials_printed_by_a_job_never_reach_the_job_file(engine: Engine, r
     assert "AWS_SECRET_ACCESS_KEY=[redacted]" in read_json(path)["last_result"]["output"]
 
 
+def test_a_credential_set_after_the_runner_started_is_redacted_from_the_next_tick(
+    engine: Engine, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.tick(utc(2026, 1, 1, 0, 30))
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-0123456789abcdef")
+    path = place(root, "late.json", command_job("@hourly", ["sh", "-c", "echo $GITHUB_TOKEN"]))
+    engine.tick(utc(2026, 1, 1, 1))
+    assert read_json(path)["last_result"]["output"] == "[redacted]\n"
+
+
 def test_secrets_of_the_job_own_env_are_redacted_too(engine: Engine, root: Path) -> None:
     job = command_job("@hourly", ["sh", "-c", "echo token is $API_TOKEN; exit 1"])
     job["run"]["details"]["env"] = {"API_TOKEN": "tok-1234567890"}

@@ -179,6 +179,7 @@ class Engine:
         self.start_margin = start_margin
         #: The environment runs inherit; its credentials are redacted from results.
         self.environ = os.environ if environ is None else environ
+        self._environ_secrets: tuple[str, ...] = ()
         #: (i, n): this engine ticks shard i of n of the store; None: all of it.
         self.shard = shard
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
@@ -215,6 +216,8 @@ class Engine:
         begin = time.monotonic()
         budget = time_left if time_left is not None else self.time_left
         report = TickReport(now=now)
+        # Once per tick, not per run: scanning the environment costs more than a no-op run.
+        self._environ_secrets = secrets_in(self.environ)
         index = self._load_index()
         listing = self.store.list(self.shard, splits=self._splits(index))
         listed: set[str] = set()
@@ -605,7 +608,8 @@ class Engine:
         execution = c.job.state.execution_count + 1
         context = RunContext(c.key, c.scheduled, execution, c.job.timeout_seconds, claim.started)
         result = self.actions[c.job.run_type].run(c.job.action, context)
-        secrets = secrets_in(self.environ, getattr(c.job.action, "env", {}))
+        job_env = getattr(c.job.action, "env", {})
+        secrets = secrets_in(self.environ, job_env) if job_env else self._environ_secrets
         result = replace(
             result,
             output=tail(redact(result.output, secrets), OUTPUT_LIMIT),
@@ -635,7 +639,7 @@ class Engine:
             self._load_index().drop(c.key)
         elif written is not None:
             # Remember the new state, so the next tick need not read the job back.
-            written_job, _, _ = load(c.key, encode(written[2]))
+            written_job, _, _ = load(c.key, written[2])
             if written_job is not None:
                 self._load_index().put(
                     c.key, IndexEntry(written[0].token, next_due(written_job, written[0].modified))
@@ -666,8 +670,8 @@ class Engine:
         claim: Claim,
         fields: dict[str, Any],
         report: TickReport,
-    ) -> tuple[Version, bool, dict[str, Any]] | None:
-        """Write the result: (new version, merged into a user's edit, what was written),
+    ) -> tuple[Version, bool, bytes] | None:
+        """Write the result: (new version, merged into a user's edit, the body written),
         or None when it was not written."""
         current, merged, failures = document, False, 0
         for _ in range(_WRITE_ATTEMPTS + _STORE_RETRIES):
@@ -676,7 +680,7 @@ class Engine:
                 body = encode(intended)
                 new_version = self.store.write(key, body, version)
                 self._remember(key, body, new_version)
-                return new_version, merged, intended
+                return new_version, merged, body
             except (ConflictError, JobNotFoundError):
                 pass
             except StoreError as exc:
@@ -694,7 +698,7 @@ class Engine:
                 continue
             _, _, fresh_document = load(key, fresh.body)
             if fresh_document == intended:
-                return fresh.version, merged, intended  # it landed; only its answer was lost
+                return fresh.version, merged, fresh.body  # it landed; only its answer was lost
             if fresh.version.token == version.token:
                 continue  # unchanged: the failure was the store's, try again
             # The user edited the file during the run: keep their version and merge in only

@@ -77,8 +77,11 @@ class LocalStore(Store):
     def _locked(self) -> Iterator[None]:
         internal = self.root / INTERNAL_DIR
         try:
-            internal.mkdir(exist_ok=True)
-            fd = os.open(internal / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(internal / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except FileNotFoundError:  # the first lock of a new store
+                internal.mkdir(exist_ok=True)
+                fd = os.open(internal / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StoreError(f"store {self.url!r}: cannot lock: {exc.strerror}") from exc
         try:
