@@ -23,7 +23,7 @@ class Version(NamedTuple):
     (``stamp``, seconds since the epoch: a listing of 100,000 files builds no datetimes).
 
     Named tuples, not frozen dataclasses: a listing makes two of these per job, and a
-    tuple is built several times faster."""
+    tuple is built faster (0.58 s against 0.64-0.79 s to list 100,000 files here)."""
 
     token: str
     stamp: float
