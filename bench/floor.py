@@ -19,7 +19,6 @@ Each is printed next to the baseline tick on the same jobs. Figures only, no ass
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,17 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def populate(root: Path, n: int, due: int) -> list[Path]:
-    paths = []
-    for i in range(n):
-        folder = root / f"{i % 256:02x}"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{i:08d}.json"
-        when = "* * * * *" if i < due else "0 0 1 1 *"
-        path.write_text(json.dumps({"when": when, "run": {"type": "command"}, "customer": i}))
-        paths.append(path)
-    return paths
+from tick_bench import _noop_action, populate_local, populate_s3, start_moto, workload
 
 
 def stat_everything(root: Path) -> float:
@@ -82,7 +71,6 @@ def durable_writes(paths: list[Path]) -> float:
 def baseline(store: Any, t0: datetime) -> float:
     """The baseline's steady tick (its second), as tick_bench.py measures it."""
     from baseline import baseline_tick
-    from tick_bench import _noop_action
 
     tick = t0.replace(second=0, microsecond=0) + timedelta(minutes=1)
     baseline_tick(store, tick, _noop_action())
@@ -94,8 +82,6 @@ def baseline(store: Any, t0: datetime) -> float:
 def s3_floor(n: int, due: int) -> tuple[float, float, float]:
     """(baseline tick, raw LIST pages of all N keys, 2 D raw PUTs), on a fresh moto_server."""
     import urllib.request
-
-    from tick_bench import populate_s3, start_moto, workload
 
     server = start_moto()
     try:
@@ -131,7 +117,6 @@ def s3_floor(n: int, due: int) -> tuple[float, float, float]:
 
 def baseline_s3(n: int, due: int, t0: datetime) -> float:
     from lambdacron.store import open_store
-    from tick_bench import populate_s3, workload
 
     populate_s3("floor-baseline", workload(n, due / n, t0))
     return baseline(open_store("s3://floor-baseline/jobs/"), t0)
@@ -155,12 +140,15 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            paths = populate(root, args.n, args.due)
+            t0 = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=15)
+            jobs = workload(args.n, args.due / args.n, t0)
+            populate_local(root, jobs, t0)
+            paths = [root / key for key, _ in jobs]  # the due jobs come first
             listing = min(stat_everything(root) for _ in range(3))
             writes = min(durable_writes(paths[: args.due]) for _ in range(3))
             from lambdacron.store import LocalStore
 
-            base = baseline(LocalStore(root), datetime.now(UTC))
+            base = baseline(LocalStore(root), t0)
         floor = listing + 2 * writes
         rows = [
             ("stat every file (tightest loop)", listing),
