@@ -169,9 +169,8 @@ class S3Store(Store):
                 return
             index, count = shard
             # One delimited LIST names the top-level folders; then only ours are listed.
-            paginator = self.client.get_paginator("list_objects_v2")
             folders: list[str] = []
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
+            for page in self._pages(self.prefix, delimiter="/"):
                 for common in page.get("CommonPrefixes", ()):
                     name = common["Prefix"][len(self.prefix) :].rstrip("/")
                     if not name.startswith(".") and shard_of(name, count) == index:
@@ -203,7 +202,8 @@ class S3Store(Store):
     def _list_range(self, after: str | None, through: str | None) -> Iterator[Entry]:
         previous = "" if after is None else self.prefix + after
         last = None if through is None else self.prefix + through
-        for items in self._pages(self.prefix, previous or None):
+        for page in self._pages(self.prefix, start_after=previous or None):
+            items = page.get("Contents", [])
             for item in items:
                 if item["Key"] <= previous:
                     self._ranges = False
@@ -219,12 +219,14 @@ class S3Store(Store):
                 return  # the range is complete; the next page is the next range's
 
     def _list_under(self, prefix: str) -> Iterator[Entry]:
-        for items in self._pages(prefix, None):
-            for item in items:
+        for page in self._pages(prefix):
+            for item in page.get("Contents", ()):
                 yield from self._entry(item)
 
-    def _pages(self, prefix: str, start_after: str | None) -> Iterator[Sequence[dict[str, Any]]]:
-        """The Contents of each page of a listing, following its continuation tokens."""
+    def _pages(
+        self, prefix: str, *, start_after: str | None = None, delimiter: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Each page of a listing, following its continuation tokens."""
         kwargs: dict[str, Any] = {
             "Bucket": self.bucket,
             "Prefix": prefix,
@@ -232,9 +234,11 @@ class S3Store(Store):
         }
         if start_after is not None:
             kwargs["StartAfter"] = start_after
+        if delimiter is not None:
+            kwargs["Delimiter"] = delimiter
         while True:
-            page = self.client.list_objects_v2(**kwargs)
-            yield page.get("Contents", [])
+            page: dict[str, Any] = self.client.list_objects_v2(**kwargs)
+            yield page
             if not page.get("IsTruncated"):
                 return
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
