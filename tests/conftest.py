@@ -119,3 +119,24 @@ def lambda_recorder(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", recording.url)
     yield recording
     recording.stop()
+
+
+@pytest.fixture
+def warm_engines() -> Iterator[None]:
+    """The handler's engines, kept between invocations as in a warm Lambda container: none
+    at the start of the test, all closed at its end."""
+    from lambdacron import handler
+
+    handler._engines.clear()
+    yield
+    for engine in handler._engines.values():
+        engine.close()
+    handler._engines.clear()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """An empty local store."""
+    path = tmp_path / "jobs"
+    path.mkdir()
+    return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,15 +40,11 @@ def scheduled_event(moment: datetime) -> dict[str, Any]:
 
 
 @pytest.fixture
-def env(bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def env(bucket: str, monkeypatch: pytest.MonkeyPatch, warm_engines: None) -> str:
     monkeypatch.setenv("LAMBDACRON_BUCKET", bucket)
     monkeypatch.setenv("LAMBDACRON_PREFIX", "jobs")
     monkeypatch.setenv("LAMBDACRON_INTERVAL", "5")
-    handler._engines.clear()
-    yield bucket
-    for engine in handler._engines.values():
-        engine.close()
-    handler._engines.clear()
+    return bucket
 
 
 def put(bucket: str, key: str, document: Any) -> None:

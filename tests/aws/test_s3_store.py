@@ -108,14 +108,14 @@ class TestConditionalRequests:
         assert store.url == f"s3://{bucket}/jobs/"
 
 
+def engine_on(store: S3Store, clock: datetime | None = None) -> Engine:
+    """An engine over ``store`` with the standard actions; its clock starts at ``clock``."""
+    return Engine(store, default_registry(), clock=FakeClock(clock or datetime.now(UTC)), workers=4)
+
+
 class TestTheEngineOnS3:
     def engine(self, bucket: str) -> Engine:
-        return Engine(
-            S3Store(bucket, "jobs/"),
-            default_registry(),
-            clock=FakeClock(datetime.now(UTC)),
-            workers=4,
-        )
+        return engine_on(S3Store(bucket, "jobs/"))
 
     def test_the_seed_sample_runs_at_the_first_tick_after_18_30(self, bucket: str) -> None:
         put(bucket, "ls.json", {"owner": "me", **SEED_COMMAND})
@@ -221,9 +221,7 @@ class TestEditsDuringARun:
                 },
             },
         )
-        with Engine(
-            S3Store(bucket, "jobs/"), default_registry(), clock=FakeClock(datetime.now(UTC))
-        ) as engine:
+        with engine_on(S3Store(bucket, "jobs/")) as engine:
             report = engine.tick(datetime.now(UTC) + timedelta(hours=1))
         assert (report.ran, report.failed, report.deleted) == (1, 0, 0)  # edited: kept
         state = get(bucket, "e.json")
@@ -243,9 +241,7 @@ class TestEditsDuringARun:
                 },
             },
         )
-        with Engine(
-            S3Store(bucket, "jobs/"), default_registry(), clock=FakeClock(datetime.now(UTC))
-        ) as engine:
+        with engine_on(S3Store(bucket, "jobs/")) as engine:
             report = engine.tick(datetime.now(UTC) + timedelta(hours=1))
         assert (report.ran, report.failed) == (1, 0)
         assert keys(bucket) == []
@@ -321,7 +317,7 @@ class TestTheEngineListsInRanges:
             put(bucket, f"{i % 5:02x}/{i:04d}.json", append_job("* * * * *", log, f"job {i}"))
         store = S3Store(bucket, "jobs/", list_page_size=4)
         start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
-        with Engine(store, default_registry(), clock=FakeClock(start), workers=4) as engine:
+        with engine_on(store, start) as engine:
             first = engine.tick(start)
             made = lists_made(store)
             second = engine.tick(start + timedelta(minutes=1))
@@ -345,7 +341,7 @@ class TestTheEngineListsInRanges:
         )
         store = S3Store(bucket, "jobs/", client=client, list_page_size=4)
         now = datetime.now(UTC)
-        with Engine(store, default_registry(), clock=FakeClock(now), workers=4) as engine:
+        with engine_on(store, now) as engine:
             assert engine.tick(now).seen == 30
             proxy.inject("internal", method="GET", skip=2)
             report = engine.tick(now + timedelta(minutes=1))

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import pytest
 
 import lambdacron
-from lambdacron import handler
 from lambdacron.errors import ConflictError, JobError, JobNotFoundError, UsageError
 from recording_lambda import RecordingLambda
 
@@ -23,13 +21,9 @@ def vendor(lambda_recorder: RecordingLambda) -> RecordingLambda:
 
 
 @pytest.fixture
-def runner_env(bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def runner_env(bucket: str, monkeypatch: pytest.MonkeyPatch, warm_engines: None) -> str:
     monkeypatch.setenv("LAMBDACRON_STORE", f"s3://{bucket}/orders/")
-    handler._engines.clear()
-    yield bucket
-    for engine in handler._engines.values():
-        engine.close()
-    handler._engines.clear()
+    return bucket
 
 
 def test_the_meal_order_bot(runner_env: str, vendor: RecordingLambda) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ import pytest
 import lambdacron
 from conftest import Run
 from helpers import command_job, place, utc
-from lambdacron import handler
 from lambdacron.deploy import DeployConfig, role_policy
 from lambdacron.store import LocalStore, Store
 from lambdacron.store.keys import new_key, shard_of
@@ -73,16 +71,15 @@ def test_tick_with_shards_runs_every_due_job_once(run_cli: Run, tmp_path: Path) 
 
 @pytest.fixture
 def fan_env(
-    bucket: str, monkeypatch: pytest.MonkeyPatch, lambda_recorder: RecordingLambda
-) -> Iterator[RecordingLambda]:
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_recorder: RecordingLambda,
+    warm_engines: None,
+) -> RecordingLambda:
     monkeypatch.setenv("LAMBDACRON_STORE", f"s3://{bucket}/jobs/")
     monkeypatch.setenv("LAMBDACRON_SHARDS", "4")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "lambdacron")
-    handler._engines.clear()
-    yield lambda_recorder
-    for engine in handler._engines.values():
-        engine.close()
-    handler._engines.clear()
+    return lambda_recorder
 
 
 def test_the_lambda_fans_out_one_invocation_per_shard(

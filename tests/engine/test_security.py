@@ -19,13 +19,6 @@ SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "jobs"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def engine(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     with Engine(LocalStore(root), default_registry(), clock=FakeClock(utc(2026, 1, 1))) as e:

@@ -27,13 +27,6 @@ from lambdacron.store import LocalStore
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "jobs"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(utc(2026, 6, 1))
 
