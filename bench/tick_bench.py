@@ -115,13 +115,19 @@ def measure(variant: str, store_name: str, profile: bool, t0: datetime) -> dict[
 
     def run(label: str, now: datetime) -> None:
         requests.clear()
+        before = resource.getrusage(resource.RUSAGE_SELF)
         begin = time.perf_counter()
         if variant == "baseline":
             counts = baseline_tick(store, now, action)
         else:
             counts = engine.tick(now).to_json()
+        seconds = time.perf_counter() - begin
+        after = resource.getrusage(resource.RUSAGE_SELF)
         results[label] = {
-            "seconds": time.perf_counter() - begin,
+            "seconds": seconds,
+            # This process's user + system time, every thread: what the tick costs in CPU,
+            # apart from what it waits for (the moto server is another process).
+            "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
             "requests": dict(requests),
             "ran": counts["ran"],
             "seen": counts["seen"],
@@ -302,14 +308,15 @@ def main() -> None:
     )
     header = (
         f"{'store':<6}{'N':>8}  {'variant':<11}{'cold s':>8}{'steady s':>10}"
-        f"{'RSS MB':>8}  steady requests"
+        f"{'CPU s':>7}{'RSS MB':>8}  steady requests"
     )
     print(header)
     for kind, n, due, measured in rows:
         for variant, data in measured.items():
             print(
                 f"{kind:<6}{n:>8}  {variant:<11}{data['cold']['seconds']:>8.2f}"
-                f"{data['steady']['seconds']:>10.3f}{data['peak_rss_mb']:>8.0f}  "
+                f"{data['steady']['seconds']:>10.3f}{data['steady']['cpu']:>7.2f}"
+                f"{data['peak_rss_mb']:>8.0f}  "
                 f"{fmt_requests(data['steady']['requests'])}"
             )
         base, ours = measured["baseline"], measured["lambdacron"]
