@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import JobNotFoundError, StoreError
 from ..job import iso, load
 from ..store.base import Store
-from .tick import due_occurrence, window_start
+from .due import due_occurrence, window_start
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,5 @@
-"""The tick: find the jobs whose time has come, claim, run, write back.
-
-The rule (README, "Semantics"): at a tick with time ``now``, a job runs for the latest
-occurrence ``t`` in the window ``(start, now]``, where ``start`` is the later of the last
-occurrence it ran for and the time its schedule took effect (when the file was placed, or
-its ``when``/``timezone``/``enabled`` last changed). Missed occurrences are coalesced into
-that one run. A one-time ``at()`` job ignores the placement time, so a past ``at()`` still
-runs once.
+"""The tick: find the jobs whose time has come (the rule is in ``due.py``), claim, run,
+write back.
 
 At most once: before running, the runner records ``last_scheduled = t`` and a ``claim`` with
 a conditional write. Whoever loses the write re-reads and sees the occurrence taken. A runner
@@ -45,6 +39,7 @@ from ..job import (
 from ..redact import redact, secrets_in, tail
 from ..schedule import parse_instant
 from ..store.base import Document, Entry, Store, Version
+from .due import due_occurrence, next_due, schedule_since
 from .index import ALWAYS, Index, IndexEntry
 from .report import JobEvent, Outcome, TickReport
 
@@ -53,7 +48,6 @@ Clock = Callable[[], datetime]
 CLAIM_GRACE = timedelta(seconds=120)
 DEFAULT_WORKERS = 8
 _WRITE_ATTEMPTS = 5
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_IO_WORKERS = 16
 #: Listed entries taken at a time, decided on, and their due jobs handed to the runs.
 _CHUNK = 1000
@@ -88,45 +82,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def schedule_since(job: Job, placed: datetime) -> datetime:
-    """When the job's current schedule took effect: the recorded time while the schedule is
-    unchanged, else ``placed`` (the file's modification time: its creation or last edit)."""
-    if job.state.scheduled_from is not None:
-        fingerprint, recorded = job.state.scheduled_from
-        if fingerprint == job.fingerprint:
-            return recorded
-    return placed
-
-
-def window_start(job: Job, placed: datetime) -> datetime | None:
-    """The exclusive start of the window in which an occurrence of ``job`` is due."""
-    last = job.state.last_scheduled
-    if job.schedule.one_time:
-        return last
-    since = schedule_since(job, placed)
-    return since if last is None else max(since, last)
-
-
-def next_due(job: Job, placed: datetime) -> datetime | None:
-    """The earliest tick time at which ``job`` can be due; None while it never can be.
-
-    What the index remembers, so that an unchanged job is not read again before then.
-    """
-    if not job.enabled or job.exhausted:
-        return None
-    if job.state.claim is not None:
-        return ALWAYS
-    start = window_start(job, placed)
-    return job.schedule.next_after(start if start is not None else _EPOCH)
-
-
-def due_occurrence(job: Job, placed: datetime, now: datetime) -> datetime | None:
-    """The occurrence this tick should run, or None. Pure: time is passed in."""
-    if not job.enabled or job.exhausted:
-        return None
-    return job.schedule.latest_in(window_start(job, placed), now)
 
 
 def _ran_later(document: dict[str, Any], scheduled: datetime) -> bool:

@@ -1,0 +1,57 @@
+"""When a job is due: the rule, as pure functions of the job, its file's time and ``now``.
+
+The rule (README, "Semantics"): at a tick with time ``now``, a job runs for the latest
+occurrence ``t`` in the window ``(start, now]``, where ``start`` is the later of the last
+occurrence it ran for and the time its schedule took effect (when the file was placed, or
+its ``when``/``timezone``/``enabled`` last changed). Missed occurrences are coalesced into
+that one run. A one-time ``at()`` job ignores the placement time, so a past ``at()`` still
+runs once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ..job import Job
+from .index import ALWAYS
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def schedule_since(job: Job, placed: datetime) -> datetime:
+    """When the job's current schedule took effect: the recorded time while the schedule is
+    unchanged, else ``placed`` (the file's modification time: its creation or last edit)."""
+    if job.state.scheduled_from is not None:
+        fingerprint, recorded = job.state.scheduled_from
+        if fingerprint == job.fingerprint:
+            return recorded
+    return placed
+
+
+def window_start(job: Job, placed: datetime) -> datetime | None:
+    """The exclusive start of the window in which an occurrence of ``job`` is due."""
+    last = job.state.last_scheduled
+    if job.schedule.one_time:
+        return last
+    since = schedule_since(job, placed)
+    return since if last is None else max(since, last)
+
+
+def next_due(job: Job, placed: datetime) -> datetime | None:
+    """The earliest tick time at which ``job`` can be due; None while it never can be.
+
+    What the index remembers, so that an unchanged job is not read again before then.
+    """
+    if not job.enabled or job.exhausted:
+        return None
+    if job.state.claim is not None:
+        return ALWAYS
+    start = window_start(job, placed)
+    return job.schedule.next_after(start if start is not None else _EPOCH)
+
+
+def due_occurrence(job: Job, placed: datetime, now: datetime) -> datetime | None:
+    """The occurrence this tick should run, or None. Pure: time is passed in."""
+    if not job.enabled or job.exhausted:
+        return None
+    return job.schedule.latest_in(window_start(job, placed), now)
