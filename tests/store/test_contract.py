@@ -136,6 +136,13 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(make_store: Sto
         store.read("big.json")
 
 
+def test_a_file_of_exactly_the_size_limit_is_read_whole(make_store: StoreFactory) -> None:
+    store = make_store(max_job_bytes=100)
+    body = b"{" + b" " * 98 + b"}"
+    store.create("full.json", body)
+    assert store.read("full.json").body == body
+
+
 def test_the_version_reflects_when_the_job_changed(store: Store) -> None:
     version = store.create("a.json", BODY)
     (entry,) = list(store.list())

@@ -32,6 +32,42 @@ def test_a_symlink_leading_out_of_the_store_is_neither_listed_nor_read(tmp_path:
         store.read("dir/secret.json")
 
 
+def test_a_sibling_folder_whose_name_extends_the_store_s_is_outside_it(tmp_path: Path) -> None:
+    # "/x/jobs-old" starts with "/x/jobs" as a string; it is not inside "/x/jobs".
+    sibling = tmp_path / "jobs-old"
+    sibling.mkdir()
+    (sibling / "a.json").write_text('{"when": "@daily"}')
+    store = LocalStore(tmp_path / "jobs", create=True)
+    (store.root / "old").symlink_to(sibling)
+    with pytest.raises(InvalidKeyError, match="outside the store"):
+        store.read("old/a.json")
+    with pytest.raises(InvalidKeyError, match="outside the store"):
+        store.create("old/b.json", b"{}")
+    assert sorted(p.name for p in sibling.iterdir()) == ["a.json"]
+
+
+def test_a_folder_named_like_a_job_is_refused_as_a_directory(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path, create=True)
+    (tmp_path / "x.json").mkdir()
+    with pytest.raises(InvalidKeyError, match=r"x\.json: is a directory"):
+        store.read("x.json")
+
+
+def test_a_file_that_grew_after_its_size_was_taken_is_read_to_the_limit_and_no_further(
+    tmp_path: Path,
+) -> None:
+    # read() sizes its first read by fstat; the file can grow before that read.
+    path = tmp_path / "a.json"
+    path.write_bytes(b"x" * 300_000)
+    for limit, expected in ((100, 101), (1_000_000, 300_000), (300_000, 300_000)):
+        store = LocalStore(tmp_path, max_job_bytes=limit)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert len(store._read_to_end(fd, 10)) == expected
+        finally:
+            os.close(fd)
+
+
 def test_writes_leave_no_temporary_files_behind(tmp_path: Path) -> None:
     store = LocalStore(tmp_path, create=True)
     version = store.create("a.json", b"{}")

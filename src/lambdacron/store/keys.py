@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from pathlib import PurePosixPath
 
 from ..errors import InvalidKeyError
 
@@ -21,16 +20,17 @@ def check_relative_key(key: str) -> str:
         raise InvalidKeyError("key: must be a non-empty relative path ending in .json")
     if "\\" in key or "\0" in key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidKeyError(f"key {key!r}: use '/' separators and printable names")
-    pure = PurePosixPath(key)
-    if pure.is_absolute():
+    # String operations, not PurePosixPath: this runs for every read and write.
+    if key.startswith("/"):
         raise InvalidKeyError(f"key {key!r}: must be relative to the store, not absolute")
-    if any(part in ("..", ".", "") for part in key.split("/")):
+    parts = key.split("/")
+    if any(part in ("..", ".", "") for part in parts):
         raise InvalidKeyError(f"key {key!r}: must not contain '.', '..' or empty components")
-    if any(part.startswith(".") for part in pure.parts):
+    if any(part.startswith(".") for part in parts):
         raise InvalidKeyError(f"key {key!r}: names starting with '.' are reserved")
     if not key.endswith(".json"):
         raise InvalidKeyError(f"key {key!r}: job keys end in .json")
-    return str(pure)
+    return key  # with no '', '.' or '..' components it is already in normal form
 
 
 def shard_of(key: str, shards: int) -> int:
