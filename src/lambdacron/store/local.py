@@ -36,6 +36,11 @@ def _version(st: os.stat_result) -> Version:
     return Version(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}", st.st_mtime_ns / 1e9)
 
 
+def _unlink_if_there(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 class LocalStore(Store):
     #: Reads are page-cache hits and CPU-bound: parallel threads would only fight the GIL.
     read_concurrency = 1
@@ -66,8 +71,10 @@ class LocalStore(Store):
     def check_key(self, key: str) -> str:
         return check_relative_key(key)
 
-    def _path(self, key: str) -> Path:
-        path = self.root / self.check_key(key)
+    def _path(self, key: str) -> str:
+        # Strings, not Path objects, on the way of every read and write: pathlib's joins and
+        # conversions cost more than the system calls they lead to.
+        path = self._inside + self.check_key(key)
         # A symlink (of the file or of a folder on the way) must not lead out of the store.
         real = os.path.realpath(path)
         if real != str(self.root) and not real.startswith(self._inside):
@@ -126,7 +133,7 @@ class LocalStore(Store):
             key = prefix + name
             try:
                 if entry.is_symlink():
-                    st = self._path(key).stat()  # a link must resolve inside the store
+                    st = os.stat(self._path(key))  # a link must resolve inside the store
                 else:
                     st = entry.stat(follow_symlinks=False)
             except (InvalidKeyError, FileNotFoundError):
@@ -153,7 +160,7 @@ class LocalStore(Store):
         so it costs one readlink instead of a realpath of every path component, and no
         symlink swapped in between a check and the open can slip through.
         """
-        path = self.root / self.check_key(key)
+        path = self._inside + self.check_key(key)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             try:
@@ -208,37 +215,43 @@ class LocalStore(Store):
 
     # -- writing
 
-    def _write_temp(self, path: Path, body: bytes) -> Path:
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    @staticmethod
+    def _write_temp(path: str, body: bytes) -> str:
+        folder, name = os.path.split(path)
+        temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            _unlink_if_there(temp)
             raise
         return temp
 
     @staticmethod
-    def _sync_dir(folder: Path) -> None:
-        fd = os.open(folder, os.O_RDONLY)
+    def _sync_dir(folder: str) -> None:
+        fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
-    def _current(self, key: str, path: Path) -> os.stat_result:
+    @staticmethod
+    def _current(key: str, path: str) -> os.stat_result:
         try:
-            return path.stat()
+            return os.stat(path)
         except FileNotFoundError:
             raise JobNotFoundError(f"{key}: no such job") from None
 
     def create(self, key: str, body: bytes) -> Version:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             temp = self._write_temp(path, body)
             try:
                 # link() fails if the name exists, even for writers that take no lock.
@@ -246,9 +259,9 @@ class LocalStore(Store):
             except FileExistsError:
                 raise ConflictError(f"{key}: a job with this key already exists") from None
             finally:
-                temp.unlink(missing_ok=True)
-            self._sync_dir(path.parent)
-            return _version(path.stat())
+                _unlink_if_there(temp)
+            self._sync_dir(os.path.dirname(path))
+            return _version(os.stat(path))
         except OSError as exc:
             if isinstance(exc, StoreError):
                 raise
@@ -267,14 +280,14 @@ class LocalStore(Store):
                 if _version(self._current(key, path)).token != expected.token:
                     raise ConflictError(f"{key}: changed since it was read")
                 os.replace(temp, path)
-                version = _version(path.stat())
+                version = _version(os.stat(path))
         except OSError as exc:
-            temp.unlink(missing_ok=True)
+            _unlink_if_there(temp)
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
         try:
-            self._sync_dir(path.parent)  # make the rename itself durable
+            self._sync_dir(os.path.dirname(path))  # make the rename itself durable
         except OSError as exc:
             raise StoreError(f"{key}: cannot sync: {exc.strerror}") from exc
         return version
@@ -289,7 +302,7 @@ class LocalStore(Store):
         internal = self.root / INTERNAL_DIR
         try:
             internal.mkdir(exist_ok=True)
-            temp = self._write_temp(internal / name, body)
+            temp = self._write_temp(str(internal / name), body)
             os.replace(temp, internal / name)
         except OSError as exc:
             raise StoreError(f"{INTERNAL_DIR}/{name}: cannot write: {exc.strerror}") from exc
@@ -301,7 +314,7 @@ class LocalStore(Store):
             if expected is not None and current.token != expected.token:
                 raise ConflictError(f"{key}: changed since it was read; not deleted")
             try:
-                path.unlink()
+                os.unlink(path)
             except FileNotFoundError:
                 raise JobNotFoundError(f"{key}: no such job") from None
             except OSError as exc:
