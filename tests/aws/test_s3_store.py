@@ -422,3 +422,36 @@ class TestRangesNeedOrderedListings:
         store = S3Store("jobs--use1-az4--x-s3", "jobs/", client=client, list_page_size=1)
         assert sorted(e.key for e in store.list(splits=["a.json"])) == ["a.json", "b.json"]
         assert client.start_after == []
+
+
+def test_ls_reads_the_jobs_in_parallel_and_lists_them_in_key_order(bucket: str) -> None:
+    from lambdacron.engine.inventory import inventory
+
+    names = [f"{i:02d}/job.json" for i in range(30)]
+    for name in reversed(names):
+        put(bucket, name, command_job("0 9 1 1 * 2030", ["true"], execution_count=3))
+    put(bucket, "15/broken.json", b"{not json")
+    store = open_store(f"s3://{bucket}/jobs/")
+    assert isinstance(store, S3Store)
+    in_flight, peak = [0], [0]
+
+    def before(model: Any, **_: Any) -> None:
+        if model.name == "GetObject":
+            in_flight[0] += 1  # the event runs in the calling thread; += races are benign here
+            peak[0] = max(peak[0], in_flight[0])
+
+    def after(model: Any, **_: Any) -> None:
+        if model.name == "GetObject":
+            in_flight[0] -= 1
+
+    store.client.meta.events.register("before-call.s3", before)
+    store.client.meta.events.register("after-call.s3", after)
+    rows = list(inventory(store, datetime.now(UTC)))
+    assert [r.key for r in rows] == sorted([*names, "15/broken.json"])
+    assert peak[0] > 1
+    broken = next(r for r in rows if r.key == "15/broken.json")
+    assert broken.status == "invalid" and broken.error is not None and "JSON" in broken.error
+    good = [r for r in rows if r.key != "15/broken.json"]
+    assert {(r.runs, r.status, r.next_run) for r in good} == {
+        (3, "never run", datetime(2030, 1, 1, 9, tzinfo=UTC))
+    }
