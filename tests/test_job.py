@@ -136,7 +136,7 @@ class TestBadInput:
             ({**SEED_COMMAND, "enabled": "yes"}, "enabled: must be true/false, got a string"),
             (
                 {**SEED_COMMAND, "timeout_seconds": 0},
-                "timeout_seconds: must be a positive number of seconds, got 0",
+                "timeout_seconds: must be more than 0 and at most 2592000 seconds (30 days), got 0",
             ),
             (
                 {**SEED_COMMAND, "timeout_seconds": "60"},
@@ -180,7 +180,7 @@ class TestBadInput:
                 "last_run: 'yesterday' is not an ISO 8601 time",
             ),
             ({**SEED_COMMAND, "last_scheduled": 7}, "last_scheduled: must be an ISO 8601 time"),
-            ({**SEED_COMMAND, "execution_count": -2}, "execution_count: must not be negative"),
+            ({**SEED_COMMAND, "execution_count": -2}, "execution_count: must be 0 or more, got -2"),
             (
                 {**SEED_COMMAND, "execution_count": "2"},
                 "execution_count: must be a whole number, got a string",

@@ -5,6 +5,7 @@ The public surface is small; everything else lives in modules that may change.
 
 from __future__ import annotations
 
+from ._version import __version__
 from .api import add, cancel, get, schedule
 from .errors import (
     ConflictError,
@@ -19,8 +20,6 @@ from .errors import (
 from .handler import lambda_handler
 from .schedule import Schedule, parse
 from .store import Store, open_store
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConflictError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -140,9 +141,105 @@ def fingerprint_of(document: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- decoding
 
+#: The bounds every value meets before anything uses it. A number or time outside them
+#: cannot be stored in a datetime, a timedelta or a C int further on, so it is refused
+#: here, where the field it stands in can still be named.
+MAX_INT_DIGITS = 64
+MAX_COUNT = 10**9
+MAX_TIMEOUT_SECONDS = 30 * 86400
+MAX_PID = 2**31 - 1
+#: Instants a job file may hold: a datetime plus any offset, timeout or grace stays valid.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-def decode(body: bytes) -> Any:
-    """Bytes to a JSON value, raising JobError with a clear message."""
+
+class _Refused:
+    """A value the JSON reader met but refuses, kept in place so the walk that follows can
+    report it with the path of the field it stands in."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _Duplicates(dict[str, Any]):
+    """An object that named some field more than once (JSON allows it; a job must not,
+    because every reader keeps a different one of the two)."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _int(text: str) -> Any:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        return _Refused(f"a number of {digits} digits; at most {MAX_INT_DIGITS} are accepted")
+    return int(text)
+
+
+def _float(text: str) -> Any:
+    value = float(text)
+    if not math.isfinite(value):
+        return _Refused(f"the number {text[:40]} is too large to represent")
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    seen: set[str] = set()
+    twice = []
+    for name, _ in pairs:
+        if name in seen and name not in twice:
+            twice.append(name)
+        seen.add(name)
+    marked = _Duplicates(pairs)
+    marked.duplicates = tuple(twice)
+    return marked
+
+
+def _join(path: str, name: str | int) -> str:
+    if isinstance(name, int):
+        return f"{path}[{name}]"
+    return f"{path}.{name}" if path else name
+
+
+def _refused_values(document: Any) -> list[JobError]:
+    """Every value of ``document`` that nothing may use, with its field path: numbers out of
+    range, names given twice, and text that is not Unicode (a lone surrogate passes the JSON
+    reader, and then fails every write)."""
+    problems: list[JobError] = []
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, _Refused):
+            problems.append(JobError(path, value.reason))
+        elif isinstance(value, str):
+            if _SURROGATE.search(value):
+                problems.append(JobError(path, "holds a lone surrogate, which is not Unicode text"))
+        elif isinstance(value, dict):
+            for name in getattr(value, "duplicates", ()):
+                problems.append(JobError(_join(path, name), "is given more than once"))
+            for name, item in value.items():
+                if _SURROGATE.search(name):
+                    problems.append(
+                        JobError(
+                            path, "has a field name with a lone surrogate, which is not Unicode"
+                        )
+                    )
+                    continue
+                stack.append((_join(path, name), item))
+        elif isinstance(value, list):
+            stack.extend((_join(path, i), item) for i, item in enumerate(value))
+    problems.sort(key=lambda p: p.path)
+    return problems
+
+
+def _decode(body: bytes) -> tuple[Any, list[JobError]]:
+    """Bytes to a JSON value and every problem of its values; raises JobError when the
+    bytes are not JSON at all."""
     if not body.strip():
         raise JobError("", "the file is empty; a job is a JSON object")
     try:
@@ -150,7 +247,13 @@ def decode(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise JobError("", f"not UTF-8 text (byte {exc.start})") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_int,
+            parse_float=_float,
+            object_pairs_hook=_object,
+        )
     except json.JSONDecodeError as exc:
         raise JobError(
             "", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -159,6 +262,14 @@ def decode(body: bytes) -> Any:
         raise JobError("", f"JSON nested too deeply (limit {MAX_NESTING})") from None
     if _depth(value) > MAX_NESTING:
         raise JobError("", f"JSON nested too deeply (limit {MAX_NESTING})")
+    return value, _refused_values(value)
+
+
+def decode(body: bytes) -> Any:
+    """Bytes to a JSON value, raising JobError (with the field path) for the first problem."""
+    value, problems = _decode(body)
+    if problems:
+        raise problems[0]
     return value
 
 
@@ -182,7 +293,13 @@ def _depth(value: Any) -> int:
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    """The file's bytes. Raises JobError for what JSON cannot hold (NaN, infinities, text
+    that is not Unicode), so nothing is ever written that no reader can read back."""
+    try:
+        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+        return (text + "\n").encode("utf-8")
+    except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
+        raise JobError("", f"cannot be written as JSON: {exc}") from None
 
 
 class _Problems:
@@ -227,13 +344,38 @@ def _get(
     return value
 
 
-def _string_list(value: Any, path: str, problems: _Problems) -> tuple[str, ...] | None:
+def _count(
+    doc: Mapping[str, Any], name: str, problems: _Problems, default: int | None, zero: str = "0"
+) -> int | None:
+    """A whole number from 0 to MAX_COUNT."""
+    value = _get(doc, name, int, name, problems, default, "a whole number")
+    if value is not None and value < 0:
+        problems.add(name, f"must be {zero} or more, got {value}")
+        return default
+    if value is not None and value > MAX_COUNT:
+        problems.add(name, f"must be at most {MAX_COUNT}, got {value}")
+        return default
+    return value  # type: ignore[no-any-return]
+
+
+def _string_list(
+    value: Any, path: str, problems: _Problems, argument: bool = False
+) -> tuple[str, ...] | None:
+    """A list of strings; ``argument``: each is a process argument, which cannot hold NUL."""
     if not isinstance(value, list):
         return None
-    bad = [i for i, item in enumerate(value) if not isinstance(item, str)]
-    for i in bad:
-        problems.add(f"{path}[{i}]", f"must be a string, got {_type_name(value[i])}")
+    bad = False
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            problems.add(f"{path}[{i}]", f"must be a string, got {_type_name(item)}")
+            bad = True
+        elif argument and "\0" in item:
+            problems.add(f"{path}[{i}]", _NUL)
+            bad = True
     return None if bad else tuple(value)
+
+
+_NUL = "contains a NUL character, which no process argument can hold"
 
 
 def _string_map(doc: Mapping[str, Any], path: str, problems: _Problems) -> dict[str, str]:
@@ -268,10 +410,14 @@ def _parse_command(details: Mapping[str, Any], problems: _Problems) -> CommandSp
     if not command:
         problems.add(path, "must not be empty")
         return None
-    argv = _string_list(command, path, problems)
+    argv = _string_list(command, path, problems, argument=True)
     if argv is not None and not argv[0]:
         problems.add(f"{path}[0]", "the program name must not be empty")
     cwd = _get(details, "cwd", str, "run.details.cwd", problems)
+    if cwd is not None and not cwd:
+        problems.add("run.details.cwd", "must not be empty; leave it out for the runner's own")
+    elif cwd is not None and "\0" in cwd:
+        problems.add("run.details.cwd", _NUL)
     env = _string_map(details, "run.details", problems)
     return CommandSpec(argv, cwd, env) if argv else None
 
@@ -282,7 +428,7 @@ def _parse_python(details: Mapping[str, Any], problems: _Problems) -> PythonSpec
         problems.add("run.details.script", "is required: the Python source to run")
     args: tuple[str, ...] | None = ()
     if "args" in details:
-        args = _string_list(details["args"], "run.details.args", problems)
+        args = _string_list(details["args"], "run.details.args", problems, argument=True)
         if not isinstance(details["args"], list):
             problems.add(
                 "run.details.args", f"must be a list of strings, got {_type_name(details['args'])}"
@@ -326,6 +472,14 @@ def _parse_lambda(details: Mapping[str, Any], problems: _Problems) -> LambdaSpec
     return LambdaSpec(function, payload, kind) if function else None
 
 
+#: The fields each ``run.type`` knows in ``run.details``; any other is a mistake (a typo
+#: there would silently change what runs).
+_DETAILS_FIELDS = {
+    RunType.COMMAND: ("command", "cwd", "env"),
+    RunType.PYTHON: ("script", "args", "env"),
+    RunType.LAMBDA: ("arn", "function_name", "payload", "invocation_type"),
+}
+
 _ACTION_PARSERS = {
     RunType.COMMAND: _parse_command,
     RunType.PYTHON: _parse_python,
@@ -344,18 +498,19 @@ def _instant(
         problems.add(path, f"must be an ISO 8601 time, got {_type_name(value)}")
         return None
     try:
-        # Files written by the original implementation hold naive UTC times.
-        return parse_instant(value, UTC, path)
-    except ScheduleError as exc:
+        # Files written by earlier versions hold naive UTC times.
+        moment = parse_instant(value, UTC, path)
+    except (ScheduleError, OverflowError) as exc:
         problems.add(path, str(exc).removeprefix(f"{path}: "))
         return None
+    if not EARLIEST <= moment <= LATEST:
+        problems.add(path, f"{value!r} is outside {EARLIEST.year}-{LATEST.year}")
+        return None
+    return moment
 
 
 def _parse_state(doc: Mapping[str, Any], problems: _Problems) -> State:
-    count = _get(doc, "execution_count", int, "execution_count", problems, 0, "a whole number")
-    if count < 0:
-        problems.add("execution_count", f"must not be negative, got {count}")
-        count = 0
+    count = _count(doc, "execution_count", problems, 0) or 0
     last_result = _get(
         doc, "last_result", (dict, type(None)), "last_result", problems, None, "an object"
     )
@@ -392,6 +547,7 @@ def _parse_claim(raw: Mapping[str, Any], problems: _Problems) -> Claim | None:
         or not isinstance(host, str)
         or not isinstance(pid, int)
         or isinstance(pid, bool)
+        or not 0 < pid <= MAX_PID
         or scheduled is None
         or started is None
         or deadline is None
@@ -425,17 +581,9 @@ def problems_of(key: str, document: Any) -> tuple[Job | None, list[JobError]]:
             schedule = parse(when, timezone)
         except ScheduleError as exc:
             problems.add("when", str(exc))
-    limit = _get(
-        document,
-        "max_number_executions",
-        int,
-        "max_number_executions",
-        problems,
-        None,
-        "a whole number",
-    )
-    if limit is not None and limit < 0:
-        problems.add("max_number_executions", f"must be 0 (unlimited) or more, got {limit}")
+        except (ArithmeticError, ValueError) as exc:  # a time beyond what datetime holds
+            problems.add("when", f"cannot be evaluated: {exc}")
+    limit = _count(document, "max_number_executions", problems, None, "0 (unlimited)")
     enabled = _get(document, "enabled", bool, "enabled", problems, True)
     timeout = _get(
         document,
@@ -445,8 +593,13 @@ def problems_of(key: str, document: Any) -> tuple[Job | None, list[JobError]]:
         problems,
         DEFAULT_TIMEOUT_SECONDS,
     )
-    if not (0 < timeout < math.inf):
-        problems.add("timeout_seconds", f"must be a positive number of seconds, got {timeout}")
+    if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        problems.add(
+            "timeout_seconds",
+            f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds (30 days),"
+            f" got {timeout:g}",
+        )
+        timeout = DEFAULT_TIMEOUT_SECONDS
     run_type, action = _parse_run(document, problems)
     state = _parse_state(document, problems)
     if problems.items or schedule is None or run_type is None or action is None:
@@ -480,6 +633,13 @@ def _parse_run(
         if "details" not in run:
             problems.add("run.details", "is required: an object")
         return run_type, None
+    fields = _DETAILS_FIELDS[run_type]
+    for name in details:
+        if name not in fields:
+            problems.add(
+                f"run.details.{name}",
+                f"is not a field of a {run_type.value} job (known: {', '.join(fields)})",
+            )
     return run_type, _ACTION_PARSERS[run_type](details, problems)
 
 
@@ -492,12 +652,20 @@ def parse_job(key: str, document: Any) -> Job:
 
 
 def load(key: str, body: bytes) -> tuple[Job | None, list[JobError], Any]:
-    """Decode and validate raw bytes: (job or None, problems, decoded document or None)."""
+    """Decode and validate raw bytes: (job or None, problems, decoded document or None).
+
+    The one way from bytes to a job: whatever the bytes hold, it returns; it never raises.
+    """
     try:
-        document = decode(body)
+        document, refused = _decode(body)
     except JobError as exc:
         return None, [exc], None
-    job, problems = problems_of(key, document)
+    if refused:
+        return None, refused, document
+    try:
+        job, problems = problems_of(key, document)
+    except Exception as exc:  # a validator bug must stay this one file's problem
+        return None, [JobError("", f"cannot be validated: {type(exc).__name__}: {exc}")], document
     return job, problems, document
 
 
@@ -534,6 +702,48 @@ def with_runner_fields(document: Mapping[str, Any], fields: Mapping[str, Any]) -
         else:
             result[name] = value
     return result
+
+
+#: The top-level fields lambdacron reads; any other is the user's own and kept as it is.
+KNOWN_FIELDS = (
+    "when",
+    "timezone",
+    "max_number_executions",
+    "enabled",
+    "timeout_seconds",
+    "run",
+    *RUNNER_FIELDS,
+)
+
+
+def warnings_of(document: Any) -> list[JobError]:
+    """Unknown top-level fields that look like a misspelt known one (``enabld``). Unknown
+    fields are allowed (they are the user's own), so these are warnings, not problems."""
+    if not isinstance(document, dict):
+        return []
+    found = []
+    for name in document:
+        if name in KNOWN_FIELDS:
+            continue
+        close = [known for known in KNOWN_FIELDS if _distance(name, known) <= 2]
+        if close:
+            found.append(JobError(name, f"unknown field; did you mean {close[0]!r}?"))
+    return found
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance, stopping early: only "at most 2" matters here."""
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
+            )
+        previous = current
+    return previous[-1]
 
 
 def describe_problems(source: str, problems: Sequence[JobError]) -> list[str]:

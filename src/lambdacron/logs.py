@@ -23,6 +23,7 @@ _METRICS = (
     ("StoreErrors", "store_errors"),
     ("Skipped", "skipped"),
     ("Interrupted", "interrupted"),
+    ("InternalErrors", "internal_errors"),
 )
 
 
@@ -45,7 +46,7 @@ def event_record(event: JobEvent) -> dict[str, Any]:
         record["output_tail"] = event.output[-512:]
     if event.deleted:
         record["deleted"] = True
-    if event.outcome.value in ("invalid", "store_error"):
+    if event.outcome.value in ("invalid", "store_error", "internal_error"):
         record["level"] = "ERROR"
     return record
 

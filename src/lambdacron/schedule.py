@@ -476,6 +476,8 @@ def _parse_cron(expression: str, fields: list[str], zone: tzinfo) -> CronSchedul
 
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)", re.IGNORECASE)
 _RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+#: A longer period would put the next fire time past what a datetime can hold.
+_RATE_MAX_SECONDS = 36500 * 86400
 
 
 def _parse_rate(expression: str, zone: tzinfo) -> RateSchedule:
@@ -489,6 +491,11 @@ def _parse_rate(expression: str, zone: tzinfo) -> RateSchedule:
     if count < 1:
         raise ScheduleError(f"rate: the number in {expression!r} must be at least 1")
     period = count * _RATE_UNITS[match.group(2).lower().rstrip("s")]
+    if period > _RATE_MAX_SECONDS:
+        raise ScheduleError(
+            f"rate: {expression!r} is longer than {_RATE_MAX_SECONDS // 86400} days;"
+            " use a cron expression with a year field for rarer schedules"
+        )
     return RateSchedule(expression, zone, period)
 
 

@@ -146,6 +146,6 @@ def test_the_index_is_saved_after_real_change_not_every_tick(root: Path) -> None
             )
         e.tick(utc(2026, 1, 1, 2, 2))
         assert saved.read_bytes() != first
-        assert Index.from_bytes(saved.read_bytes(), "command,lambda,python").get(
+        assert Index.from_bytes(saved.read_bytes(), e.index.context).get(
             "daily/00.json"
         ) == e.index.get("daily/00.json")

@@ -70,16 +70,20 @@ class TestAnswersLostAfterTheWriteTookEffect:
         assert proxy.plan.injected == {"lost": 1}
         assert store.read("a.json").body == b'{"x": 1}'
 
-    def test_a_claim_whose_answer_was_lost_still_runs_once(
-        self, bucket: str, proxy: FaultProxy, tmp_path: Path
+    # A new job's first tick writes three times: the time its schedule took effect, the
+    # claim, and the result.
+    @pytest.mark.parametrize("write", ["schedule_from", "claim"])
+    def test_a_first_write_whose_answer_was_lost_still_runs_once(
+        self, bucket: str, proxy: FaultProxy, tmp_path: Path, write: str
     ) -> None:
         out = tmp_path / "out.txt"
         put(bucket, "j.json", appender(out))
-        proxy.inject("lost", method="PUT")  # the claim
+        proxy.inject("lost", method="PUT", skip=["schedule_from", "claim"].index(write))
         with Engine(
             store_via(proxy, bucket), default_registry(), clock=FakeClock(datetime.now(UTC))
         ) as engine:
             report = engine.tick(minute(1))
+        assert proxy.plan.injected == {"lost": 1}
         assert (report.ran, report.store_errors) == (1, 0)
         assert out.read_text().splitlines() == [f"j.json@{minute(1):%Y-%m-%dT%H:%M:%SZ}"]
         state = get(bucket, "j.json")
@@ -90,7 +94,7 @@ class TestAnswersLostAfterTheWriteTookEffect:
     ) -> None:
         out = tmp_path / "out.txt"
         put(bucket, "j.json", appender(out, max_number_executions=1))
-        proxy.inject("lost", method="PUT", skip=1)  # the write-back, after the claim
+        proxy.inject("lost", method="PUT", skip=2)  # the write-back, after the claim
         with Engine(
             store_via(proxy, bucket), default_registry(), clock=FakeClock(datetime.now(UTC))
         ) as engine:

@@ -68,6 +68,15 @@ def inventory(store: Store, now: datetime) -> Iterator[JobRow]:
 
 def _row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
     try:
+        return _job_row(store, entry, now)
+    except Exception as exc:  # one job's problem is its own row, never the whole listing
+        return JobRow(
+            entry.key, status="error", error=f"internal error: {type(exc).__name__}: {exc}"
+        )
+
+
+def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
+    try:
         doc = store.read(entry.key)
     except JobNotFoundError:
         return None  # deleted since the listing

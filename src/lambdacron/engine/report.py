@@ -20,6 +20,7 @@ class Outcome(StrEnum):
     INVALID = "invalid"
     STORE_ERROR = "store_error"
     SKIPPED_DEADLINE = "skipped_deadline"  # not enough time left in this tick to start it
+    INTERNAL_ERROR = "internal_error"  # a bug in lambdacron, confined to this one job
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class TickReport:
     deleted: int = 0
     interrupted: int = 0
     skipped: int = 0
+    internal_errors: int = 0
     duration_s: float = 0.0
     events: list[JobEvent] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -65,6 +67,8 @@ class TickReport:
                     self.invalid += 1
                 case Outcome.STORE_ERROR:
                     self.store_errors += 1
+                case Outcome.INTERNAL_ERROR:
+                    self.internal_errors += 1
                 case Outcome.LOST | Outcome.RUNNING | Outcome.SKIPPED_DEADLINE:
                     self.skipped += 1
                 case _:
@@ -84,7 +88,7 @@ class TickReport:
             f"{self.failed} failed",
             f"{self.invalid} invalid",
         ]
-        for name in ("skipped", "deleted", "interrupted", "store_errors"):
+        for name in ("skipped", "deleted", "interrupted", "store_errors", "internal_errors"):
             value = getattr(self, name)
             if value:
                 parts.append(f"{value} {name.replace('_', ' ')}")
@@ -101,6 +105,7 @@ class TickReport:
         "deleted",
         "interrupted",
         "skipped",
+        "internal_errors",
     )
 
     def to_json(self) -> dict[str, object]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .._version import __version__
 from ..actions.base import OUTPUT_LIMIT, ActionRegistry, RunContext
 from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, ScheduleError, StoreError
 from ..job import (
@@ -77,11 +78,39 @@ def host_identity() -> str:
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:
         return True
     return True
+
+
+class _Inflight:
+    """The claims this process holds right now, whichever engine took them.
+
+    Process-wide, not per engine: a claim carrying this host and this pid is live exactly
+    when some engine of this process is running it. Two engines in one process (two
+    handler threads, or direct use) must not take each other's live runs for dead, and a
+    claim with our pid that no engine holds was abandoned (its write-back failed)."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, claim_id: str) -> None:
+        with self._lock:
+            self._ids.add(claim_id)
+
+    def discard(self, claim_id: str) -> None:
+        with self._lock:
+            self._ids.discard(claim_id)
+
+    def __contains__(self, claim_id: object) -> bool:
+        with self._lock:
+            return claim_id in self._ids
+
+
+INFLIGHT = _Inflight()
 
 
 def _ran_later(document: dict[str, Any], scheduled: datetime) -> bool:
@@ -92,6 +121,10 @@ def _ran_later(document: dict[str, Any], scheduled: datetime) -> bool:
         return parse_instant(value, UTC) > scheduled
     except ScheduleError:
         return False
+
+
+def _internal_error(key: str, exc: Exception) -> JobEvent:
+    return JobEvent(key, Outcome.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
 
 
 @dataclass
@@ -146,10 +179,6 @@ class Engine:
         self._index_saved_at = float("-inf")
         self._bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self._bodies_lock = threading.Lock()
-        # Claims this engine holds right now. A claim with our host and pid that is not
-        # here was abandoned (its write-back failed): it is dead, though our pid is alive.
-        self._inflight: set[str] = set()
-        self._inflight_lock = threading.Lock()
 
     def close(self) -> None:
         """Wait for running jobs to finish (or time out), then release the workers."""
@@ -179,7 +208,12 @@ class Engine:
         futures: list[Future[None]] = []
 
         def consider(entry: Entry) -> _Candidate | None:
-            return self._consider(entry, report, now, index)
+            try:
+                return self._consider(entry, report, now, index)
+            except Exception as exc:  # whatever one job raises is that job's problem
+                index.drop(entry.key)
+                self._emit(report, _internal_error(entry.key, exc))
+                return None
 
         parallel = self.store.read_concurrency > 1
         # Where listing waits on the network, the listing is consumed a chunk at a time,
@@ -212,7 +246,7 @@ class Engine:
                         futures.append(
                             self._pool.submit(self._guarded, candidate, report, now, budget)
                         )
-        except StoreError as exc:
+        except Exception as exc:  # StoreError, or a listing bug: the pass goes on regardless
             self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"cannot list the store: {exc}"))
             listed.clear()  # a partial listing must not evict the unlisted from the index
         for future in futures:
@@ -270,7 +304,10 @@ class Engine:
     def _load_index(self) -> Index:
         with self._index_lock:
             if self._index is None:
-                context = ",".join(sorted(t.value for t in self.actions))
+                # Every input of a cached verdict: a different limit, set of run types or
+                # version of the rules must not inherit the old verdicts.
+                types = ",".join(sorted(t.value for t in self.actions))
+                context = f"{types};max={self.store.max_job_bytes};rules={__version__}"
                 self._index = Index.from_bytes(self.store.read_internal(self.index_name), context)
             return self._index
 
@@ -303,8 +340,7 @@ class Engine:
         if claim.host != self.host:
             return True  # another machine: only the deadline can tell
         if claim.pid == self.pid:
-            with self._inflight_lock:
-                return claim.id in self._inflight
+            return claim.id in INFLIGHT
         return self.is_alive(claim.pid)
 
     def _consider(
@@ -356,6 +392,13 @@ class Engine:
             document, version = marked
             job, _, _ = load(key, encode(document))
             assert job is not None  # only runner fields changed
+        recorded = job.state.scheduled_from
+        if recorded is None or recorded[0] != job.fingerprint:
+            adopted = self._adopt(job, document, version, report)
+            if adopted is None:
+                index.drop(key)  # changed meanwhile: decided afresh at the next tick
+                return None
+            job, document, version = adopted
         due_at = next_due(job, version.modified)
         # Only a job whose earliest due time has come needs the (dearer) exact evaluation.
         scheduled = (
@@ -374,6 +417,37 @@ class Engine:
     @staticmethod
     def _scheduled_from(job: Job, version: Version) -> dict[str, str]:
         return {"fingerprint": job.fingerprint, "since": iso(schedule_since(job, version.modified))}
+
+    def _adopt(
+        self, job: Job, document: dict[str, Any], version: Version, report: TickReport
+    ) -> tuple[Job, dict[str, Any], Version] | None:
+        """Record when the job's current schedule took effect, the first time a tick sees it.
+
+        The file's modification time says when it was placed only until the next edit of
+        any field. Recorded while it is still true, a later edit of the payload does not
+        move the window, and a schedule changed away and back (disabled, then re-enabled)
+        is seen as changed, so what it missed meanwhile is not replayed.
+        """
+        since = schedule_since(job, version.modified)
+        fields = {"scheduled_from": {"fingerprint": job.fingerprint, "since": iso(since)}}
+        adopted = with_runner_fields(document, fields)
+        body = encode(adopted)
+        try:
+            new_version = self.store.write(job.key, body, version)
+        except JobNotFoundError:
+            return None
+        except StoreError as exc:
+            # A write whose answer was lost is retried by botocore and then fails its own
+            # precondition: it may be there all the same.
+            landed = self._landed_body(job.key, body)
+            if landed is None:
+                if not isinstance(exc, ConflictError):
+                    self._emit(report, JobEvent(job.key, Outcome.STORE_ERROR, str(exc)))
+                return None
+            new_version = landed
+        self._remember(job.key, body, new_version)
+        state = replace(job.state, scheduled_from=(job.fingerprint, since))
+        return replace(job, state=state), adopted, new_version
 
     def _mark_interrupted(
         self, job: Job, document: dict[str, Any], version: Version, claim: Claim, report: TickReport
@@ -431,14 +505,7 @@ class Engine:
         try:
             self._claim_and_run(candidate, report, now, time_left)
         except Exception as exc:  # a bug in lambdacron must not take the tick down with it
-            self._emit(
-                report,
-                JobEvent(
-                    candidate.key,
-                    Outcome.STORE_ERROR,
-                    f"internal error: {type(exc).__name__}: {exc}",
-                ),
-            )
+            self._emit(report, _internal_error(candidate.key, exc))
 
     def _claim(
         self,
@@ -507,6 +574,14 @@ class Engine:
         self._emit(report, JobEvent(c.key, Outcome.LOST, "the file keeps changing", c.scheduled))
         return None
 
+    def _landed_body(self, key: str, body: bytes) -> Version | None:
+        """The version if the store holds exactly ``body``, else None."""
+        try:
+            doc = self.store.read(key)
+        except StoreError:
+            return None
+        return doc.version if doc.body == body else None
+
     def _landed(self, key: str, claim: Claim) -> tuple[dict[str, Any], Version] | None:
         """The document and version if the store holds our claim, else None."""
         try:
@@ -544,13 +619,11 @@ class Engine:
         if claimed is None:
             return
         c, claim, document, version = claimed
-        with self._inflight_lock:
-            self._inflight.add(claim.id)
+        INFLIGHT.add(claim.id)
         try:
             self._run_and_record(c, claim, document, version, report)
         finally:
-            with self._inflight_lock:
-                self._inflight.discard(claim.id)
+            INFLIGHT.discard(claim.id)
 
     def _run_and_record(
         self,
@@ -666,6 +739,12 @@ class Engine:
             if _ran_later(fresh_document, claim.scheduled):
                 return None  # a later occurrence has run meanwhile; its state is newer
             if fingerprint_of(fresh_document) != fingerprint_of(document):
-                fields = {**fields, "scheduled_from": None}  # the schedule changed: restart
+                # The schedule was edited during the run: its window starts at the edit,
+                # not at this write-back, or an occurrence between the two would be lost.
+                since = {
+                    "fingerprint": fingerprint_of(fresh_document),
+                    "since": iso(fresh.version.modified),
+                }
+                fields = {**fields, "scheduled_from": since}
             current, version, merged = fresh_document, fresh.version, True
         return None
