@@ -14,11 +14,12 @@ customer chose::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import JobError, UsageError
-from .job import RUNNER_FIELDS, decode, encode, problems_of
+from .errors import ConflictError, JobError, UsageError
+from .job import RUNNER_FIELDS, decode, encode, load
 from .store.base import Store
 from .store.keys import new_key
 
@@ -26,16 +27,22 @@ from .store.keys import new_key
 def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> str:
     """Validate ``document`` and create it as a new job. Returns the key.
 
-    Create-only: an existing key raises ConflictError rather than being overwritten.
-    Without ``key`` a unique one is generated in the sharded layout ``HH/HEX32.json``.
+    Create-only: an existing key raises ConflictError rather than being overwritten, on
+    every store, even when the existing job is the same. Without ``key`` a unique one is
+    generated in the sharded layout ``HH/HEX32.json``.
+
+    The document is checked as the runner will read it: encoded, then decoded and validated
+    (so NaN, infinities, numbers or times out of range and text that is not Unicode are
+    refused here, not discovered by every later tick).
     """
     key = store.check_key(key if key is not None else new_key())
     if "claim" in document:
         raise JobError("claim", "a new job must not carry a runner's claim")
-    _, problems = problems_of(key, dict(document))
+    body = encode(document)
+    _, problems, _ = load(key, body)
     if problems:
         raise problems[0]
-    store.create(key, encode(document))
+    store.create(key, body)
     return key
 
 
@@ -75,6 +82,12 @@ def schedule(
             "payload": {} if payload is None else payload,
             "invocation_type": invocation_type,
         }
+    set_here = {"when", "timezone", "run", "max_number_executions", "timeout_seconds"}
+    overlap = set(extra or {}) & set_here
+    if overlap:
+        raise UsageError(
+            f"schedule(): extra must not set {sorted(overlap)}; pass them as arguments"
+        )
     document: dict[str, Any] = {
         **(extra or {}),
         "when": when,
@@ -96,6 +109,23 @@ def get(store: Store, key: str) -> Any:
     return decode(store.read(store.check_key(key)).body)
 
 
+#: Conditional deletes tried before cancel() gives up on a job that keeps changing.
+_CANCEL_ATTEMPTS = 20
+
+
 def cancel(store: Store, key: str) -> None:
-    """Delete the job. JobNotFoundError if there is none."""
-    store.delete(store.check_key(key))
+    """Delete the job. JobNotFoundError if there is none.
+
+    Final for the caller: a tick writing the job at the same moment (a claim, a result)
+    makes the conditional delete fail, and cancel tries again until the job is gone. A
+    run already under way is not stopped; its result is not written back, and the job is
+    not recreated.
+    """
+    key = store.check_key(key)
+    for attempt in range(_CANCEL_ATTEMPTS):
+        try:
+            store.delete(key)
+            return
+        except ConflictError:
+            time.sleep(min(0.5, 0.01 * 2**attempt))
+    raise ConflictError(f"{key}: could not be cancelled; it kept changing")

@@ -66,3 +66,7 @@ class JobTooLargeError(StoreError):
 
 class ConflictError(StoreError):
     """A conditional write or delete lost: the job changed since it was read."""
+
+    #: An earlier attempt of the same request was sent, so the precondition may have
+    #: failed on that attempt's own effect (a write whose answer was lost).
+    retried: bool = False

@@ -96,6 +96,13 @@ def _code(exc: Exception) -> tuple[str, int]:
     return str(error.get("Code", "")), int(status or 0)
 
 
+def _retry_attempts(exc: Exception) -> int:
+    """How many times botocore retried the request that failed with ``exc``."""
+    response = getattr(exc, "response", None) or {}
+    attempts = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    return attempts if isinstance(attempts, int) else 0
+
+
 def _server_time(response: dict[str, Any]) -> datetime:
     # PutObject does not return LastModified; the response's Date header is the server's
     # clock at the write, which is what LastModified would say.
@@ -289,8 +296,13 @@ class S3Store(Store):
                 code, status = _code(exc)
                 if code == "PreconditionFailed" or status == 412:
                     if "IfNoneMatch" in kwargs:
-                        raise ConflictError(f"{key}: a job with this key already exists") from exc
-                    raise ConflictError(f"{key}: changed since it was read") from exc
+                        conflict = ConflictError(f"{key}: a job with this key already exists")
+                    else:
+                        conflict = ConflictError(f"{key}: changed since it was read")
+                    # Whether an earlier attempt of this same call was sent: only then can
+                    # the precondition have failed on our own write.
+                    conflict.retried = attempt > 0 or _retry_attempts(exc) > 0
+                    raise conflict from exc
                 if code == "ConditionalRequestConflict" or status == 409:
                     time.sleep(0.05 * 2**attempt)
                     continue
@@ -307,12 +319,15 @@ class S3Store(Store):
                 IfNoneMatch="*",
                 ContentType="application/json",
             )
-        except ConflictError:
+        except ConflictError as conflict:
             # botocore retries a PUT whose answer was lost; the retry then fails its own
-            # If-None-Match. If the object holds exactly our bytes, the create succeeded.
-            existing = self.read(key)
-            if existing.body == body:
-                return existing.version
+            # If-None-Match. If an earlier attempt was sent and the object holds exactly our
+            # bytes, the create succeeded. A key that existed before the first attempt is a
+            # conflict even when its body is the same: create never adopts another's job.
+            if conflict.retried:
+                existing = self.read(key)
+                if existing.body == body:
+                    return existing.version
             raise
         return Version(response["ETag"], _server_time(response).timestamp())
 
