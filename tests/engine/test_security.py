@@ -13,6 +13,7 @@ from helpers import FakeClock, command_job, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.actions.base import OUTPUT_LIMIT
 from lambdacron.engine import Engine
+from lambdacron.redact import MARK, MIN_FRAGMENT, tail
 from lambdacron.store import LocalStore
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -77,3 +78,42 @@ def test_shell_syntax_in_an_argument_is_not_interpreted(engine: Engine, root: Pa
     engine.tick(utc(2026, 1, 1, 1))
     assert not marker.exists()
     assert read_json(path)["last_result"]["output"] == f"; touch {marker}\n"
+
+
+def fragments(output: str, secret: str, size: int = MIN_FRAGMENT) -> list[str]:
+    """Every piece of ``secret`` at least ``size`` characters long found in ``output``."""
+    grams = {secret[i : i + size] for i in range(len(secret) - size + 1)}
+    return [output[i : i + size] for i in range(len(output)) if output[i : i + size] in grams]
+
+
+@pytest.mark.parametrize("after", [0, 5, 17, 39, 101, 1000, 3600, 4095, 4096, 9000])
+def test_a_secret_printed_many_times_leaves_no_fragment_whatever_the_cut(
+    engine: Engine, root: Path, after: int
+) -> None:
+    script = (
+        'for i in $(seq 200); do printf %s "$AWS_SECRET_ACCESS_KEY"; done; '
+        f"head -c {after} /dev/zero | tr '\\0' x"
+    )
+    path = place(root, "many.json", command_job("@hourly", ["sh", "-c", script]))
+    engine.tick(utc(2026, 1, 1, 1))
+    output = read_json(path)["last_result"]["output"]
+    assert fragments(output, SECRET) == []
+    # The 200 copies touch: one mark stands for them all.
+    assert output == tail(MARK + "x" * after, OUTPUT_LIMIT)
+
+
+@pytest.mark.parametrize("after", [0, 2000, 3600, 4090, 6000])
+def test_a_long_secret_of_the_job_own_env_leaves_no_fragment(
+    engine: Engine, root: Path, after: int
+) -> None:
+    key = "".join(chr(65 + (i * 7) % 26) for i in range(1700))
+    job = command_job(
+        "@hourly",
+        ["sh", "-c", f"printf %s \"$PRIVATE_KEY\"; head -c {after} /dev/zero | tr '\\0' x"],
+    )
+    job["run"]["details"]["env"] = {"PRIVATE_KEY": key}
+    path = place(root, "key.json", job)
+    engine.tick(utc(2026, 1, 1, 1))
+    output = read_json(path)["last_result"]["output"]
+    assert fragments(output, key) == []
+    assert output == tail(MARK + "x" * after, OUTPUT_LIMIT)
