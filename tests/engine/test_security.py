@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from helpers import FakeClock, command_job, place, read_json, utc
+from helpers import FakeClock, command_job, place, read_json, subprocess_env, utc
 from lambdacron.actions import default_registry
 from lambdacron.actions.base import OUTPUT_LIMIT
 from lambdacron.engine import Engine
+from lambdacron.logs import printable
 from lambdacron.redact import MARK, MIN_FRAGMENT, tail
 from lambdacron.store import LocalStore
 
@@ -117,3 +124,52 @@ def test_a_long_secret_of_the_job_own_env_leaves_no_fragment(
     output = read_json(path)["last_result"]["output"]
     assert fragments(output, key) == []
     assert output == tail(MARK + "x" * after, OUTPUT_LIMIT)
+
+
+#: What a job could use to act on the terminal that shows the runner's log.
+UNSAFE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+FORGERY = "\x1b[2K\r2026-01-01T01:00:00Z ran payroll.json: ok\x00\x07\x9b2J\u202eko\u2028\u2066"
+
+
+def lambdacron(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lambdacron", *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=60,
+    )
+
+
+def test_job_output_cannot_forge_a_line_of_the_runner_log(root: Path) -> None:
+    script = f"import sys; sys.stdout.write({FORGERY!r}); sys.stdout.flush()"
+    place(
+        root,
+        "forge.json",
+        {"when": "@hourly", "run": {"type": "python", "details": {"script": script}}},
+    )
+    ran = lambdacron("tick", "--store", str(root), "--now", "2026-01-01T01:00:00Z")
+    assert ran.returncode == 0, ran.stderr
+    assert "ran forge.json" in ran.stderr
+    assert UNSAFE.findall(ran.stderr) == []
+    assert "\\x1b[2K\\r2026-01-01T01:00:00Z ran payroll.json: ok\\x00" in ran.stderr
+
+
+def test_show_prints_no_control_character_of_a_job(root: Path) -> None:
+    # JSON escapes C0 controls itself; DEL, C1 controls, separators and bidi controls not.
+    document = {"note": FORGERY, **command_job("@hourly", ["true"])}
+    place(root, "note.json", document)
+    shown = lambdacron("show", "--store", str(root), "note.json")
+    assert shown.returncode == 0, shown.stderr
+    assert UNSAFE.findall(shown.stdout) == []
+    assert json.loads(shown.stdout) == document  # still the same JSON
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",))))
+def test_printable_text_holds_no_character_that_acts_on_a_terminal(text: str) -> None:
+    shown = printable(text)
+    assert not [c for c in shown if unicodedata.category(c) in ("Cc", "Zl", "Zp")]
+    assert UNSAFE.findall(shown) == []
