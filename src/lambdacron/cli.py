@@ -26,6 +26,7 @@ from .engine.report import JobEvent, Outcome, TickReport
 from .engine.tick import DEFAULT_WORKERS, Engine
 from .errors import JobTooLargeError, LambdacronError, ScheduleError, UsageError
 from .job import describe_problems, encode, load
+from .logs import json_for_terminal, printable
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
 from .store.base import DEFAULT_MAX_JOB_BYTES, Store
@@ -94,7 +95,15 @@ def _instant(text: str | None, what: str) -> datetime:
 
 
 def render_event(event: JobEvent) -> str | None:
-    """One log line per interesting event; quiet outcomes (not due, disabled) print nothing."""
+    """One log line per interesting event; quiet outcomes (not due, disabled) print nothing.
+
+    Keys, messages and output come from jobs: escaped, they cannot forge a line of the log.
+    """
+    line = _render_event(event)
+    return None if line is None else printable(line)
+
+
+def _render_event(event: JobEvent) -> str | None:
     scheduled = f" (scheduled {_stamp(event.scheduled)})" if event.scheduled else ""
     match event.outcome:
         case Outcome.RAN:
@@ -310,7 +319,7 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    sys.stdout.write(encode(get(_store(args), args.key)).decode("utf-8"))
+    sys.stdout.write(json_for_terminal(encode(get(_store(args), args.key)).decode("utf-8")))
     return EXIT_OK
 
 

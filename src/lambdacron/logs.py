@@ -27,6 +27,41 @@ _METRICS = (
 )
 
 
+#: Characters that act on a terminal or on how the text around them reads: the C0 and C1
+#: controls and DEL (Unicode category Cc), the line and paragraph separators, and the
+#: bidirectional controls. Job output and job files may hold any of them.
+_UNSAFE = [
+    *range(0x00, 0x20),
+    *range(0x7F, 0xA0),
+    0x061C,
+    0x200E,
+    0x200F,
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+]
+_NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_VISIBLE = {c: _NAMED.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in _UNSAFE if c >= 0x20}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show a person: every unsafe character as a visible escape (``\\x1b``).
+
+    A job's output, its key or a message quoting its file could otherwise move the cursor,
+    erase a line or reorder what a log line says, and so forge lines of the runner's log.
+    """
+    return text.translate(_VISIBLE)
+
+
+def json_for_terminal(text: str) -> str:
+    """JSON text with the unsafe characters JSON leaves raw written as ``\\u`` escapes.
+
+    Those characters can only stand inside strings, where the escape means the same."""
+    return text.translate(_JSON_ESCAPES)
+
+
 def event_record(event: JobEvent) -> dict[str, Any]:
     record: dict[str, Any] = {
         "level": "INFO",
@@ -73,4 +108,4 @@ def emf_record(report: TickReport, store: str, timestamp: datetime) -> dict[str,
 
 
 def line(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"), default=str)
+    return json_for_terminal(json.dumps(record, separators=(",", ":"), default=str))

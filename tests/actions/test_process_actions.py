@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import utc
 from lambdacron.actions.base import OUTPUT_LIMIT, RunContext
@@ -20,6 +28,10 @@ def running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+#: Any character, NULs, lone surrogates and "=" often.
+TEXT = st.sampled_from("\0\ud800=") | st.characters(blacklist_categories=())
 
 
 def context(timeout: float = 30) -> RunContext:
@@ -90,8 +102,8 @@ class TestCommand:
         )
         result = CommandAction().run(spec, context())
         assert result.status is Status.OK
-        # The action keeps a small margin past the recorded limit for redaction at the cut.
-        assert len(result.output.encode()) == OUTPUT_LIMIT + 1024
+        # Redacted as a stream before the cut, so the action keeps exactly the limit.
+        assert len(result.output.encode()) == OUTPUT_LIMIT
         assert result.output.endswith("THE END\n")
 
 
@@ -126,3 +138,132 @@ class TestPython:
     def test_a_script_that_runs_too_long_times_out(self) -> None:
         result = PythonAction().run(PythonSpec("import time; time.sleep(60)"), context(0.5))
         assert result.status is Status.TIMEOUT
+
+
+class TestARunThatCannotStart:
+    """Whatever stops a run from starting is that job's error result, never an exception."""
+
+    @pytest.mark.parametrize(
+        ("spec", "expected"),
+        [
+            (command("ec\0ho"), "cannot start 'ec\\x00ho': embedded null byte"),
+            (command("echo", "a\0b"), "cannot start echo: embedded null byte"),
+            (command("echo", env={"X": "a\0b"}), "cannot start echo: embedded null byte"),
+            (command("echo", env={"A=B": "x"}), "illegal environment variable name"),
+            (command("echo", "\ud800"), "surrogates not allowed"),
+            (command("echo", cwd=""), "working directory not found: ''"),
+            (command("echo", cwd="/no/such/dir"), "working directory not found: /no/such/dir"),
+            (command("echo", cwd="/etc/passwd"), "working directory /etc/passwd: Not a directory"),
+            (command("echo", cwd="/tmp\0"), "embedded null byte"),
+            (command(""), "cannot start '': Permission denied"),
+            (command("/etc"), "cannot start /etc: Permission denied"),
+        ],
+    )
+    def test_a_command_that_cannot_start(self, spec: CommandSpec, expected: str) -> None:
+        result = CommandAction().run(spec, context())
+        assert result.status is Status.ERROR and result.exit_code is None
+        assert result.error is not None and "\n" not in result.error
+        assert expected in result.error
+
+    @pytest.mark.parametrize(
+        "spec",
+        [
+            PythonSpec("print(1)", ("a\0",)),
+            PythonSpec("print(1)", (), {"X": "\0"}),
+            PythonSpec("print('\ud800')"),
+        ],
+    )
+    def test_a_python_script_that_cannot_start(self, spec: PythonSpec) -> None:
+        result = PythonAction().run(spec, context())
+        assert result.status is Status.ERROR and result.exit_code is None
+        assert result.error is not None and result.error.startswith("cannot start ")
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        st.lists(st.text(TEXT, max_size=8), max_size=3),
+        st.dictionaries(st.text(TEXT, max_size=6), st.text(TEXT, max_size=6), max_size=3),
+        st.none() | st.text(TEXT, max_size=8),
+    )
+    def test_no_argument_env_or_cwd_makes_the_action_raise(
+        self, args: list[str], env: dict[str, str], cwd: str | None
+    ) -> None:
+        result = CommandAction().run(command("true", *args, cwd=cwd, env=env), context())
+        assert result.status in (Status.OK, Status.ERROR)
+        assert result.status is Status.OK or (result.error and "\n" not in result.error)
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group.
+
+    ``os.killpg(pgid, 0)`` would count zombies too, and an orphan here may wait for a reaper
+    that never comes."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry))
+    return members
+
+
+def kill_quietly(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+class TestWhatARunLeavesBehind:
+    def test_a_member_that_ignores_sigterm_is_killed_at_the_end_of_the_grace(
+        self, tmp_path: Path
+    ) -> None:
+        leader, sleeper = tmp_path / "leader.pid", tmp_path / "sleeper.pid"
+        # The main process dies on SIGTERM; the sleeper ignores it and holds no pipe open.
+        script = (
+            f"echo $$ > {leader}; "
+            f"(trap '' TERM; exec sleep 120) > /dev/null 2>&1 & echo $! > {sleeper}; wait"
+        )
+        try:
+            result = CommandAction().run(command("sh", "-c", script), context(timeout=0.5))
+            assert result.status is Status.TIMEOUT
+            pgid = int(leader.read_text())
+            deadline = time.monotonic() + 10
+            while group_members(pgid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert group_members(pgid) == []
+        finally:
+            if sleeper.exists():
+                kill_quietly(int(sleeper.read_text()))
+
+    def test_a_daemon_child_holds_neither_a_thread_nor_a_descriptor_nor_the_run(
+        self, tmp_path: Path
+    ) -> None:
+        # Forks, the child leaves the session and keeps stdout open; the parent exits.
+        script = (
+            "import os, sys, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    print(os.getpid(), flush=True)\n"
+            f"    open({str(tmp_path)!r} + '/' + str(os.getpid()), 'w').close()\n"
+            "    time.sleep(30)\n"
+            "    os._exit(0)\n"
+            "time.sleep(0.2)\n"
+            "print('parent done')\n"
+        )
+        before = (threading.active_count(), len(os.listdir("/proc/self/fd")))
+        daemons: list[int] = []
+        try:
+            for _ in range(3):
+                result = PythonAction().run(PythonSpec(script), context(timeout=60))
+                daemons = [int(p.name) for p in tmp_path.iterdir()]
+                assert result.status is Status.OK
+                assert "parent done" in result.output
+                # The run came back while the daemon still lives: it did not wait it out.
+                assert all(running(pid) for pid in daemons)
+                after = (threading.active_count(), len(os.listdir("/proc/self/fd")))
+                assert after == before
+        finally:
+            for pid in daemons:
+                kill_quietly(pid)
+        assert len(daemons) == 3

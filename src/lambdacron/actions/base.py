@@ -1,7 +1,8 @@
 """The action interface: how a job's ``run`` is carried out.
 
-An action never raises for a job's own failure: a missing executable, a non-zero exit or
-a Python exception are all results. It raises only for bugs in lambdacron itself.
+An action never raises for a job's own failure: a run that cannot start (a missing
+executable or directory, a NUL in an argument), a non-zero exit or a Python exception are
+all results. It raises only for bugs in lambdacron itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 from ..job import ActionSpec, RunType, Status, iso
 
-#: How much of a run's output is kept: the last 4 KiB of stdout and stderr together.
+#: How much of a run's output is kept: the last 4 KiB of stdout and stderr together,
+#: redacted before the cut (see ``lambdacron.redact``).
 OUTPUT_LIMIT = 4096
 
 

@@ -1,57 +1,213 @@
-"""Running a child process with a timeout and bounded output.
+"""Running a child process with a timeout and bounded, redacted output.
 
 Shared by the ``command`` and ``python`` actions. The child gets its own session, so the
 whole process group can be killed on timeout (a shell's grandchildren too), and so a
 Ctrl-C at the runner's terminal does not kill running jobs: ``serve`` lets them finish.
+
+One loop in the calling thread does all the waiting: it reads the output, feeds stdin and
+watches the deadline and the child's exit (a pidfd where the system has one). No reader
+thread: a descendant that leaves the session and keeps the output pipe open cannot hold a
+thread or a descriptor past the run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from ..job import Status
+from ..redact import StreamRedactor, secrets_in
 from .base import OUTPUT_LIMIT, Result
-
-#: Kept beyond the recorded limit, so that redaction sees whole secrets at the cut.
-_MARGIN = 1024
 
 _CHUNK = 65536
 #: After SIGTERM on timeout, how long the group gets before SIGKILL.
 KILL_GRACE_SECONDS = 2.0
+#: Once the main process has exited, how long the rest of its group may keep the output
+#: open before it is killed and the run ends.
+DRAIN_SECONDS = 1.0
+#: After that kill, how long the last words of the group get to arrive.
+_LAST_WORDS_SECONDS = 0.2
+#: How often to look when no descriptor can say it: a group emptying, or a child's exit
+#: where there is no pidfd.
+_POLL_SECONDS = 0.05
 
 
 class _Tail:
-    """Keeps only the last ``limit`` bytes of a stream: memory stays bounded."""
+    """The last ``limit`` bytes of the redacted stream: memory stays bounded."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, secrets: Sequence[str]) -> None:
         self.limit = limit
+        self.redactor = StreamRedactor(secrets)
         self.data = bytearray()
+        self.cut = False
 
     def feed(self, chunk: bytes) -> None:
+        self._keep(self.redactor.feed(chunk))
+
+    def _keep(self, chunk: bytes) -> None:
         self.data += chunk
         if len(self.data) > self.limit:
             del self.data[: len(self.data) - self.limit]
+            self.cut = True
 
     def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
+        self._keep(self.redactor.finish())
+        data = bytes(self.data)
+        if self.cut:  # do not start with the broken end of a character
+            skip = 0
+            while skip < min(3, len(data)) and 0x80 <= data[skip] < 0xC0:
+                skip += 1
+            data = data[skip:]
+        return data.decode("utf-8", errors="replace")
 
 
-def _pump(stream: object, tail: _Tail) -> None:
-    read = stream.read  # type: ignore[attr-defined]
-    while chunk := read(_CHUNK):
-        tail.feed(chunk)
-
-
-def _kill_group(process: subprocess.Popen[bytes], sig: int) -> None:
+def _kill_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
+        os.killpg(pgid, sig)
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _shown(text: str) -> str:
+    """A name for a message: as it is when plain, quoted when empty or unprintable."""
+    return text if text and text.isprintable() else repr(text)
+
+
+def _start_error(argv: Sequence[str], cwd: str | None, exc: Exception) -> str:
+    program = _shown(argv[0]) if argv else "''"
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        if cwd is not None and exc.filename == cwd:
+            if isinstance(exc, FileNotFoundError):
+                return f"working directory not found: {_shown(cwd)}"
+            return f"cannot use working directory {_shown(cwd)}: {reason}"
+        if isinstance(exc, FileNotFoundError):
+            missing = argv[0] if exc.filename in (None, argv[0]) else str(exc.filename)
+            return f"executable not found: {_shown(missing)}"
+        return f"cannot start {program}: {reason}"
+    return f"cannot start {program}: {exc}"
+
+
+class _Supervisor:
+    """Waits on one child: output, stdin, exit and deadline, all from the calling thread."""
+
+    def __init__(self, process: subprocess.Popen[bytes], stdin: bytes | None, tail: _Tail):
+        self.process = process
+        self.pgid = process.pid  # the leader of its own session and group
+        self.tail = tail
+        self.selector = selectors.DefaultSelector()
+        self.eof = False
+        self.exited = False
+        assert process.stdout is not None
+        self.stdout = process.stdout
+        os.set_blocking(self.stdout.fileno(), False)
+        self.selector.register(self.stdout, selectors.EVENT_READ, self._read)
+        self.stdin = memoryview(stdin or b"")
+        if process.stdin is not None:
+            os.set_blocking(process.stdin.fileno(), False)
+            self.selector.register(process.stdin, selectors.EVENT_WRITE, self._write)
+        self.pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # not every system has pidfds
+            self.pidfd = os.pidfd_open(process.pid)
+            self.selector.register(self.pidfd, selectors.EVENT_READ, self._reap)
+
+    def close(self) -> None:
+        self.selector.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+        self._close_stdin()
+        self.stdout.close()
+
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self.stdout.fileno(), _CHUNK)
+        except BlockingIOError:
+            return
+        if chunk:
+            self.tail.feed(chunk)
+        else:
+            self.eof = True
+            self.selector.unregister(self.stdout)
+
+    def _write(self) -> None:
+        assert self.process.stdin is not None
+        try:
+            written = os.write(self.process.stdin.fileno(), self.stdin[:_CHUNK])
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            written = len(self.stdin)  # the child closed its stdin: it wants no more
+        self.stdin = self.stdin[written:]
+        if not self.stdin:
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        stdin = self.process.stdin
+        if stdin is not None and not stdin.closed:
+            with contextlib.suppress(KeyError):
+                self.selector.unregister(stdin)
+            with contextlib.suppress(BrokenPipeError):
+                stdin.close()
+
+    def _reap(self) -> None:
+        if self.pidfd is not None:
+            self.selector.unregister(self.pidfd)
+        self.process.wait()
+        self.exited = True
+
+    def _leader_done(self) -> bool:
+        if not self.exited and self.pidfd is None and self.process.poll() is not None:
+            self.exited = True
+        return self.exited
+
+    def pump(self, until: float, done: Callable[[], bool], poll: bool = False) -> bool:
+        """Serve the child's descriptors until ``done()`` or the ``until`` instant."""
+        while not done():
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return False
+            if poll or self.pidfd is None:
+                remaining = min(remaining, _POLL_SECONDS)
+            for key, _ in self.selector.select(remaining):
+                key.data()
+        return True
+
+    def run(self, timeout: float) -> bool:
+        """Wait for the run to end; whether it timed out."""
+        timed_out = not self.pump(time.monotonic() + timeout, self._leader_done)
+        killed = False
+        if timed_out:
+            self._close_stdin()
+            _kill_group(self.pgid, signal.SIGTERM)
+            grace_end = time.monotonic() + KILL_GRACE_SECONDS
+            # The group, not only its leader: a member that ignores SIGTERM gets SIGKILL.
+            self.pump(grace_end, lambda: self._leader_done() and _group_gone(self.pgid), True)
+            _kill_group(self.pgid, signal.SIGKILL)
+            killed = True
+            if not self.exited:
+                self.process.wait()
+                self.exited = True
+        self._close_stdin()
+        if not self.pump(time.monotonic() + DRAIN_SECONDS, lambda: self.eof) and not killed:
+            # Stragglers of the group still hold the output: they do not outlive the run.
+            _kill_group(self.pgid, signal.SIGKILL)
+            self.pump(time.monotonic() + _LAST_WORDS_SECONDS, lambda: self.eof)
+        # Whoever still holds the pipe now has left the session; the run ends without it.
+        return timed_out
 
 
 def run_process(
@@ -61,9 +217,14 @@ def run_process(
     timeout: float,
     started: datetime,
     cwd: str | None = None,
-    stdin: bytes | None = None,
+    stdin: str | None = None,
 ) -> Result:
-    """Run ``argv`` to completion or timeout; never raises for the child's failures."""
+    """Run ``argv`` to completion or timeout.
+
+    Never raises for the job's own problems: whatever stops the child from starting (a
+    missing executable or directory, a NUL or an unencodable character in an argument)
+    is an ``error`` result with one line saying what.
+    """
     clock = time.monotonic()
     full_env = {**os.environ, **env}
 
@@ -71,53 +232,26 @@ def run_process(
         return int((time.monotonic() - clock) * 1000)
 
     try:
+        data = stdin.encode("utf-8") if stdin is not None else None
         process = subprocess.Popen(
             list(argv),
             cwd=cwd,
             env=full_env,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    except FileNotFoundError as exc:
-        missing = argv[0] if exc.filename in (None, argv[0]) else exc.filename
-        what = "working directory" if cwd and exc.filename == cwd else "executable"
-        return Result(Status.ERROR, started, elapsed_ms(), error=f"{what} not found: {missing}")
-    except (PermissionError, NotADirectoryError, OSError) as exc:
-        return Result(
-            Status.ERROR,
-            started,
-            elapsed_ms(),
-            error=f"cannot start {argv[0]}: {exc.strerror or exc}",
-        )
+    except Exception as exc:  # every failure to start is the job's
+        return Result(Status.ERROR, started, elapsed_ms(), error=_start_error(argv, cwd, exc))
 
-    tail = _Tail(OUTPUT_LIMIT + _MARGIN)
-    reader = threading.Thread(target=_pump, args=(process.stdout, tail), daemon=True)
-    reader.start()
-    if stdin is not None:
-        assert process.stdin is not None
-        try:
-            process.stdin.write(stdin)
-            process.stdin.close()
-        except BrokenPipeError:
-            pass
-    timed_out = False
+    # What the child can print is its environment: the runner's and the job's own.
+    tail = _Tail(OUTPUT_LIMIT, secrets_in(full_env))
+    supervisor = _Supervisor(process, data, tail)
     try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(process, signal.SIGTERM)
-        try:
-            process.wait(timeout=KILL_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            _kill_group(process, signal.SIGKILL)
-            process.wait()
-    # Kill stragglers that kept the pipe open (a backgrounded grandchild), then drain.
-    reader.join(timeout=1.0)
-    if reader.is_alive():
-        _kill_group(process, signal.SIGKILL)
-        reader.join(timeout=5.0)
+        timed_out = supervisor.run(timeout)
+    finally:
+        supervisor.close()
     duration = elapsed_ms()
     output = tail.text()
     code = process.returncode

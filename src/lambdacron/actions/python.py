@@ -26,5 +26,5 @@ class PythonAction(Action):
             env={**spec.env, **context.environment()},
             timeout=context.timeout,
             started=context.started,
-            stdin=spec.script.encode("utf-8"),
+            stdin=spec.script,
         )

@@ -37,7 +37,7 @@ from ..job import (
     load,
     with_runner_fields,
 )
-from ..redact import redact, secrets_in, tail
+from ..redact import redact, redact_window, secrets_in, tail
 from ..schedule import parse_instant
 from ..store.base import Document, Entry, Store, Version
 from .due import due_occurrence, next_due, schedule_since
@@ -640,7 +640,8 @@ class Engine:
         secrets = secrets_in(self.environ, job_env) if job_env else self._environ_secrets
         result = replace(
             result,
-            output=tail(redact(result.output, secrets), OUTPUT_LIMIT),
+            # The output may be a window of a longer stream: a cut secret is redacted too.
+            output=tail(redact_window(result.output, secrets), OUTPUT_LIMIT),
             error=redact(result.error, secrets) if result.error else result.error,
         )
         fields = {
