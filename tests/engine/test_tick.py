@@ -393,6 +393,30 @@ class TestClaims:
         with Engine(LocalStore(root), default_registry(), clock=clock) as engine:
             assert engine.tick(utc(2026, 1, 1, 1, 1)).ran == 1
 
+    def test_a_job_needing_more_time_than_the_runner_ever_has_is_an_error_not_a_wait(
+        self, root: Path, clock: FakeClock
+    ) -> None:
+        out = root.parent / "out.txt"
+        path = place(root, "long.json", append_job("@hourly", out, "ran", timeout_seconds=900))
+        fits = place(root, "fits.json", command_job("@hourly", ["true"], timeout_seconds=60))
+        with Engine(
+            LocalStore(root),
+            default_registry(),
+            clock=clock,
+            time_left=lambda: 30.0,
+            max_run_seconds=300.0,
+        ) as engine:
+            report = engine.tick(utc(2026, 1, 1, 1))
+        outcomes = {e.key: e.outcome for e in report.events}
+        assert outcomes == {"long.json": Outcome.RAN, "fits.json": Outcome.SKIPPED_DEADLINE}
+        assert (report.ran, report.failed, report.skipped) == (1, 1, 1)
+        result = read_json(path)["last_result"]
+        assert result["status"] == "error"
+        assert "timeout_seconds is 900, more than this runner can ever give" in result["error"]
+        assert read_json(path)["last_scheduled"] == "2026-01-01T01:00:00Z"
+        assert not out.exists()  # never started
+        assert "execution_count" not in read_json(fits)
+
 
 def test_the_tick_never_reads_the_clock_for_schedules(root: Path) -> None:
     """`now` decides what is due; the wall clock only stamps claims."""

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._version import __version__
-from ..actions.base import OUTPUT_LIMIT, ActionRegistry, RunContext
+from ..actions.base import OUTPUT_LIMIT, ActionRegistry, Result, RunContext
 from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, ScheduleError, StoreError
 from ..job import (
     Claim,
@@ -155,6 +155,7 @@ class Engine:
         environ: Mapping[str, str] | None = None,
         shard: tuple[int, int] | None = None,
         io_workers: int = DEFAULT_IO_WORKERS,
+        max_run_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.actions = actions
@@ -165,6 +166,9 @@ class Engine:
         self.is_alive = is_alive
         self.time_left = time_left
         self.start_margin = start_margin
+        #: The most time any run can ever get here (a Lambda's whole timeout); a job that
+        #: needs more is recorded as an error at each occurrence instead of waiting forever.
+        self.max_run_seconds = max_run_seconds
         #: The environment runs inherit; its credentials are redacted from results.
         self.environ = os.environ if environ is None else environ
         self._environ_secrets: tuple[str, ...] = ()
@@ -517,7 +521,11 @@ class Engine:
         for _ in range(_WRITE_ATTEMPTS):
             # Checked when a worker takes the job, not when the tick starts: a queue of
             # long jobs must not start one the function cannot finish.
-            if time_left is not None and time_left() < c.job.timeout_seconds + self.start_margin:
+            if (
+                time_left is not None
+                and not self._never_fits(c.job)
+                and time_left() < c.job.timeout_seconds + self.start_margin
+            ):
                 self._emit(
                     report,
                     JobEvent(
@@ -573,6 +581,10 @@ class Engine:
                 return None
         self._emit(report, JobEvent(c.key, Outcome.LOST, "the file keeps changing", c.scheduled))
         return None
+
+    def _never_fits(self, job: Job) -> bool:
+        limit = self.max_run_seconds
+        return limit is not None and job.timeout_seconds + self.start_margin > limit
 
     def _landed_body(self, key: str, body: bytes) -> Version | None:
         """The version if the store holds exactly ``body``, else None."""
@@ -635,7 +647,17 @@ class Engine:
     ) -> None:
         execution = c.job.state.execution_count + 1
         context = RunContext(c.key, c.scheduled, execution, c.job.timeout_seconds, claim.started)
-        result = self.actions[c.job.run_type].run(c.job.action, context)
+        if self._never_fits(c.job):
+            result = Result(
+                Status.ERROR,
+                claim.started,
+                0,
+                error=f"timeout_seconds is {c.job.timeout_seconds:g}, more than this runner can"
+                f" ever give a run ({self.max_run_seconds:g} s less a {self.start_margin:g} s"
+                " margin); lower it, or raise the function's timeout",
+            )
+        else:
+            result = self.actions[c.job.run_type].run(c.job.action, context)
         job_env = getattr(c.job.action, "env", {})
         secrets = secrets_in(self.environ, job_env) if job_env else self._environ_secrets
         result = replace(
