@@ -352,25 +352,6 @@ class TestTheEngineListsInRanges:
         assert not log.exists()
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-11-27T12:00:01.000Z", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
-        ("2026-11-27T14:00:01+02:00", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
-        ("2026-11-27T12:00:01", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
-        ("Fri, 27 Nov 2026 12:00:01 GMT", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
-    ],
-)
-def test_timestamps_in_bodies_and_headers_parse_to_the_same_instant(
-    text: str, expected: datetime
-) -> None:
-    from lambdacron.store.s3 import _timestamp
-
-    parsed = _timestamp(text)
-    assert parsed == expected
-    assert parsed.utcoffset() is not None
-
-
 def test_a_listing_and_a_read_agree_on_when_a_job_changed(bucket: str) -> None:
     store = S3Store(bucket, "jobs/")
     store.create("a.json", b"{}")

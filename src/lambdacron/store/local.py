@@ -361,6 +361,9 @@ class LocalStore(Store):
             # The slow part (writing and syncing the new file) happens before the lock; the
             # lock covers only compare-and-rename, so concurrent writers barely wait.
             temp = self._write_temp(path, body)
+        except (FileNotFoundError, NotADirectoryError):
+            # No folder to write the file into: the job (and its folder) is gone.
+            raise JobNotFoundError(f"{key}: no such job") from None
         except OSError as exc:
             raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
         try:
