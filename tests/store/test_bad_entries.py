@@ -76,9 +76,14 @@ def bad_store(tmp_path: Path) -> Path:
 def test_the_listing_names_each_bad_entry_and_lists_the_good_ones(bad_store: Path) -> None:
     place(bad_store, "good.json", {"when": "@daily"})
     place(bad_store, "sub/good.json", {"when": "@daily"})
+    place(bad_store, "folder.json/inner.json", {"when": "@daily"})  # a folder's jobs still count
     entries = list(LocalStore(bad_store).list())
     assert {e.key: e.problem for e in entries if e.problem is not None} == PROBLEMS
-    assert sorted(e.key for e in entries if e.problem is None) == ["good.json", "sub/good.json"]
+    assert sorted(e.key for e in entries if e.problem is None) == [
+        "folder.json/inner.json",
+        "good.json",
+        "sub/good.json",
+    ]
 
 
 def test_a_tick_reports_each_bad_entry_on_one_line_and_runs_the_rest(
