@@ -102,9 +102,20 @@ def boto_client(service: str, **kwargs: Any) -> Any:
     return boto3.client(service, **kwargs)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the moto server is an ``aws`` test, so ``-m "not aws"`` runs
+    without moto. Tests that ask for it by ``getfixturevalue`` carry the marker themselves
+    (the ``bucket`` fixture checks)."""
+    for item in items:
+        if "moto_endpoint" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.aws)
+
+
 @pytest.fixture
-def bucket(moto_endpoint: str) -> str:
+def bucket(moto_endpoint: str, request: pytest.FixtureRequest) -> str:
     """A fresh, empty bucket for one test."""
+    if request.node.get_closest_marker("aws") is None:
+        pytest.fail(f"{request.node.nodeid} uses moto: mark it (or its parameter) aws")
     name = f"test-{uuid.uuid4().hex[:12]}"
     boto_client("s3").create_bucket(Bucket=name)
     return name

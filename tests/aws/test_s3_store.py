@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -352,25 +352,6 @@ class TestTheEngineListsInRanges:
         assert not log.exists()
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-11-27T12:00:01.000Z", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
-        ("2026-11-27T14:00:01+02:00", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
-        ("2026-11-27T12:00:01", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
-        ("Fri, 27 Nov 2026 12:00:01 GMT", datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC)),
-    ],
-)
-def test_timestamps_in_bodies_and_headers_parse_to_the_same_instant(
-    text: str, expected: datetime
-) -> None:
-    from lambdacron.store.s3 import _timestamp
-
-    parsed = _timestamp(text)
-    assert parsed == expected
-    assert parsed.utcoffset() is not None
-
-
 def test_a_listing_and_a_read_agree_on_when_a_job_changed(bucket: str) -> None:
     store = S3Store(bucket, "jobs/")
     store.create("a.json", b"{}")
@@ -455,3 +436,61 @@ def test_ls_reads_the_jobs_in_parallel_and_lists_them_in_key_order(bucket: str) 
     assert {(r.runs, r.status, r.next_run) for r in good} == {
         (3, "never run", datetime(2030, 1, 1, 9, tzinfo=UTC))
     }
+
+
+class TestKeysLambdacronCannotAddress:
+    """Objects whose keys no job key can name are each one line in tick and a row in ls."""
+
+    PROBLEMS: ClassVar[dict[str, str]] = {
+        "x//double.json": "the key has an empty path segment; lambdacron cannot address it",
+        "./dot.json": "the key has a '.' path segment; lambdacron cannot address it",
+        "a/../up.json": "the key has a '..' path segment; lambdacron cannot address it",
+        "tab\\there.json": "the name has a character that is not printable (\\t); "
+        "lambdacron cannot address it",
+        "back\\\\slash.json": "the name has a backslash; lambdacron cannot address it",
+        "/lead.json": "the key has an empty path segment; lambdacron cannot address it",
+    }
+    RAW: ClassVar[list[str]] = [
+        "x//double.json",
+        "./dot.json",
+        "a/../up.json",
+        "tab\there.json",
+        "back\\slash.json",
+    ]
+
+    @pytest.fixture
+    def store_url(self, bucket: str, tmp_path: Any) -> str:
+        for raw in self.RAW:
+            put(bucket, raw, {"when": "* * * * *"})
+        # "jobs//lead.json": the prefix "jobs/" then an empty segment.
+        boto_client("s3").put_object(Bucket=bucket, Key="jobs//lead.json", Body=b"{}")
+        put(bucket, ".hidden.json", {"when": "* * * * *"})  # reserved: never a job, no line
+        put(bucket, "good.json", append_job("* * * * *", tmp_path / "ran.txt", "good"))
+        assert len(keys(bucket)) == len(self.RAW) + 3  # S3 kept every key as it was given
+        return f"s3://{bucket}/jobs/"
+
+    def test_the_listing_names_each_one(self, store_url: str) -> None:
+        store = open_store(store_url)
+        entries = list(store.list())
+        assert {e.key: e.problem for e in entries if e.problem} == self.PROBLEMS
+        assert [e.key for e in entries if e.problem is None] == ["good.json"]
+        parts = [list(store.list((i, 3))) for i in range(3)]
+        assert sorted(e.key for part in parts for e in part) == sorted(e.key for e in entries)
+
+    def test_tick_and_ls_name_each_one(self, store_url: str, run_cli: Any, tmp_path: Any) -> None:
+        moment = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+        now = moment.isoformat()
+        tick = run_cli("tick", "--store", store_url, "--now", now)
+        assert tick.returncode == 0, tick.stderr
+        assert (tmp_path / "ran.txt").read_text() == "good\n"
+        lines = tick.stderr.splitlines()
+        for key, problem in self.PROBLEMS.items():
+            expected = f"invalid {key}: {problem} (skipped; file left as it is)"
+            assert sum(line.endswith(expected) for line in lines) == 1, (expected, tick.stderr)
+        assert f"{len(self.PROBLEMS)} invalid" in tick.stdout
+        ls = run_cli("ls", "--store", store_url, "--json", "--now", now)
+        rows = {row["key"]: (row["status"], row["error"]) for row in json.loads(ls.stdout)}
+        assert rows == {
+            "good.json": ("ok", None),
+            **{key: ("invalid", problem) for key, problem in self.PROBLEMS.items()},
+        }

@@ -128,7 +128,7 @@ def test_every_bad_file_gets_one_line_and_stays_byte_for_byte(run_cli: Run, tmp_
         (root / name).write_bytes(body)
     outside = tmp_path / "outside.json"
     outside.write_bytes(doc())
-    (root / "link.json").symlink_to(outside)  # leads out of the store: never listed or read
+    (root / "link.json").symlink_to(outside)  # leads out of the store: named, never read
     good = place(root, "good.json", command_job("@hourly", ["true"]), utc(2026, 1, 1))
     before = {name: (root / name).stat() for name, _, _ in CASES}
     result = run_cli("tick", "--now", "2026-01-01T01:00:00Z")
@@ -145,7 +145,12 @@ def test_every_bad_file_gets_one_line_and_stays_byte_for_byte(run_cli: Run, tmp_
         assert message in line, (name, line)
         assert (root / name).read_bytes() == body
         assert (root / name).stat().st_mtime_ns == before[name].st_mtime_ns
-    assert f"{len(CASES) + 1} jobs, 1 due, 1 ran, 0 failed, {len(CASES)} invalid" in result.stdout
+    assert lines["link.json"].endswith(
+        "invalid link.json: a symbolic link that leads out of the store"
+        " (skipped; file left as it is)"
+    )
+    bad = len(CASES) + 1
+    assert f"{bad + 1} jobs, 1 due, 1 ran, 0 failed, {bad} invalid" in result.stdout
     assert read_json(good)["execution_count"] == 1
     assert outside.read_bytes() == doc()
 

@@ -22,7 +22,7 @@ Put = Callable[[str, dict[str, Any]], None]
 lambdacron = spawn
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.aws)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Put]:
     if request.param == "local":
         root = tmp_path / "jobs"

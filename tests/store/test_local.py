@@ -25,7 +25,9 @@ def test_a_symlink_leading_out_of_the_store_is_neither_listed_nor_read(tmp_path:
     store = LocalStore(tmp_path / "store", create=True)
     (store.root / "link.json").symlink_to(outside / "secret.json")
     (store.root / "dir").symlink_to(outside)
-    assert list(store.list()) == []
+    assert [(e.key, e.problem) for e in store.list()] == [
+        ("link.json", "a symbolic link that leads out of the store")
+    ]
     with pytest.raises(InvalidKeyError, match="outside the store"):
         store.read("link.json")
     with pytest.raises(InvalidKeyError, match="outside the store"):
@@ -49,7 +51,7 @@ def test_a_sibling_folder_whose_name_extends_the_store_s_is_outside_it(tmp_path:
 def test_a_folder_named_like_a_job_is_refused_as_a_directory(tmp_path: Path) -> None:
     store = LocalStore(tmp_path, create=True)
     (tmp_path / "x.json").mkdir()
-    with pytest.raises(InvalidKeyError, match=r"x\.json: is a directory"):
+    with pytest.raises(InvalidKeyError, match=r"x\.json: a directory, not a regular file"):
         store.read("x.json")
 
 

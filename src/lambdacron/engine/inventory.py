@@ -67,6 +67,8 @@ def inventory(store: Store, now: datetime) -> Iterator[JobRow]:
 
 
 def _row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
+    if entry.problem is not None:  # listed, but no job can be read there
+        return JobRow(entry.key, status="invalid", error=entry.problem)
     try:
         return _job_row(store, entry, now)
     except Exception as exc:  # one job's problem is its own row, never the whole listing

@@ -234,6 +234,9 @@ class Engine:
                 report.seen += len(chunk)
                 to_read: list[Entry] = []
                 for entry in chunk:
+                    if entry.problem is not None:  # listed, but no job can be read there
+                        self._emit(report, JobEvent(entry.key, Outcome.INVALID, entry.problem))
+                        continue
                     listed.add(entry.key)
                     cached = index.get(entry.key)
                     if cached is not None and cached.token == entry.version.token:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from .keys import check_relative_key
+
 #: Default cap on a job file's size; larger files are refused before they are read whole.
 DEFAULT_MAX_JOB_BYTES = 8 * 1024 * 1024
 
@@ -34,11 +36,18 @@ class Version(NamedTuple):
 
 
 class Entry(NamedTuple):
-    """One job as a listing sees it, without its body."""
+    """One job as a listing sees it, without its body.
+
+    ``problem`` is None for a job. Otherwise the listing met something meant as a job (a
+    name ending in ``.json``) that cannot be read as one, and says why in a few words (``a
+    symbolic link loop``, ``the key has an empty path segment; lambdacron cannot address
+    it``); ``key`` then names it as one printable line (see ``keys.printable_key``), and may
+    be no valid key at all: it is for reporting, never for ``read`` or ``write``."""
 
     key: str
     version: Version
     size: int
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,9 +73,12 @@ class Store(ABC):
     def url(self) -> str:
         """How a person names this store (a path, ``s3://bucket/prefix/``)."""
 
-    @abstractmethod
     def check_key(self, key: str) -> str:
-        """Return the normalised key, or raise InvalidKeyError."""
+        """Return the key in normal form, or raise InvalidKeyError saying what is wrong.
+
+        The rules are the same in every store (``keys.check_relative_key``): a key read from
+        one store can be written to another."""
+        return check_relative_key(key)
 
     @abstractmethod
     def list(
@@ -77,30 +89,55 @@ class Store(ABC):
 
         ``splits``, sorted keys, is a hint: they cut the key space into ranges of about
         ``list_page_size`` keys each (the engine takes them from its last listing), which a
-        store may list in parallel. Any split points give the same entries."""
+        store may list in parallel. Any split points give the same entries, in the same order.
+
+        What is meant as a job but cannot be one is listed too, with ``Entry.problem`` set,
+        never dropped in silence nor allowed to end the listing: a name ending in ``.json``
+        that no key can address (``keys.listed_key``: an empty, '.' or '..' path segment, a
+        character that is not printable, a name that is not UTF-8, a backslash); and in a
+        directory, a symbolic link that loops, dangles or leads out of the store, a FIFO, a
+        socket, a device or a directory so named, a file the runner may not read, and a
+        folder it may not list (its key ends in '/'). Names starting with '.' are reserved
+        and never listed. Raises StoreError only if the store itself cannot be listed."""
 
     @abstractmethod
     def read(self, key: str) -> Document:
-        """The document; JobNotFoundError if absent, StoreError if larger than max_job_bytes."""
+        """The document, read without ever blocking (a FIFO is refused, not opened to wait).
+
+        Raises InvalidKeyError if ``key`` is not a job key, or leads to something that is not
+        a regular file inside the store (a symbolic link out of it, a directory, a FIFO);
+        JobNotFoundError if there is no such job; JobTooLargeError if it is larger than
+        ``max_job_bytes`` (it is then not read); StoreError if the store fails otherwise."""
 
     @abstractmethod
     def create(self, key: str, body: bytes) -> Version:
-        """Create a new job; ConflictError if the key exists."""
+        """Create a new job and return its version.
+
+        Raises InvalidKeyError if ``key`` is not a job key (or leads out of the store);
+        ConflictError if the key exists; StoreError if the store fails otherwise."""
 
     @abstractmethod
     def write(self, key: str, body: bytes, expected: Version) -> Version:
-        """Replace the job if it is still at ``expected``; ConflictError otherwise,
-        JobNotFoundError if it was deleted."""
+        """Replace the job if it is still at ``expected``, and return its new version.
+
+        Raises InvalidKeyError if ``key`` is not a job key (or leads out of the store);
+        ConflictError if the job changed since ``expected``; JobNotFoundError if it was
+        deleted (it is not created again); StoreError if the store fails otherwise."""
 
     @abstractmethod
     def delete(self, key: str, expected: Version | None = None) -> None:
-        """Delete the job, only if still at ``expected`` when given; ConflictError otherwise."""
+        """Delete the job; when ``expected`` is given, only if it is still at that version.
+
+        Raises InvalidKeyError if ``key`` is not a job key (or leads out of the store);
+        JobNotFoundError if there is no such job; ConflictError if it changed since
+        ``expected`` (it is kept); StoreError if the store fails otherwise."""
 
     # The runner's own files (the index), kept where no job key can be: under ".lambdacron/".
 
     @abstractmethod
     def read_internal(self, name: str) -> bytes | None:
-        """The runner's file ``name``, or None if there is none (or it cannot be read)."""
+        """The runner's file ``name``, or None if there is none or it cannot be read: they
+        are caches, rebuilt when missing. Never blocks, never raises."""
 
     @abstractmethod
     def write_internal(self, name: str, body: bytes) -> None:

@@ -10,6 +10,7 @@ always makes a new inode, and a user's in-place edit changes mtime.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -26,7 +27,7 @@ from ..errors import (
     StoreError,
 )
 from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
-from .keys import check_relative_key, shard_of
+from .keys import listed_key, printable_key, shard_of
 
 INTERNAL_DIR = ".lambdacron"
 STALE_TEMP_SECONDS = 3600
@@ -34,6 +35,28 @@ STALE_TEMP_SECONDS = 3600
 
 def _version(st: os.stat_result) -> Version:
     return Version(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}", st.st_mtime_ns / 1e9)
+
+
+#: What a name in a listing is, when it is not a regular file.
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+DIRECTORY = "a directory, not a regular file"
+_OPEN_READ = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_EFFECTIVE_IDS = os.access in os.supports_effective_ids
+
+
+def _not_regular(mode: int, through_link: bool = False) -> str:
+    kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+    return (
+        f"a symbolic link to {kind}, not a regular file"
+        if through_link
+        else f"{kind}, not a regular file"
+    )
 
 
 def _unlink_if_there(path: str) -> None:
@@ -61,15 +84,13 @@ class LocalStore(Store):
         # What every real path inside the store starts with. Compared as strings: pathlib's
         # ``parents`` cost more than the system calls of a read.
         self._inside = os.path.join(str(self.root), "")
+        self._euid = os.geteuid()
 
     @property
     def url(self) -> str:
         return str(self.root)
 
     # -- keys
-
-    def check_key(self, key: str) -> str:
-        return check_relative_key(key)
 
     def _path(self, key: str) -> str:
         # Strings, not Path objects, on the way of every read and write: pathlib's joins and
@@ -105,9 +126,9 @@ class LocalStore(Store):
     def list(
         self, shard: tuple[int, int] | None = None, *, splits: Sequence[str] = ()
     ) -> Iterator[Entry]:
-        yield from self._walk(self.root, "", shard)
+        yield from self._walk(str(self.root), "", shard)
 
-    def _walk(self, folder: Path, prefix: str, shard: tuple[int, int] | None) -> Iterator[Entry]:
+    def _walk(self, folder: str, prefix: str, shard: tuple[int, int] | None) -> Iterator[Entry]:
         # scandir, not os.walk: its entries carry the stat of each file for free, and a
         # steady tick is little more than this listing.
         try:
@@ -116,7 +137,16 @@ class LocalStore(Store):
         except FileNotFoundError:
             return  # removed while we walked
         except OSError as exc:
-            raise StoreError(f"cannot list {str(folder)!r}: {exc.strerror}") from exc
+            if not prefix:
+                raise StoreError(f"cannot list {folder!r}: {exc.strerror}") from exc
+            # One folder the runner may not enter must not hide the rest of the store.
+            why = (
+                "a folder the runner may not list (permission denied)"
+                if isinstance(exc, PermissionError)
+                else f"a folder that cannot be listed ({exc.strerror})"
+            )
+            yield self._problem(folder, printable_key(prefix), why)
+            return
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -126,22 +156,79 @@ class LocalStore(Store):
             if shard is not None and shard_of(name, shard[1]) != shard[0]:
                 continue
             if entry.is_dir(follow_symlinks=False):
-                yield from self._walk(Path(entry.path), f"{prefix}{name}/", None)
+                if name.endswith(".json"):
+                    yield self._problem(entry.path, *self._named(prefix + name, DIRECTORY))
+                yield from self._walk(entry.path, f"{prefix}{name}/", None)
                 continue
-            if not name.endswith(".json") or not name.isprintable():
+            listed = listed_key(prefix + name)
+            if listed is None:
                 continue
-            key = prefix + name
+            key, problem = listed
+            if problem is not None:
+                yield self._problem(entry.path, key, problem)
+                continue
             try:
                 if entry.is_symlink():
-                    st = os.stat(self._path(key))  # a link must resolve inside the store
+                    st, problem = self._follow(entry.path)
                 else:
                     st = entry.stat(follow_symlinks=False)
-            except (InvalidKeyError, FileNotFoundError):
-                continue  # a link out of the store, or deleted while we walked
+            except FileNotFoundError:
+                continue  # deleted while we walked
             except OSError as exc:
-                raise StoreError(f"{key}: cannot stat: {exc.strerror}") from exc
-            if stat.S_ISREG(st.st_mode):
-                yield Entry(key, _version(st), st.st_size)
+                yield self._problem(entry.path, key, f"cannot be examined ({exc.strerror})")
+                continue
+            if problem is None and st is not None:
+                if not stat.S_ISREG(st.st_mode):
+                    problem = _not_regular(st.st_mode, entry.is_symlink())
+                elif not self._may_read(entry.path, st):
+                    problem = "the runner may not read it (permission denied)"
+                else:
+                    yield Entry(key, _version(st), st.st_size)
+                    continue
+            yield self._problem(entry.path, key, problem or "cannot be examined")
+
+    def _named(self, name: str, problem: str) -> tuple[str, str]:
+        """The key to report ``name`` by, and its problem: the name's own, if it has one."""
+        listed = listed_key(name)
+        if listed is None or listed[1] is None:
+            return printable_key(name), problem
+        return listed[0], listed[1]
+
+    @staticmethod
+    def _problem(path: str, key: str, problem: str) -> Entry:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return Entry(key, Version("", 0.0), 0, problem)
+        return Entry(key, _version(st), st.st_size, problem)
+
+    def _follow(self, path: str) -> tuple[os.stat_result | None, str | None]:
+        """The stat of what a symbolic link leads to, or why it leads to no job.
+        FileNotFoundError if the link itself is gone."""
+        real = os.path.realpath(path)
+        if real != str(self.root) and not real.startswith(self._inside):
+            return None, "a symbolic link that leads out of the store"
+        try:
+            return os.stat(path), None
+        except FileNotFoundError:
+            os.lstat(path)  # the link is still there: what it names is not
+            return None, "a dangling symbolic link"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None, "a symbolic link loop"
+            return None, f"a symbolic link that cannot be followed ({exc.strerror})"
+
+    def _may_read(self, path: str, st: os.stat_result) -> bool:
+        # The mode bits answer for almost every file; the kernel is asked (one system call)
+        # only about files neither readable by all nor ours, where groups and ACLs decide.
+        mode = st.st_mode
+        if (
+            self._euid == 0
+            or mode & stat.S_IROTH
+            or (st.st_uid == self._euid and mode & stat.S_IRUSR)
+        ):
+            return True
+        return os.access(path, os.R_OK, effective_ids=_EFFECTIVE_IDS)
 
     @staticmethod
     def _remove_stale_temp(path: Path) -> None:
@@ -161,7 +248,8 @@ class LocalStore(Store):
         symlink swapped in between a check and the open can slip through.
         """
         path = self._inside + self.check_key(key)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
+        fd = os.open(path, _OPEN_READ)
         try:
             try:
                 real = os.readlink(f"/proc/self/fd/{fd}")
@@ -179,10 +267,8 @@ class LocalStore(Store):
             fd = self._open_inside(key)
             try:
                 st = os.fstat(fd)
-                if stat.S_ISDIR(st.st_mode):
-                    raise InvalidKeyError(f"{key}: is a directory")
                 if not stat.S_ISREG(st.st_mode):
-                    raise InvalidKeyError(f"{key}: not a regular file")
+                    raise InvalidKeyError(f"{key}: {_not_regular(st.st_mode)}")
                 if st.st_size > self.max_job_bytes:
                     raise JobTooLargeError(
                         f"{key}: {st.st_size} bytes is over the {self.max_job_bytes}-byte limit"
@@ -192,9 +278,11 @@ class LocalStore(Store):
                 os.close(fd)
         except StoreError:
             raise
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a dangling link, a file as a folder
             raise JobNotFoundError(f"{key}: no such job") from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidKeyError(f"{key}: a symbolic link loop") from None
             raise StoreError(f"{key}: cannot read: {exc.strerror}") from exc
         if len(body) > self.max_job_bytes:  # grew while we read it
             raise JobTooLargeError(f"{key}: over the {self.max_job_bytes}-byte limit")
@@ -245,7 +333,7 @@ class LocalStore(Store):
     def _current(key: str, path: str) -> os.stat_result:
         try:
             return os.stat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise JobNotFoundError(f"{key}: no such job") from None
 
     def create(self, key: str, body: bytes) -> Version:
@@ -273,6 +361,9 @@ class LocalStore(Store):
             # The slow part (writing and syncing the new file) happens before the lock; the
             # lock covers only compare-and-rename, so concurrent writers barely wait.
             temp = self._write_temp(path, body)
+        except (FileNotFoundError, NotADirectoryError):
+            # No folder to write the file into: the job (and its folder) is gone.
+            raise JobNotFoundError(f"{key}: no such job") from None
         except OSError as exc:
             raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
         try:
@@ -294,9 +385,21 @@ class LocalStore(Store):
 
     def read_internal(self, name: str) -> bytes | None:
         try:
-            return (self.root / INTERNAL_DIR / name).read_bytes()
+            fd = os.open(os.path.join(self._inside + INTERNAL_DIR, name), _OPEN_READ)
         except OSError:
             return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            parts = []
+            while part := os.read(fd, max(st.st_size + 1, 65536)):
+                parts.append(part)
+            return b"".join(parts)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     def write_internal(self, name: str, body: bytes) -> None:
         internal = self.root / INTERNAL_DIR

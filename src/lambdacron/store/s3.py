@@ -30,7 +30,7 @@ from ..errors import (
     StoreError,
 )
 from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
-from .keys import check_relative_key, shard_of
+from .keys import is_reserved, listed_key, shard_of
 
 #: Where the runner keeps its own objects: never a job, because job keys cannot start with '.'.
 INTERNAL_PREFIX = ".lambdacron/"
@@ -142,9 +142,6 @@ class S3Store(Store):
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
 
-    def check_key(self, key: str) -> str:
-        return check_relative_key(key)
-
     def _object_key(self, key: str) -> str:
         return self.prefix + self.check_key(key)
 
@@ -180,7 +177,7 @@ class S3Store(Store):
             for page in self._pages(self.prefix, delimiter="/"):
                 for common in page.get("CommonPrefixes", ()):
                     name = common["Prefix"][len(self.prefix) :].rstrip("/")
-                    if not name.startswith(".") and shard_of(name, count) == index:
+                    if not is_reserved(name) and shard_of(name, count) == index:
                         folders.append(common["Prefix"])
                 for item in page.get("Contents", ()):
                     name = item["Key"][len(self.prefix) :]
@@ -251,14 +248,12 @@ class S3Store(Store):
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
     def _entry(self, item: dict[str, Any]) -> Iterator[Entry]:
-        name = item["Key"][len(self.prefix) :]
-        if not name.endswith(".json"):
-            return
-        try:
-            key = self.check_key(name)
-        except InvalidKeyError:
-            return  # internal objects and names that cannot be job keys
-        yield Entry(key, Version(item["ETag"], item["LastModified"].timestamp()), int(item["Size"]))
+        listed = listed_key(item["Key"][len(self.prefix) :])
+        if listed is None:
+            return  # not a job: the runner's own objects, other files
+        key, problem = listed
+        version = Version(item["ETag"], item["LastModified"].timestamp())
+        yield Entry(key, version, int(item["Size"]), problem)
 
     def read(self, key: str) -> Document:
         object_key = self._object_key(key)
