@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from ..job import Status
@@ -54,6 +54,30 @@ def _kill_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
+# The runs in progress in this process, so that a runner told to stop at once can stop them
+# (``stop_running``); and the ones it stopped, so that each records why it ended.
+_running_lock = threading.Lock()
+_running: dict[int, subprocess.Popen[bytes]] = {}
+_stopped: set[int] = set()
+
+
+def stop_running(grace: float = KILL_GRACE_SECONDS) -> int:
+    """Stop every run in progress in this process: SIGTERM to each one's process group,
+    then, once their leaders exited or ``grace`` seconds passed, SIGKILL to the groups (what
+    ignored SIGTERM). Each stopped run returns an ``interrupted`` result. Returns how many."""
+    with _running_lock:
+        targets = list(_running.values())
+        _stopped.update(process.pid for process in targets)
+    for process in targets:
+        _kill_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(p.returncode is None for p in targets) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for process in targets:
+        _kill_group(process, signal.SIGKILL)
+    return len(targets)
+
+
 def run_process(
     argv: Sequence[str],
     *,
@@ -92,6 +116,23 @@ def run_process(
             error=f"cannot start {argv[0]}: {exc.strerror or exc}",
         )
 
+    with _running_lock:
+        _running[process.pid] = process
+    try:
+        return _finish(process, stdin, timeout, started, elapsed_ms)
+    finally:
+        with _running_lock:
+            del _running[process.pid]
+            _stopped.discard(process.pid)
+
+
+def _finish(
+    process: subprocess.Popen[bytes],
+    stdin: bytes | None,
+    timeout: float,
+    started: datetime,
+    elapsed_ms: Callable[[], int],
+) -> Result:
     tail = _Tail(OUTPUT_LIMIT + _MARGIN)
     reader = threading.Thread(target=_pump, args=(process.stdout, tail), daemon=True)
     reader.start()
@@ -121,6 +162,17 @@ def run_process(
     duration = elapsed_ms()
     output = tail.text()
     code = process.returncode
+    with _running_lock:
+        stopped = process.pid in _stopped
+    if stopped:
+        return Result(
+            Status.INTERRUPTED,
+            started,
+            duration,
+            code,
+            output,
+            "stopped: the runner was told to stop its running jobs",
+        )
     if timed_out:
         return Result(
             Status.TIMEOUT,
