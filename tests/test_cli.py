@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from conftest import Run
-from helpers import SEED_COMMAND, append_job, command_job, place, read_json, utc
+from helpers import SEED_COMMAND, append_job, command_job, place, read_json, spawn, utc
 
 
 def store_dir(tmp_path: Path) -> Path:
@@ -57,11 +63,10 @@ class TestTick:
         store_dir(tmp_path)
         result = run_cli("tick", "--now", "2026-01-01T00:00:00Z", "--json")
         summary = json.loads(result.stdout)
-        assert (summary["seen"], summary["ran"], summary["now"]) == (
-            0,
-            0,
-            "2026-01-01T00:00:00+00:00",
-        )
+        # The time in the same Z form as the text summary and every field the runner writes.
+        assert (summary["seen"], summary["ran"], summary["now"]) == (0, 0, "2026-01-01T00:00:00Z")
+        text = run_cli("tick", "--now", "2026-01-01T00:00:00Z")
+        assert text.stdout.startswith(f"tick {summary['now']}: ")
 
     def test_a_failing_job_still_exits_zero(self, run_cli: Run, tmp_path: Path) -> None:
         place(store_dir(tmp_path), "f.json", command_job("@hourly", ["false"]))
@@ -81,6 +86,26 @@ class TestTick:
             assert result.stderr.startswith(message), (args, result.stderr)
             assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
+    @pytest.mark.parametrize(
+        ("variable", "value", "problem"),
+        [
+            ("LAMBDACRON_WORKERS", "abc", "'abc' is not a whole number"),
+            ("LAMBDACRON_WORKERS", "0", "0 must be at least 1"),
+            ("LAMBDACRON_SHARDS", "two", "'two' is not a whole number"),
+            ("LAMBDACRON_SHARDS", "-1", "-1 must be at least 1"),
+            ("LAMBDACRON_MAX_JOB_BYTES", "1e3", "'1e3' is not a whole number"),
+            ("LAMBDACRON_INTERVAL", "5m", "'5m' is not a whole number"),
+        ],
+    )
+    def test_a_bad_setting_is_one_line_and_exit_2(
+        self, run_cli: Run, tmp_path: Path, variable: str, value: str, problem: str
+    ) -> None:
+        place(store_dir(tmp_path), "h.json", command_job("@hourly", ["true"]))
+        for command in (("tick",), ("tick", "--shards", "2"), ("ls",)):
+            result = run_cli(*command, env={variable: value})
+            assert result.returncode == 2, (command, result.stdout)
+            assert result.stderr == f"lambdacron: {variable}: {problem}\n"
+
     def test_allowed_types_restrict_what_runs(self, run_cli: Run, tmp_path: Path) -> None:
         place(store_dir(tmp_path), "c.json", command_job("@hourly", ["true"]))
         result = run_cli(
@@ -91,6 +116,121 @@ class TestTick:
         )
         assert "0 ran" in result.stdout and "1 invalid" in result.stdout
         assert "'command' is not allowed by this runner" in result.stderr
+
+
+def claimed(job: dict[str, Any], scheduled: str, host: str, deadline: str) -> dict[str, Any]:
+    """``job`` as a runner leaves it while it runs the occurrence ``scheduled``."""
+    claim = {
+        "id": "c0ffee",
+        "scheduled": scheduled,
+        "host": host,
+        "pid": 4_000_000,
+        "started": scheduled,
+        "deadline": deadline,
+    }
+    return {**job, "execution_count": 1, "last_scheduled": scheduled, "claim": claim}
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under the store, the runner's own included, with its bytes and mtime."""
+    return {
+        str(path.relative_to(root)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def in_future(**delta: float) -> str:
+    return (datetime.now(UTC) + timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TestFutureNowAndDryRun:
+    @pytest.mark.parametrize("ahead", [{"minutes": 2}, {"days": 30}, {"days": 365 * 900}])
+    def test_a_now_later_than_the_clock_is_refused_unless_allowed(
+        self, run_cli: Run, tmp_path: Path, ahead: dict[str, float]
+    ) -> None:
+        root = store_dir(tmp_path)
+        place(root, "h.json", command_job("@hourly", ["true"]))
+        before = snapshot(root)
+        future = in_future(**ahead)
+        for extra in ((), ("--shards", "2"), ("--json",)):
+            refused = run_cli("tick", "--now", future, *extra)
+            assert refused.returncode == 2, (extra, refused.stdout)
+            (line,) = refused.stderr.splitlines()
+            assert line.startswith(f"lambdacron: --now: {future} is later than the clock (")
+            assert "--allow-future" in line and "--dry-run" in line
+        assert snapshot(root) == before  # nothing claimed, not even an index
+        allowed = run_cli("tick", "--now", future, "--allow-future")
+        assert allowed.returncode == 0 and "1 ran" in allowed.stdout
+
+    def test_dry_run_says_what_would_run_and_why_and_changes_nothing(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        root = store_dir(tmp_path)
+        out = tmp_path / "out.txt"
+        place(root, "due.json", append_job("@hourly", out, "due"))
+        place(root, "later.json", append_job("0 0 1 1 *", out, "later"))
+        place(root, "bad.json", b"{")
+        # A tick before any of it is due leaves the runner's index in the store.
+        assert run_cli("tick", "--now", "2026-01-01T00:30:00Z").returncode == 0
+        assert (root / ".lambdacron" / "index.json").exists()
+        dead = claimed(
+            append_job("@hourly", out, "dead"),
+            "2026-01-01T05:00:00Z",
+            "elsewhere/0",
+            "2026-01-01T05:07:00Z",
+        )
+        place(root, "dead.json", dead)
+        live = claimed(
+            append_job("@hourly", out, "live"),
+            "2026-06-01T12:00:00Z",
+            "elsewhere/0",
+            "2999-01-01T00:00:00Z",
+        )
+        place(root, "live.json", live)
+        before = snapshot(root)
+
+        now = "2026-06-01T12:30:00Z"
+        result = run_cli("tick", "--dry-run", "--now", now)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            "would refuse bad.json: invalid JSON: Expecting property name enclosed in double "
+            "quotes at line 1 column 2",
+            "would record interrupted dead.json (scheduled 2026-01-01T05:00:00Z): its claim is "
+            "dead (runner elsewhere/0 pid 4000000, deadline 2026-01-01T05:07:00Z)",
+            "would run dead.json (scheduled 2026-06-01T12:00:00Z): the latest occurrence of "
+            "'@hourly' since the one it last ran for (2026-01-01T05:00:00Z)",
+            "would run due.json (scheduled 2026-06-01T12:00:00Z): the latest occurrence of "
+            "'@hourly' since it was placed or rescheduled (2026-01-01T00:00:00Z)",
+            "would skip live.json (scheduled 2026-06-01T12:00:00Z): the previous run is still "
+            "going",
+            f"dry run {now}: 5 jobs, 2 would run; nothing claimed, run or written",
+        ]
+        as_json = json.loads(run_cli("tick", "--dry-run", "--now", now, "--json").stdout)
+        assert (as_json["now"], as_json["seen"], as_json["would_run"]) == (now, 5, 2)
+        assert [(j["key"], j["would"]) for j in as_json["jobs"]][1:3] == [
+            ("dead.json", "record_interrupted"),
+            ("dead.json", "run"),
+        ]
+        assert snapshot(root) == before and not out.exists()
+
+        # What the tick then does is what the dry run said.
+        tick = run_cli("tick", "--now", now)
+        assert "5 jobs, 2 due, 2 ran, 0 failed, 1 invalid, 1 skipped" in tick.stdout
+        assert "1 interrupted" in tick.stdout
+        assert sorted(out.read_text().split()) == ["dead", "due"]
+
+    def test_dry_run_may_look_ahead_without_allow_future(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        root = store_dir(tmp_path)
+        place(root, "y.json", command_job("0 0 1 1 *", ["true"]))
+        before = snapshot(root)
+        future = in_future(days=400)
+        result = run_cli("tick", "--dry-run", "--now", future)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[0].startswith("would run y.json (scheduled ")
+        assert snapshot(root) == before
 
 
 class TestLs:
@@ -220,9 +360,25 @@ class TestAddRmShowValidate:
         ]
         assert run_cli("validate", str(good)).returncode == 0
 
-    def test_validate_a_missing_file_is_exit_2(self, run_cli: Run, tmp_path: Path) -> None:
-        result = run_cli("validate", str(tmp_path / "nope.json"))
-        assert result.returncode == 2 and "cannot read: No such file" in result.stderr
+    def test_validate_reports_every_file_even_past_an_unreadable_one(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        good = tmp_path / "a.json"
+        good.write_text(json.dumps(SEED_COMMAND))
+        bad = tmp_path / "b.json"
+        bad.write_text(json.dumps({**SEED_COMMAND, "when": "0 25 * * *"}))
+        folder = tmp_path / "dir.json"
+        folder.mkdir()
+        missing = tmp_path / "missing.json"
+        result = run_cli("validate", str(good), str(missing), str(folder), str(bad), str(good))
+        assert result.returncode == 1 and result.stderr == ""
+        assert result.stdout.splitlines() == [
+            f"{good}: ok",
+            f"{missing}: cannot read: No such file or directory",
+            f"{folder}: cannot read: Is a directory",
+            f"{bad}: when: hour: 25 is out of range 0-23",
+            f"{good}: ok",
+        ]
 
 
 class TestInitAndServe:
@@ -274,3 +430,184 @@ class TestInitAndServe:
         assert "SIGTERM: stopping after running jobs end" in stderr
         assert stderr.rstrip().endswith("stopped")
         assert list(root.glob("*.json")) == []  # one-time jobs deleted after their run
+
+
+class Output:
+    """A process's output lines as they come, read by a thread, so a test can wait for one."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in self.lines if text in line]
+            if found:
+                return found[0]
+            time.sleep(0.02)
+        raise AssertionError(f"no line with {text!r} in {self.lines}")
+
+    def finish(self) -> list[str]:
+        self._thread.join(timeout=30)
+        return self.lines
+
+
+class Serving:
+    """``lambdacron serve ARGS`` as a real process, its stdout and stderr read as they come."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = spawn("serve", *args)
+        self.out = Output(self.process.stdout)
+        self.err = Output(self.process.stderr)
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.process.wait(timeout=timeout)
+        self.out.finish()
+        self.err.finish()
+        return code
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def wait_until(condition: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def running_in_group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(stat.parent.name))
+    return members
+
+
+def waiting_job(started: Path, name: str, release: Path, *, trap: bool = False) -> dict[str, Any]:
+    """A job due once, at once (and kept after its run), that notes its start (and its
+    process group) and runs until ``release`` exists; with ``trap``, it ignores SIGTERM."""
+    script = f"echo {name}:$$ >> {started}; until [ -e {release} ]; do sleep 0.05; done"
+    argv = ["sh", "-c", ("trap '' TERM; " if trap else "") + script]
+    return command_job("at(2020-01-01T00:00:00)", argv, max_number_executions=0)
+
+
+class TestServeStopping:
+    def test_the_first_signal_starts_no_queued_job_and_running_ones_finish(
+        self, tmp_path: Path, run_cli: Run
+    ) -> None:
+        root = store_dir(tmp_path)
+        started, release = tmp_path / "started.txt", tmp_path / "release"
+        for i in range(12):
+            place(root, f"j{i:02}.json", waiting_job(started, f"j{i:02}", release))
+        serving = Serving("--store", str(root), "--workers", "2")
+        try:
+            wait_until(lambda: len(lines_of(started)) == 2)
+            serving.signal(signal.SIGTERM)
+            serving.err.wait_for("SIGTERM: stopping after running jobs end")
+            release.touch()
+            assert serving.wait() == 0, serving.err.lines
+        finally:
+            release.touch()
+            serving.kill()
+        ran = sorted(line.split(":")[0] for line in lines_of(started))
+        assert len(ran) == 2  # the ten queued ones never started
+        summary = "12 jobs, 12 due, 2 ran, 0 failed, 0 invalid, 10 skipped"
+        assert any(summary in line for line in serving.out.lines), serving.out.lines
+        for i in range(12):
+            key = f"j{i:02}"
+            state = read_json(root / f"{key}.json")
+            assert "claim" not in state
+            if key in ran:
+                assert (state["execution_count"], state["last_result"]["status"]) == (1, "ok")
+            else:  # untouched: the next runner runs it
+                assert "last_scheduled" not in state and "execution_count" not in state
+        assert serving.err.lines[-1].endswith(" stopped")
+        after = run_cli("tick")
+        assert "12 jobs, 10 due, 10 ran, 0 failed" in after.stdout, after.stderr
+
+    @pytest.mark.parametrize("first", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+    def test_a_second_signal_stops_the_running_jobs_and_records_them_interrupted(
+        self, tmp_path: Path, first: signal.Signals
+    ) -> None:
+        root = store_dir(tmp_path)
+        started, release = tmp_path / "started.txt", tmp_path / "release"
+        place(root, "a.json", waiting_job(started, "a", release))
+        place(root, "b.json", waiting_job(started, "b", release, trap=True))  # needs SIGKILL
+        place(root, "c.json", waiting_job(started, "c", release))  # queued
+        serving = Serving("--store", str(root), "--workers", "2")
+        try:
+            wait_until(lambda: len(lines_of(started)) == 2)
+            groups = [int(line.split(":")[1]) for line in lines_of(started)]
+            serving.signal(first)
+            serving.err.wait_for(f"{first.name}: stopping after running jobs end")
+            serving.signal(signal.SIGTERM)
+            assert serving.wait() == 0, serving.err.lines  # without release
+        finally:
+            release.touch()
+            serving.kill()
+        assert serving.err.wait_for("SIGTERM again: stopping the running jobs")
+        assert [running_in_group(pgid) for pgid in groups] == [[], []]
+        names = sorted(line.split(":")[0] for line in lines_of(started))
+        assert names == ["a", "b"]
+        for key in names:
+            state = read_json(root / f"{key}.json")
+            assert "claim" not in state
+            assert state["last_result"]["status"] == "interrupted"
+            assert "stopped" in state["last_result"]["error"]
+        assert "execution_count" not in read_json(root / "c.json")
+
+    def test_sighup_stops_like_sigterm_leaving_no_claim(self, tmp_path: Path) -> None:
+        root = store_dir(tmp_path)
+        started, release = tmp_path / "started.txt", tmp_path / "release"
+        place(root, "a.json", waiting_job(started, "a", release))
+        serving = Serving("--store", str(root))
+        try:
+            wait_until(lambda: lines_of(started) != [])
+            serving.signal(signal.SIGHUP)  # the terminal was closed
+            serving.err.wait_for("SIGHUP: stopping after running jobs end")
+            release.touch()
+            assert serving.wait() == 0, serving.err.lines
+        finally:
+            release.touch()
+            serving.kill()
+        state = read_json(root / "a.json")
+        assert "claim" not in state and state["last_result"]["status"] == "ok"
+        assert serving.err.lines[-1].endswith(" stopped")
+
+    @pytest.mark.parametrize(
+        ("value", "problem"),
+        [
+            ("99999999999", "99999999999 must be between 1 and 1440"),
+            (str(10**20), f"{10**20} must be between 1 and 1440"),
+            ("1441", "1441 must be between 1 and 1440"),
+            ("0", "0 must be between 1 and 1440"),
+            ("-5", "-5 must be between 1 and 1440"),
+            ("1.5", "'1.5' is not a whole number"),
+        ],
+    )
+    def test_the_interval_is_bounded(
+        self, run_cli: Run, tmp_path: Path, value: str, problem: str
+    ) -> None:
+        store_dir(tmp_path)
+        result = run_cli("serve", "--interval", value, timeout=30)
+        assert result.returncode == 2
+        assert result.stderr == f"lambdacron: argument --interval: {problem}\n"

@@ -6,13 +6,14 @@ This is one of the two places (with the Lambda handler) that reads the clock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import FrameType
@@ -20,10 +21,11 @@ from types import FrameType
 from . import __version__
 from .actions import default_registry
 from .api import add, cancel, get
-from .config import Settings
+from .config import MAX_INTERVAL_MINUTES, Settings, parse_count
 from .engine.inventory import inventory
-from .engine.report import JobEvent, Outcome, TickReport
-from .engine.tick import DEFAULT_WORKERS, Engine
+from .engine.report import JobEvent, Outcome
+from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
+from .engine.tick import Engine
 from .errors import JobTooLargeError, LambdacronError, ScheduleError, UsageError
 from .job import describe_problems, encode, load
 from .logs import json_for_terminal, printable
@@ -31,7 +33,8 @@ from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
 from .store.base import DEFAULT_MAX_JOB_BYTES, Store
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+#: 3: the pass could not list the store (missing, no permission, no such bucket).
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
 _print_lock = threading.Lock()
 
 HELLO_JOB = {
@@ -74,6 +77,23 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+def _minutes(text: str) -> int:
+    try:
+        return parse_count("minutes", text, high=MAX_INTERVAL_MINUTES)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("minutes: ")) from None
+
+
+def _quietly(write: Callable[[str], None]) -> Callable[[str], None]:
+    """``write``, but a closed terminal (SIGHUP, a broken pipe) does not stop the runner."""
+
+    def quiet(line: str) -> None:
+        with contextlib.suppress(OSError):
+            write(line)
+
+    return quiet
 
 
 def _settings() -> Settings:
@@ -133,16 +153,27 @@ def _log_event(event: JobEvent) -> None:
         _err(f"{_stamp(_now())} {line}")
 
 
-def _engine(args: argparse.Namespace, store: Store, shard: tuple[int, int] | None = None) -> Engine:
+def _engine(
+    args: argparse.Namespace,
+    store: Store,
+    shard: tuple[int, int] | None = None,
+    log: Callable[[JobEvent], None] = _log_event,
+) -> Engine:
     settings = _settings()
     return Engine(
         store,
         default_registry(settings.allowed_types),
         clock=_now,
-        workers=args.workers,
-        log=_log_event,
+        workers=args.workers or settings.workers,
+        log=log,
         shard=shard,
     )
+
+
+def _shard_engine(store_name: str | None, workers: int, shard: tuple[int, int]) -> Engine:
+    """The engine of one shard, made in a worker process of ``tick --shards``."""
+    args = argparse.Namespace(store=store_name, workers=workers)
+    return _engine(args, _store(args), shard)
 
 
 # --------------------------------------------------------------------------- commands
@@ -157,84 +188,77 @@ def _cmd_next(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tick_shard(
-    store_name: str | None, workers: int, now: datetime, shard: tuple[int, int]
-) -> dict[str, object]:
-    """One shard's tick, in a worker process of ``tick --shards``."""
-    args = argparse.Namespace(store=store_name, workers=workers)
-    with _engine(args, _store(args), shard) as engine:
-        return engine.tick(now).to_json()
+def _print_plan(plan: DryRun, as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps(plan.to_json()))
+        return
+    for item in plan.planned:
+        scheduled = f" (scheduled {_stamp(item.scheduled)})" if item.scheduled else ""
+        _out(f"would {item.would.value.replace('_', ' ')} {item.key}{scheduled}: {item.reason}")
+    _out(
+        f"dry run {_stamp(plan.now)}: {plan.seen} jobs, {plan.would_run} would run; "
+        "nothing claimed, run or written"
+    )
 
 
 def _cmd_tick(args: argparse.Namespace) -> int:
     store = _store(args)
+    clock = _now()
     now = _instant(args.now, "--now")
-    if args.shards == 1:
+    if args.now is not None and now > clock and not (args.dry_run or args.allow_future):
+        # Claims record the occurrence and last run: on a store a live runner uses, a tick
+        # in the future runs occurrences early and then holds the jobs until that time.
+        raise UsageError(
+            f"--now: {_stamp(now)} is later than the clock ({_stamp(clock)}); it would run "
+            "occurrences early and hold the store's jobs until then. Use --dry-run to see "
+            "what would run, or --allow-future on a store no live runner uses"
+        )
+    if args.dry_run:
+        with _engine(args, store) as engine:
+            plan = dry_run(engine, now)
+        if plan.listing_error is not None:
+            _err(f"lambdacron: cannot list the store: {plan.listing_error}")
+        _print_plan(plan, args.json)
+        return EXIT_STORE if plan.listing_error is not None else EXIT_OK
+    shards = args.shards or _settings().shards
+    if shards == 1:
         with _engine(args, store) as engine:
             report = engine.tick(now)
         _out(json.dumps(report.to_json()) if args.json else report.summary())
-        return EXIT_OK
-    # The same split the Lambda fan-out uses, over a local process pool.
-    from concurrent.futures import ProcessPoolExecutor
-
-    begin = time.monotonic()
-    with ProcessPoolExecutor(max_workers=args.shards) as pool:
-        parts = list(
-            pool.map(
-                _tick_shard,
-                [args.store] * args.shards,
-                [args.workers] * args.shards,
-                [now] * args.shards,
-                [(i, args.shards) for i in range(args.shards)],
-            )
-        )
-    total = TickReport.combine(now, parts)
-    total.duration_s = time.monotonic() - begin
-    summary = total.summary() + f" ({args.shards} shards)"
-    _out(json.dumps({**total.to_json(), "shards": args.shards}) if args.json else summary)
-    return EXIT_OK
-
-
-def _next_boundary(moment: datetime, interval_minutes: int) -> datetime:
-    period = interval_minutes * 60
-    return datetime.fromtimestamp((int(moment.timestamp()) // period + 1) * period, UTC)
+    else:
+        workers = args.workers or _settings().workers
+        report = tick_shards(partial(_shard_engine, args.store, workers), now, shards)
+        summary = report.summary() + f" ({shards} shards)"
+        _out(json.dumps({**report.to_json(), "shards": shards}) if args.json else summary)
+    return EXIT_STORE if report.listing_error is not None else EXIT_OK
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     store = _store(args)
-    stop = threading.Event()
+    err = _quietly(_err)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        _err(f"{_stamp(_now())} {signal.Signals(signum).name}: stopping after running jobs end")
-        stop.set()
+    def log(event: JobEvent) -> None:
+        line = render_event(event)
+        if line is not None:
+            err(f"{_stamp(_now())} {line}")
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    ticks: list[threading.Thread] = []
+    with StopRequests() as stop:
 
-    def start_tick(now: datetime) -> None:
-        def work() -> None:
-            _out(engine.tick(now).summary())
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.request(signal.Signals(signum).name)
 
-        thread = threading.Thread(target=work, name=f"tick-{_stamp(now)}")
-        thread.start()
-        ticks.append(thread)
-        ticks[:] = [t for t in ticks if t.is_alive()]
-
-    with _engine(args, store) as engine:
-        _err(f"{_stamp(_now())} serving {store.url} every {args.interval} min (Ctrl-C to stop)")
-        # Catch up at once on what came due while no runner was up, then tick on boundaries.
-        start_tick(_now())
-        boundary = _next_boundary(_now(), args.interval)
-        while not stop.is_set():
-            if stop.wait(max(0.0, (boundary - _now()).total_seconds())):
-                break
-            # Ticks may overlap when jobs run long; claims keep every occurrence single.
-            start_tick(boundary)
-            boundary = _next_boundary(max(boundary, _now()), args.interval)
-        for thread in ticks:
-            thread.join()
-    _err(f"{_stamp(_now())} stopped")
+        # SIGHUP too: closing the terminal must not kill the runner mid-run, claims held.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+        with _engine(args, store, log=log) as engine:
+            serve(
+                engine,
+                args.interval,
+                stop,
+                clock=_now,
+                out=_quietly(_out),
+                say=lambda line: err(f"{_stamp(_now())} {line}"),
+            )
     return EXIT_OK
 
 
@@ -279,6 +303,8 @@ def _file_problems(path: str, now: datetime) -> list[str]:
         body = _read_job_file(path)
     except JobTooLargeError as exc:
         return [f"{path}: {exc}"]
+    except UsageError as exc:  # cannot be read: a problem of this file, not of the command
+        return [str(exc)]
     job, problems, _ = load(Path(path).name, body)
     if job is not None:
         try:
@@ -397,8 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--workers",
             type=_positive,
-            default=DEFAULT_WORKERS,
-            help=f"jobs run at once (default {DEFAULT_WORKERS})",
+            help="jobs run at once (default: $LAMBDACRON_WORKERS, else 8)",
         )
 
     nxt = commands.add_parser("next", help="print the next fire times of a schedule expression")
@@ -414,14 +439,28 @@ def build_parser() -> argparse.ArgumentParser:
     tick.add_argument(
         "--shards",
         type=_positive,
-        default=1,
-        help="split the store into N shards ticked by N processes",
+        help="split the store into N shards ticked by N processes (default: $LAMBDACRON_SHARDS)",
+    )
+    tick.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would run and why; claim, run and write nothing",
+    )
+    tick.add_argument(
+        "--allow-future",
+        action="store_true",
+        help="allow --now later than the clock (only on a store no live runner uses)",
     )
     with_workers(tick)
     tick.set_defaults(func=_cmd_tick)
 
     serve = with_store(commands.add_parser("serve", help="tick on every interval until stopped"))
-    serve.add_argument("--interval", type=_positive, default=1, help="minutes (default 1)")
+    serve.add_argument(
+        "--interval",
+        type=_minutes,
+        default=1,
+        help=f"minutes, 1 to {MAX_INTERVAL_MINUTES} (default 1)",
+    )
     with_workers(serve)
     serve.set_defaults(func=_cmd_serve)
 

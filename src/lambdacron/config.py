@@ -1,15 +1,24 @@
-"""Settings read from the environment, in one place. Only entry points call ``from_env``."""
+"""Settings read from the environment, in one place. Only entry points call ``from_env``.
+
+Every ``LAMBDACRON_*`` variable a runner reads is read here, so that a bad value is one
+clear line (naming the variable) wherever it is used, never a traceback.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .engine.tick import DEFAULT_WORKERS
 from .errors import UsageError
 from .job import RunType
 from .store import DEFAULT_STORE
 from .store.base import DEFAULT_MAX_JOB_BYTES
+
+#: The longest master interval, in minutes: a day. A runner ticks at least daily.
+MAX_INTERVAL_MINUTES = 1440
 
 
 def parse_allowed_types(text: str) -> frozenset[RunType]:
@@ -22,22 +31,65 @@ def parse_allowed_types(text: str) -> frozenset[RunType]:
         raise UsageError(f"LAMBDACRON_ALLOWED_TYPES: {text!r}; use a list of {known}") from None
 
 
+def parse_count(name: str, text: str, *, low: int = 1, high: int | None = None) -> int:
+    """A whole number in ``low..high`` from the variable (or flag) ``name``."""
+    # ASCII digits only: int() would also take "١٢" and "1_000".
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise UsageError(f"{name}: {text!r} is not a whole number")
+    number = int(text)
+    if number < low or (high is not None and number > high):
+        bound = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise UsageError(f"{name}: {number} must be {bound}")
+    return number
+
+
 @dataclass(frozen=True)
 class Settings:
-    store: str = DEFAULT_STORE
+    #: ``LAMBDACRON_STORE``; None when unset (the CLI then uses ``./jobs``).
+    store_variable: str | None = None
+    #: ``LAMBDACRON_BUCKET`` and ``LAMBDACRON_PREFIX``: the Lambda runner's store.
+    bucket: str | None = None
+    prefix: str = ""
+    #: ``LAMBDACRON_INTERVAL`` (minutes): informational, EventBridge owns the schedule.
+    interval: int | None = None
     #: Run types this runner accepts; a job of another type is reported, never run.
     allowed_types: frozenset[RunType] = frozenset(RunType)
     max_job_bytes: int = DEFAULT_MAX_JOB_BYTES
+    workers: int = DEFAULT_WORKERS
+    #: Shards a scheduled Lambda invocation fans out into; 1: none.
+    shards: int = 1
+
+    @property
+    def store(self) -> str:
+        """The store a command works on when ``--store`` is not given."""
+        return self.store_variable or DEFAULT_STORE
+
+    def lambda_store(self) -> str:
+        """The store of the Lambda runner, which has no default."""
+        if self.store_variable:
+            return self.store_variable
+        if not self.bucket:
+            raise UsageError("set LAMBDACRON_BUCKET (and LAMBDACRON_PREFIX) or LAMBDACRON_STORE")
+        prefix = self.prefix.strip("/")
+        return f"s3://{self.bucket}/{prefix + '/' if prefix else ''}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+
+        def count(name: str, default: int, high: int | None = None) -> int:
+            text = env.get(name)
+            return default if not text else parse_count(name, text, high=high)
+
         allowed = env.get("LAMBDACRON_ALLOWED_TYPES")
-        max_bytes = env.get("LAMBDACRON_MAX_JOB_BYTES")
-        if max_bytes is not None and (not max_bytes.isdigit() or int(max_bytes) < 1):
-            raise UsageError(f"LAMBDACRON_MAX_JOB_BYTES: {max_bytes!r} is not a positive number")
+        interval = env.get("LAMBDACRON_INTERVAL")
         return cls(
-            store=env.get("LAMBDACRON_STORE") or DEFAULT_STORE,
+            store_variable=env.get("LAMBDACRON_STORE") or None,
+            bucket=env.get("LAMBDACRON_BUCKET") or None,
+            prefix=env.get("LAMBDACRON_PREFIX", ""),
+            interval=parse_count("LAMBDACRON_INTERVAL", interval) if interval else None,
             allowed_types=parse_allowed_types(allowed) if allowed else frozenset(RunType),
-            max_job_bytes=int(max_bytes) if max_bytes else DEFAULT_MAX_JOB_BYTES,
+            max_job_bytes=count("LAMBDACRON_MAX_JOB_BYTES", DEFAULT_MAX_JOB_BYTES),
+            workers=count("LAMBDACRON_WORKERS", DEFAULT_WORKERS),
+            shards=count("LAMBDACRON_SHARDS", 1),
         )

@@ -5,10 +5,14 @@ event (``time``), not the wall clock, so a retried or duplicated event evaluates
 window and the claims make it harmless. A manual invoke may pass ``{"now": "..."}``; an
 event with neither uses the clock.
 
-Configuration (the names of the original): ``LAMBDACRON_BUCKET`` and ``LAMBDACRON_PREFIX``,
-or ``LAMBDACRON_STORE=s3://bucket/prefix/``; ``LAMBDACRON_INTERVAL`` (minutes, for the
-record: EventBridge owns the schedule); ``LAMBDACRON_ALLOWED_TYPES``; ``LAMBDACRON_WORKERS``;
+Configuration (the names of the original), read by ``config.Settings``:
+``LAMBDACRON_BUCKET`` and ``LAMBDACRON_PREFIX``, or ``LAMBDACRON_STORE=s3://bucket/prefix/``;
+``LAMBDACRON_INTERVAL`` (minutes, for the record: EventBridge owns the schedule);
+``LAMBDACRON_ALLOWED_TYPES``; ``LAMBDACRON_WORKERS``; ``LAMBDACRON_MAX_JOB_BYTES``;
 ``LAMBDACRON_SHARDS`` (N > 1: the scheduled invocation fans out into N shard invocations).
+
+A bad setting, a malformed event or a store that cannot be listed raises (after its log
+line), so Lambda's Errors metric and retries see it.
 """
 
 from __future__ import annotations
@@ -18,17 +22,17 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from .actions import default_registry
 from .config import Settings
-from .engine.tick import DEFAULT_WORKERS, Engine
-from .errors import LambdacronError, UsageError
+from .engine.tick import Engine
+from .errors import LambdacronError, StoreError, UsageError
 from .logs import emf_record, event_record, line, summary_record
 from .schedule import parse_instant
 from .store import open_store
 
-_engines: dict[tuple[str, frozenset[str], int, tuple[int, int] | None], Engine] = {}
+_engines: dict[tuple[str, frozenset[str], int, int, tuple[int, int] | None], Engine] = {}
 
 
 def _now() -> datetime:
@@ -36,20 +40,24 @@ def _now() -> datetime:
 
 
 def store_name(env: Mapping[str, str]) -> str:
-    if env.get("LAMBDACRON_STORE"):
-        return env["LAMBDACRON_STORE"]
-    bucket = env.get("LAMBDACRON_BUCKET")
-    if not bucket:
-        raise UsageError("set LAMBDACRON_BUCKET (and LAMBDACRON_PREFIX) or LAMBDACRON_STORE")
-    prefix = env.get("LAMBDACRON_PREFIX", "").strip("/")
-    return f"s3://{bucket}/{prefix + '/' if prefix else ''}"
+    return Settings.from_env(env).lambda_store()
+
+
+def _brief(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def tick_time(event: Any, clock: Callable[[], datetime] = _now) -> datetime:
     if isinstance(event, Mapping):
         for field in ("now", "time"):
-            value = event.get(field)
-            if isinstance(value, str):
+            if field in event:
+                value = event[field]
+                # Never the clock instead: a retried event must evaluate its own window.
+                if not isinstance(value, str):
+                    raise UsageError(
+                        f"{field}: expected an ISO 8601 time as a string, got {_brief(value)}"
+                    )
                 return parse_instant(value, UTC, field)
     return clock()
 
@@ -58,33 +66,38 @@ def _log(record: dict[str, Any]) -> None:
     print(line(record), file=sys.stdout, flush=True)
 
 
-def _engine(env: Mapping[str, str], shard: tuple[int, int] | None = None) -> tuple[str, Engine]:
+def _engine(settings: Settings, shard: tuple[int, int] | None = None) -> tuple[str, Engine]:
     # Reused across warm invocations: the S3 client, its connections, the worker pools and
     # the index.
-    settings = Settings.from_env(env)
-    name = store_name(env)
-    workers = int(env.get("LAMBDACRON_WORKERS") or DEFAULT_WORKERS)
-    cache_key = (name, frozenset(t.value for t in settings.allowed_types), workers, shard)
+    name = settings.lambda_store()
+    allowed = frozenset(t.value for t in settings.allowed_types)
+    cache_key = (name, allowed, settings.workers, settings.max_job_bytes, shard)
     if cache_key not in _engines:
         store = open_store(name, max_job_bytes=settings.max_job_bytes)
         _engines[cache_key] = Engine(
             store,
             default_registry(settings.allowed_types),
             clock=_now,
-            workers=workers,
+            workers=settings.workers,
             log=lambda event: _log(event_record(event)),
             shard=shard,
         )
     return name, _engines[cache_key]
 
 
-def _shard_of_event(event: Any, env: Mapping[str, str]) -> tuple[int, int] | None:
-    if isinstance(event, Mapping) and "shard" in event:
-        shard, shards = event.get("shard"), event.get("shards")
-        if not isinstance(shard, int) or not isinstance(shards, int) or not 0 <= shard < shards:
-            raise UsageError(f"shard: expected 0 <= shard < shards, got {shard!r} of {shards!r}")
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no shard
+
+
+def _shard_of_event(event: Any) -> tuple[int, int] | None:
+    if not isinstance(event, Mapping) or "shard" not in event:
+        return None
+    shard, shards = event.get("shard"), event.get("shards")
+    if _whole(shard) and _whole(shards) and 0 <= shard < shards:
         return shard, shards
-    return None
+    raise UsageError(
+        f"shard: expected 0 <= shard < shards, got {_brief(shard)} of {_brief(shards)}"
+    )
 
 
 def fan_out(now: datetime, shards: int, function: str, client: Any = None) -> None:
@@ -107,29 +120,38 @@ def fan_out(now: datetime, shards: int, function: str, client: Any = None) -> No
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """One tick. Raises (after logging one line) when the function is misconfigured, the
+    event is malformed or the store cannot be listed, so that Lambda's Errors metric and
+    its retries see it; a job's own failure is a result, never an exception."""
     try:
+        settings = Settings.from_env(os.environ)
         now = tick_time(event)
-        shard = _shard_of_event(event, os.environ)
-        shards = int(os.environ.get("LAMBDACRON_SHARDS") or 1)
-        if shard is None and shards > 1:
+        shard = _shard_of_event(event)
+        if shard is None and settings.shards > 1:
             function = getattr(context, "invoked_function_arn", None) or os.environ.get(
                 "AWS_LAMBDA_FUNCTION_NAME"
             )
             if not function:
                 raise UsageError("LAMBDACRON_SHARDS needs the function's own name to fan out")
-            fan_out(now, shards, function)
-            record = {"level": "INFO", "event": "fan_out", "now": now.isoformat(), "shards": shards}
+            fan_out(now, settings.shards, function)
+            record = {
+                "level": "INFO",
+                "event": "fan_out",
+                "now": now.isoformat(),
+                "shards": settings.shards,
+            }
             _log(record)
             return record
-        name, engine = _engine(os.environ, shard)
+        name, engine = _engine(settings, shard)
     except LambdacronError as exc:
-        record = {"level": "ERROR", "event": "config", "error": str(exc)}
-        _log(record)
-        return record
+        _log({"level": "ERROR", "event": "config", "error": str(exc)})
+        raise
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     time_left = (lambda: remaining() / 1000.0) if callable(remaining) else None
     report = engine.tick(now, time_left=time_left)
     label = name if shard is None else f"{name}#{shard[0]}/{shard[1]}"
     _log(summary_record(report, label))
     _log(emf_record(report, name, _now()))
+    if report.listing_error is not None:
+        raise StoreError(f"{label}: cannot list the store: {report.listing_error}")
     return report.to_json()

@@ -76,7 +76,7 @@ def test_a_scheduled_event_runs_one_tick_at_its_time(
     moment = next_hour() + timedelta(minutes=2)
     result = lambdacron.lambda_handler(scheduled_event(moment), Context(600))
     assert (result["due"], result["ran"], result["failed"]) == (1, 1, 0)
-    assert result["now"] == moment.isoformat()
+    assert result["now"] == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     state = get(env, "hourly.json")
     assert state["last_run"] == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert state["last_result"]["output"] == "tick tock\n"
@@ -130,23 +130,111 @@ def test_a_manual_invoke_may_pass_now(env: str) -> None:
     put(env, "hourly.json", command_job("@hourly", ["true"]))
     moment = next_hour() + timedelta(minutes=7)
     result = lambdacron.lambda_handler({"now": moment.isoformat()}, None)
-    assert result["ran"] == 1 and result["now"] == moment.isoformat()
+    assert result["ran"] == 1 and result["now"] == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def test_bad_input_is_a_clear_error_record_not_a_crash(
+def raised(event: Any, capsys: pytest.CaptureFixture[str]) -> tuple[Exception, list[Any]]:
+    """What the handler raised for ``event``, and what it logged first."""
+    with pytest.raises(lambdacron.LambdacronError) as caught:
+        lambdacron.lambda_handler(event, None)
+    output = capsys.readouterr().out
+    assert "Traceback" not in output
+    return caught.value, records(output)
+
+
+def test_bad_input_raises_one_line_after_logging_it(
     env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert lambdacron.lambda_handler({"now": "tomorrow"}, None) == {
-        "level": "ERROR",
-        "event": "config",
-        "error": "now: 'tomorrow' is not an ISO 8601 time such as 2026-12-01T18:30:00 or "
-        "2026-12-01T18:30:00+01:00",
-    }
+    # Raised, not returned: Lambda's Errors metric and its retries must see a broken runner.
+    error, logged = raised({"now": "tomorrow"}, capsys)
+    message = (
+        "now: 'tomorrow' is not an ISO 8601 time such as 2026-12-01T18:30:00 or "
+        "2026-12-01T18:30:00+01:00"
+    )
+    assert str(error) == message
+    assert logged == [{"level": "ERROR", "event": "config", "error": message}]
     monkeypatch.delenv("LAMBDACRON_BUCKET")
     handler._engines.clear()
-    result = lambdacron.lambda_handler({}, None)
-    assert result["error"] == "set LAMBDACRON_BUCKET (and LAMBDACRON_PREFIX) or LAMBDACRON_STORE"
-    assert "Traceback" not in capsys.readouterr().out
+    error, logged = raised({}, capsys)
+    assert str(error) == "set LAMBDACRON_BUCKET (and LAMBDACRON_PREFIX) or LAMBDACRON_STORE"
+    assert logged[-1]["error"] == str(error)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (name, value, message)
+        for name in (
+            "LAMBDACRON_WORKERS",
+            "LAMBDACRON_SHARDS",
+            "LAMBDACRON_MAX_JOB_BYTES",
+            "LAMBDACRON_INTERVAL",
+        )
+        for value, message in [
+            ("abc", "'abc' is not a whole number"),
+            ("two", "'two' is not a whole number"),
+            ("1.5", "'1.5' is not a whole number"),
+            ("-3", "-3 must be at least 1"),
+            ("1_000", "'1_000' is not a whole number"),
+            ("²", "'²' is not a whole number"),
+            ("0", "0 must be at least 1"),
+        ]
+    ],
+)
+def test_every_setting_is_checked_with_one_line(
+    env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    put(env, "hourly.json", command_job("@hourly", ["true"]))
+    monkeypatch.setenv(variable, value)
+    error, _ = raised(scheduled_event(next_hour()), capsys)
+    assert str(error) == f"{variable}: {message}"
+    assert "execution_count" not in get(env, "hourly.json")
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"time": 1767225600}, "time: expected an ISO 8601 time as a string, got 1767225600"),
+        ({"time": 1.5}, "time: expected an ISO 8601 time as a string, got 1.5"),
+        ({"time": None}, "time: expected an ISO 8601 time as a string, got None"),
+        ({"now": ["x"] * 40}, "now: expected an ISO 8601 time as a string, got ['x', "),
+        ({"shard": True, "shards": 2}, "shard: expected 0 <= shard < shards, got True of 2"),
+        ({"shard": 0, "shards": True}, "shard: expected 0 <= shard < shards, got 0 of True"),
+        ({"shard": False, "shards": 2}, "shard: expected 0 <= shard < shards, got False of 2"),
+        ({"shard": 1.0, "shards": 2}, "shard: expected 0 <= shard < shards, got 1.0 of 2"),
+        ({"shard": "1", "shards": 2}, "shard: expected 0 <= shard < shards, got '1' of 2"),
+        ({"shard": 0}, "shard: expected 0 <= shard < shards, got 0 of None"),
+    ],
+)
+def test_a_malformed_event_is_refused_never_guessed(
+    env: str, capsys: pytest.CaptureFixture[str], event: dict[str, Any], message: str
+) -> None:
+    put(env, "hourly.json", command_job("@hourly", ["true"]))
+    error, _ = raised(event, capsys)
+    assert str(error).startswith(message) and "\n" not in str(error)
+    assert "execution_count" not in get(env, "hourly.json")
+
+
+def test_a_store_that_cannot_be_listed_raises(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAMBDACRON_BUCKET", f"{env}-gone")
+    with pytest.raises(lambdacron.StoreError) as caught:
+        lambdacron.lambda_handler(scheduled_event(next_hour()), Context(600))
+    assert str(caught.value) == (
+        f"s3://{env}-gone/jobs/: cannot list the store: "
+        f"s3://{env}-gone/jobs/: no such bucket '{env}-gone'"
+    )
+    logged = records(capsys.readouterr().out)
+    # Still logged and counted as before, for the log search and the StoreErrors metric.
+    summary = next(r for r in logged if r.get("event") == "tick")
+    assert summary["store_errors"] == 1 and summary["listing_error"] is not None
+    assert next(r for r in logged if "_aws" in r)["StoreErrors"] == 1
 
 
 def test_the_store_may_be_named_in_one_variable(env: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,8 +57,9 @@ def test_the_lambda_fans_out_one_invocation_per_shard(
 
 
 def test_a_bad_shard_is_a_clear_error(fan_env: RecordingLambda) -> None:
-    result = lambdacron.lambda_handler({"shard": 4, "shards": 4}, None)
-    assert result["error"] == "shard: expected 0 <= shard < shards, got 4 of 4"
+    with pytest.raises(lambdacron.LambdacronError) as caught:
+        lambdacron.lambda_handler({"shard": 4, "shards": 4}, None)
+    assert str(caught.value) == "shard: expected 0 <= shard < shards, got 4 of 4"
 
 
 def test_deploy_with_shards_may_invoke_only_itself() -> None:

@@ -32,6 +32,9 @@ from lambdacron.store import open_store
 JOBS = 8
 
 
+TICK = (sys.executable, "-m", "lambdacron", "tick")
+
+
 def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -52,7 +55,7 @@ def campaign(
         for r in range(1, rounds + 1):
             now = base + timedelta(minutes=r)
             victim = subprocess.Popen(
-                [sys.executable, "-m", "lambdacron", "tick", "--store", name, "--now", stamp(now)],
+                [*TICK, "--store", name, "--now", stamp(now), "--allow-future"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 env=subprocess_env(),

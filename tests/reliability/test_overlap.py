@@ -54,7 +54,17 @@ def test_eight_ticks_at_once_on_500_due_jobs(store: tuple[str, Put], tmp_path: P
         put(f"j/{i:03}.json", appender(out, "@hourly"))
     now = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=1, second=0, microsecond=0)
     ticks = [
-        lambdacron("tick", "--store", name, "--now", stamp(now), "--json", "--workers", "8")
+        lambdacron(
+            "tick",
+            "--store",
+            name,
+            "--now",
+            stamp(now),
+            "--allow-future",
+            "--json",
+            "--workers",
+            "8",
+        )
         for _ in range(8)
     ]
     summaries = [json.loads(t.communicate(timeout=600)[0]) for t in ticks]
@@ -74,13 +84,15 @@ def test_ticks_for_different_times_racing(store: tuple[str, Put], tmp_path: Path
         put(f"{i:02}.json", appender(out, "*/5 * * * *"))
     base = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     nows = [base + timedelta(minutes=m) for m in (5, 7, 10, 10, 5, 12)]
-    ticks = [lambdacron("tick", "--store", name, "--now", stamp(now)) for now in nows]
+    ticks = [
+        lambdacron("tick", "--store", name, "--now", stamp(now), "--allow-future") for now in nows
+    ]
     for t in ticks:
         t.communicate(timeout=600)
     # An occurrence that found the previous run still going runs at the next tick.
-    lambdacron("tick", "--store", name, "--now", stamp(base + timedelta(minutes=12))).communicate(
-        timeout=600
-    )
+    lambdacron(
+        "tick", "--store", name, "--now", stamp(base + timedelta(minutes=12)), "--allow-future"
+    ).communicate(timeout=600)
     counts = Counter(out.read_text().split())
     assert set(counts.values()) == {1}
     final = stamp(base + timedelta(minutes=10))

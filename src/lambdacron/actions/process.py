@@ -17,6 +17,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -80,6 +81,30 @@ def _group_gone(pgid: int) -> bool:
     except PermissionError:
         return False
     return False
+
+
+# The runs in progress in this process, so that a runner told to stop at once can stop them
+# (``stop_running``); and the ones it stopped, so that each records why it ended.
+_running_lock = threading.Lock()
+_running: dict[int, subprocess.Popen[bytes]] = {}
+_stopped: set[int] = set()
+
+
+def stop_running(grace: float = KILL_GRACE_SECONDS) -> int:
+    """Stop every run in progress in this process: SIGTERM to each one's process group,
+    then, once the groups are gone or ``grace`` seconds passed, SIGKILL to the groups (what
+    ignored SIGTERM). Each stopped run returns an ``interrupted`` result. Returns how many."""
+    with _running_lock:
+        targets = list(_running.values())
+        _stopped.update(process.pid for process in targets)
+    for process in targets:
+        _kill_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and not all(_group_gone(p.pid) for p in targets):
+        time.sleep(0.05)
+    for process in targets:
+        _kill_group(process.pid, signal.SIGKILL)
+    return len(targets)
 
 
 def _shown(text: str) -> str:
@@ -248,13 +273,28 @@ def run_process(
     # What the child can print is its environment: the runner's and the job's own.
     tail = _Tail(OUTPUT_LIMIT, secrets_in(full_env))
     supervisor = _Supervisor(process, data, tail)
+    with _running_lock:
+        _running[process.pid] = process
     try:
         timed_out = supervisor.run(timeout)
     finally:
         supervisor.close()
+        with _running_lock:
+            del _running[process.pid]
+            stopped = process.pid in _stopped
+            _stopped.discard(process.pid)
     duration = elapsed_ms()
     output = tail.text()
     code = process.returncode
+    if stopped:
+        return Result(
+            Status.INTERRUPTED,
+            started,
+            duration,
+            code,
+            output,
+            "stopped: the runner was told to stop its running jobs",
+        )
     if timed_out:
         return Result(
             Status.TIMEOUT,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from ..job import Status
+from ..job import Status, iso
 
 
 class Outcome(StrEnum):
@@ -21,6 +21,7 @@ class Outcome(StrEnum):
     STORE_ERROR = "store_error"
     SKIPPED_DEADLINE = "skipped_deadline"  # not enough time left in this tick to start it
     INTERNAL_ERROR = "internal_error"  # a bug in lambdacron, confined to this one job
+    NOT_STARTED = "not_started"  # the runner is stopping: left unclaimed for the next tick
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class TickReport:
     skipped: int = 0
     internal_errors: int = 0
     duration_s: float = 0.0
+    #: Why the store could not be listed (the pass saw none or only part of it); else None.
+    listing_error: str | None = None
     events: list[JobEvent] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -69,7 +72,9 @@ class TickReport:
                     self.store_errors += 1
                 case Outcome.INTERNAL_ERROR:
                     self.internal_errors += 1
-                case Outcome.LOST | Outcome.RUNNING | Outcome.SKIPPED_DEADLINE:
+                case (
+                    Outcome.LOST | Outcome.RUNNING | Outcome.SKIPPED_DEADLINE | Outcome.NOT_STARTED
+                ):
                     self.skipped += 1
                 case _:
                     pass
@@ -110,9 +115,10 @@ class TickReport:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "now": self.now.isoformat(),
+            "now": iso(self.now),
             **{name: getattr(self, name) for name in self.COUNTERS},
             "duration_s": round(self.duration_s, 3),
+            "listing_error": self.listing_error,
         }
 
     @classmethod
@@ -122,4 +128,6 @@ class TickReport:
         for part in parts:
             for name in cls.COUNTERS:
                 setattr(total, name, getattr(total, name) + int(str(part[name])))
+            if part.get("listing_error") is not None and total.listing_error is None:
+                total.listing_error = str(part["listing_error"])
         return total

@@ -25,6 +25,7 @@ from typing import Any
 
 from .._version import __version__
 from ..actions.base import OUTPUT_LIMIT, ActionRegistry, Result, RunContext
+from ..actions.process import KILL_GRACE_SECONDS, stop_running
 from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, ScheduleError, StoreError
 from ..job import (
     Claim,
@@ -183,11 +184,36 @@ class Engine:
         self._index_saved_at = float("-inf")
         self._bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self._bodies_lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def close(self) -> None:
         """Wait for running jobs to finish (or time out), then release the workers."""
         self._pool.shutdown(wait=True)
         self._io.shutdown(wait=True)
+
+    def stop_starting(self) -> None:
+        """Start no more runs, in this tick or any later one. Runs in progress go on and are
+        recorded; due occurrences not yet claimed stay unclaimed, for the next runner."""
+        self._stopping.set()
+
+    def abort_running(self, grace: float = KILL_GRACE_SECONDS) -> int:
+        """Stop starting, and stop the runs in progress now: each run's process group gets
+        SIGTERM, then SIGKILL after ``grace`` seconds; each is recorded ``interrupted`` (its
+        claim removed) as its run returns. Returns how many runs were stopped.
+
+        Process groups are per process, not per engine: this stops every ``command`` and
+        ``python`` run of this process. A ``lambda`` invocation in flight cannot be called
+        back; it is recorded when it returns."""
+        self.stop_starting()
+        return stop_running(grace)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def claim_is_live(self, claim: Claim) -> bool:
+        """Whether a tick now would leave this claim be (its run may still be going)."""
+        return self._claim_is_live(claim)
 
     def __enter__(self) -> Engine:
         return self
@@ -230,7 +256,7 @@ class Engine:
         # large store never holds a future per read.
         chunk_size = _CHUNK if parallel else None
         try:
-            while chunk := list(itertools.islice(listing, chunk_size)):
+            while not self.stopping and (chunk := list(itertools.islice(listing, chunk_size))):
                 report.seen += len(chunk)
                 to_read: list[Entry] = []
                 for entry in chunk:
@@ -254,8 +280,11 @@ class Engine:
                             self._pool.submit(self._guarded, candidate, report, now, budget)
                         )
         except Exception as exc:  # StoreError, or a listing bug: the pass goes on regardless
+            report.listing_error = str(exc)
             self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"cannot list the store: {exc}"))
             listed.clear()  # a partial listing must not evict the unlisted from the index
+        if self.stopping:
+            listed.clear()  # the listing was cut short: what was not listed still exists
         for future in futures:
             future.result()
         if listed:
@@ -630,6 +659,17 @@ class Engine:
         now: datetime,
         time_left: Callable[[], float] | None,
     ) -> None:
+        if self.stopping:  # checked right before the claim: a stopping runner starts nothing
+            self._emit(
+                report,
+                JobEvent(
+                    candidate.key,
+                    Outcome.NOT_STARTED,
+                    "the runner is stopping; left for the next tick",
+                    candidate.scheduled,
+                ),
+            )
+            return
         claimed = self._claim(candidate, now, report, time_left)
         if claimed is None:
             return

@@ -135,7 +135,9 @@ class LocalStore(Store):
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda e: e.name)
         except FileNotFoundError:
-            return  # removed while we walked
+            if not prefix:  # the store itself is gone: that is no empty store
+                raise StoreError(f"store {self.url!r} does not exist any more") from None
+            return  # a folder removed while we walked
         except OSError as exc:
             if not prefix:
                 raise StoreError(f"cannot list {folder!r}: {exc.strerror}") from exc

@@ -1,0 +1,312 @@
+"""Ways of driving an engine: ``serve`` (tick on every interval until told to stop),
+``tick_shards`` (one tick split over a pool of processes) and ``dry_run`` (what a tick
+would do, doing none of it)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from ..errors import JobNotFoundError, StoreError
+from ..job import Job, iso, load
+from ..store.base import Entry
+from .due import due_occurrence, schedule_since
+from .report import TickReport
+from .tick import Clock, Engine
+
+# --------------------------------------------------------------------------- serve
+
+
+class StopRequests:
+    """Requests to stop, counted: the first stops new starts, the second stops the runs.
+
+    ``request`` is safe in a signal handler: it takes no lock (a handler that waited on a
+    lock the interrupted main thread holds would hang the runner) and only appends and
+    writes a byte to a pipe, which wakes ``wait``.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        #: What asked, in order (a signal's name).
+        self.names: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+    def request(self, name: str) -> None:
+        self.names.append(name)
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake a ``wait`` without asking anything (a tick has ended)."""
+        with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
+            os.write(self._write, b"\0")
+
+    def wait(self, timeout: float | None) -> int:
+        """Wait until a request or a wake-up, or ``timeout`` seconds; the requests so far."""
+        readable, _, _ = select.select([self._read], [], [], timeout)
+        if readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._read, 512):
+                    pass
+        return self.count
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+    def __enter__(self) -> StopRequests:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def next_boundary(moment: datetime, interval_minutes: int) -> datetime:
+    """The first multiple of the interval (from the Unix epoch) after ``moment``."""
+    period = interval_minutes * 60
+    return datetime.fromtimestamp((int(moment.timestamp()) // period + 1) * period, UTC)
+
+
+def serve(
+    engine: Engine,
+    interval: int,
+    stop: StopRequests,
+    *,
+    clock: Clock,
+    out: Callable[[str], None],
+    say: Callable[[str], None],
+) -> None:
+    """Tick at once (to catch up), then on every interval boundary of ``clock``, until
+    ``stop`` is requested. The first request starts nothing more: runs in progress finish
+    and are recorded, due occurrences not yet claimed stay for the next runner. A second
+    request stops the runs in progress (recorded ``interrupted``). Returns when every tick
+    has ended. ``out`` gets each tick's summary, ``say`` what the runner is doing."""
+    ticks: list[threading.Event] = []
+
+    def start_tick(now: datetime) -> None:
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                out(engine.tick(now).summary())
+            finally:
+                done.set()
+                stop.wake()
+
+        ticks.append(done)
+        threading.Thread(target=work, name=f"tick-{iso(now)}").start()
+        ticks[:] = [t for t in ticks if not t.is_set()]
+
+    say(f"serving {engine.store.url} every {interval} min (Ctrl-C to stop)")
+    start_tick(clock())
+    boundary = next_boundary(clock(), interval)
+    while stop.count == 0:
+        remaining = (boundary - clock()).total_seconds()
+        if remaining > 0:
+            stop.wait(remaining)
+            continue
+        # Ticks may overlap when jobs run long; claims keep every occurrence single.
+        start_tick(boundary)
+        boundary = next_boundary(max(boundary, clock()), interval)
+    engine.stop_starting()
+    say(
+        f"{stop.names[0]}: stopping after running jobs end; no new job starts "
+        "(again to stop the running jobs now)"
+    )
+    aborted = False
+    while True:
+        if stop.count >= 2 and not aborted:
+            aborted = True
+            say(f"{stop.names[1]} again: stopping the running jobs")
+            engine.abort_running()
+        if all(t.is_set() for t in ticks):
+            break
+        stop.wait(None)
+    say("stopped")
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def _tick_one(
+    make_engine: Callable[[tuple[int, int]], Engine], now: datetime, shard: tuple[int, int]
+) -> dict[str, object]:
+    with make_engine(shard) as engine:
+        return engine.tick(now).to_json()
+
+
+def tick_shards(
+    make_engine: Callable[[tuple[int, int]], Engine], now: datetime, shards: int
+) -> TickReport:
+    """One tick at ``now``, the store split into ``shards`` shards (the split the Lambda
+    fan-out uses), each ticked by an engine of its own in a pool of processes.
+    ``make_engine`` is called in the worker process, so it must pickle."""
+    begin = time.monotonic()
+    with ProcessPoolExecutor(max_workers=shards) as pool:
+        parts = list(
+            pool.map(
+                _tick_one,
+                itertools.repeat(make_engine, shards),
+                itertools.repeat(now, shards),
+                [(i, shards) for i in range(shards)],
+            )
+        )
+    total = TickReport.combine(now, parts)
+    total.duration_s = time.monotonic() - begin
+    return total
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+class Would(StrEnum):
+    """What a tick would do with a job."""
+
+    RUN = "run"
+    RECORD_INTERRUPTED = "record_interrupted"  # a dead claim would be recorded first
+    SKIP = "skip"  # its previous run is still going
+    REFUSE = "refuse"  # invalid, or of a type this runner does not accept
+    FAIL = "fail"  # it cannot be read
+
+
+@dataclass(frozen=True)
+class Planned:
+    key: str
+    would: Would
+    reason: str
+    scheduled: datetime | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "would": self.would.value,
+            "scheduled": iso(self.scheduled) if self.scheduled else None,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class DryRun:
+    now: datetime
+    seen: int = 0
+    planned: list[Planned] = field(default_factory=list)
+    #: Why the store could not be listed (the plan covers none or part of it); else None.
+    listing_error: str | None = None
+
+    @property
+    def would_run(self) -> int:
+        return sum(p.would is Would.RUN for p in self.planned)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "now": iso(self.now),
+            "dry_run": True,
+            "seen": self.seen,
+            "would_run": self.would_run,
+            "listing_error": self.listing_error,
+            "jobs": [p.to_json() for p in self.planned],
+        }
+
+
+def _why_due(job: Job, placed: datetime) -> str:
+    last = job.state.last_scheduled
+    if job.schedule.one_time:
+        return f"its one-time occurrence ({job.when}) has come and has not run"
+    since = schedule_since(job, placed)
+    if last is not None and last >= since:
+        return f"the latest occurrence of {job.when!r} since the one it last ran for ({iso(last)})"
+    return (
+        f"the latest occurrence of {job.when!r} since it was placed or rescheduled ({iso(since)})"
+    )
+
+
+def _plan_one(engine: Engine, entry: Entry, now: datetime) -> Iterator[Planned]:
+    """What a tick at ``now`` would do with one listed job; reads only."""
+    key = entry.key
+    try:
+        document = engine.store.read(key)
+    except JobNotFoundError:
+        return  # deleted since the listing
+    except StoreError as exc:
+        yield Planned(key, Would.FAIL, str(exc).removeprefix(f"{key}: "))
+        return
+    job, problems, _ = load(key, document.body)
+    if job is None:
+        yield Planned(key, Would.REFUSE, "; ".join(map(str, problems)))
+        return
+    if job.run_type not in engine.actions:
+        yield Planned(
+            key, Would.REFUSE, f"run.type: {job.run_type.value!r} is not allowed by this runner"
+        )
+        return
+    claim = job.state.claim
+    if claim is not None:
+        if engine.claim_is_live(claim):
+            yield Planned(key, Would.SKIP, "the previous run is still going", claim.scheduled)
+            return
+        yield Planned(
+            key,
+            Would.RECORD_INTERRUPTED,
+            f"its claim is dead (runner {claim.host} pid {claim.pid}, deadline "
+            f"{iso(claim.deadline)})",
+            claim.scheduled,
+        )
+    # Recording a dead claim changes no field the due rule reads, so the rule can be
+    # applied to the job as it is.
+    scheduled = due_occurrence(job, document.version.modified, now)
+    if scheduled is not None:
+        yield Planned(key, Would.RUN, _why_due(job, document.version.modified), scheduled)
+
+
+def dry_run(engine: Engine, now: datetime) -> DryRun:
+    """What ``engine.tick(now)`` would do, job by job, and why; claims, runs and writes
+    nothing (not the index, not a dead claim)."""
+    plan = DryRun(now=now)
+    index = engine.index
+    to_read: list[Entry] = []
+    try:
+        for entry in engine.store.list(engine.shard):
+            plan.seen += 1
+            if entry.problem is not None:
+                plan.planned.append(Planned(entry.key, Would.REFUSE, entry.problem))
+                continue
+            cached = index.get(entry.key)
+            if cached is not None and cached.token == entry.version.token:
+                if cached.problem is not None:
+                    plan.planned.append(Planned(entry.key, Would.REFUSE, cached.problem))
+                    continue
+                if cached.due_at is None or cached.due_at > now:
+                    continue  # unchanged since the index saw it, and not due
+            to_read.append(entry)
+    except StoreError as exc:
+        plan.listing_error = str(exc)
+    workers = max(1, min(16, engine.store.read_concurrency))
+    with ThreadPoolExecutor(max_workers=workers) as reads:
+        for planned in reads.map(lambda e: list(_plan_one(engine, e, now)), to_read):
+            plan.planned.extend(planned)
+    return plan
+
+
+__all__ = [
+    "DryRun",
+    "Planned",
+    "StopRequests",
+    "Would",
+    "dry_run",
+    "next_boundary",
+    "serve",
+    "tick_shards",
+]
