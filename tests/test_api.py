@@ -19,7 +19,7 @@ from lambdacron.errors import ConflictError, JobError, JobNotFoundError, UsageEr
 from lambdacron.store import LocalStore, Store
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.aws)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "local":
         yield LocalStore(tmp_path / "jobs", create=True)

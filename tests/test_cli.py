@@ -611,3 +611,14 @@ class TestServeStopping:
         result = run_cli("serve", "--interval", value, timeout=30)
         assert result.returncode == 2
         assert result.stderr == f"lambdacron: argument --interval: {problem}\n"
+
+
+def test_validate_warns_of_a_misspelt_field_without_failing(run_cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps({**command_job("@hourly", ["true"]), "enabld": False, "mine": 1}))
+    result = run_cli("validate", str(path))
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [f"{path}: ok"]
+    assert result.stderr.splitlines() == [
+        f"{path}: warning: enabld: unknown field; did you mean 'enabled'?"
+    ]

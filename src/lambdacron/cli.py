@@ -27,7 +27,7 @@ from .engine.report import JobEvent, Outcome
 from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
 from .engine.tick import Engine
 from .errors import JobTooLargeError, LambdacronError, ScheduleError, UsageError
-from .job import describe_problems, encode, load
+from .job import describe_problems, encode, load, warnings_of
 from .logs import json_for_terminal, printable
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
@@ -298,39 +298,43 @@ def _read_job_file(path: str) -> bytes:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def _file_problems(path: str, now: datetime) -> list[str]:
+def _file_problems(path: str, now: datetime) -> tuple[list[str], list[str]]:
+    """The file's problems and its warnings, as ``PATH: field: message`` lines."""
     try:
         body = _read_job_file(path)
     except JobTooLargeError as exc:
-        return [f"{path}: {exc}"]
+        return [f"{path}: {exc}"], []
     except UsageError as exc:  # cannot be read: a problem of this file, not of the command
-        return [str(exc)]
-    job, problems, _ = load(Path(path).name, body)
+        return [str(exc)], []
+    job, problems, document = load(Path(path).name, body)
+    warnings = [f"{path}: warning: {w}" for w in warnings_of(document)]
     if job is not None:
         try:
             validate(job.when, job.timezone, now)
         except ScheduleError as exc:
-            return [f"{path}: when: {exc}"]
-    return describe_problems(path, problems)
+            return [f"{path}: when: {exc}"], warnings
+    return describe_problems(path, problems), warnings
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     now = _now()
     failed = False
     for path in args.files:
-        problems = _file_problems(path, now)
+        problems, warnings = _file_problems(path, now)
         failed = failed or bool(problems)
         for line in problems or [f"{path}: ok"]:
             print(line)
+        for line in warnings:
+            _err(line)
     return EXIT_PROBLEMS if failed else EXIT_OK
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
     store = _store(args)
-    problems = _file_problems(args.file, _now())
+    problems, warnings = _file_problems(args.file, _now())
+    for line in [*problems, *warnings]:
+        _err(line)
     if problems:
-        for line in problems:
-            _err(line)
         return EXIT_USAGE
     _, _, document = load(args.file, _read_job_file(args.file))
     key = add(store, document, args.key or Path(args.file).name)

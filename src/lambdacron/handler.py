@@ -148,6 +148,10 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         raise
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     time_left = (lambda: remaining() / 1000.0) if callable(remaining) else None
+    if time_left is not None:
+        # At the start of an invocation the time left is the function's whole timeout: the
+        # most any run here can ever get.
+        engine.max_run_seconds = time_left()
     report = engine.tick(now, time_left=time_left)
     label = name if shard is None else f"{name}#{shard[0]}/{shard[1]}"
     _log(summary_record(report, label))

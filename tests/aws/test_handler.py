@@ -16,12 +16,20 @@ from lambdacron import handler
 
 
 class Context:
-    """What the Lambda runtime passes: here, only the remaining time matters."""
+    """What the Lambda runtime passes: here, only the remaining time matters.
 
-    def __init__(self, seconds: float) -> None:
+    ``timeout``: the function's whole timeout, what the invocation had at its start, when
+    it began ``seconds`` before its deadline (a long first part of the tick)."""
+
+    def __init__(self, seconds: float, timeout: float | None = None) -> None:
         self.deadline = time.monotonic() + seconds
+        self.timeout = timeout
+        self.calls = 0
 
     def get_remaining_time_in_millis(self) -> int:
+        self.calls += 1
+        if self.calls == 1 and self.timeout is not None:
+            return int(self.timeout * 1000)
         return int((self.deadline - time.monotonic()) * 1000)
 
 
@@ -120,10 +128,20 @@ def test_near_the_deadline_no_job_is_started_and_all_stay_due(env: str) -> None:
     for i in range(3):
         put(env, f"j{i}.json", command_job("@hourly", ["true"], timeout_seconds=120))
     event = scheduled_event(next_hour())
-    starved = lambdacron.lambda_handler(event, Context(30))
+    starved = lambdacron.lambda_handler(event, Context(30, timeout=900))
     assert (starved["due"], starved["ran"], starved["skipped"]) == (3, 0, 3)
     assert all("execution_count" not in get(env, f"j{i}.json") for i in range(3))
     assert lambdacron.lambda_handler(event, Context(600))["ran"] == 3
+
+
+def test_a_job_longer_than_the_function_timeout_is_an_error_at_each_occurrence(env: str) -> None:
+    put(env, "long.json", command_job("@hourly", ["true"], timeout_seconds=120))
+    put(env, "short.json", command_job("@hourly", ["true"], timeout_seconds=10))
+    report = lambdacron.lambda_handler(scheduled_event(next_hour()), Context(60))
+    assert (report["due"], report["ran"], report["failed"], report["skipped"]) == (2, 2, 1, 0)
+    result = get(env, "long.json")["last_result"]
+    assert result["status"] == "error" and "more than this runner can ever give" in result["error"]
+    assert get(env, "short.json")["last_result"]["status"] == "ok"
 
 
 def test_a_manual_invoke_may_pass_now(env: str) -> None:
