@@ -443,29 +443,24 @@ def plan_deploy(wanted: Wanted, current: Current, code_sha256: str) -> Plan:
         if deployed.code_sha256 != code_sha256:
             changes.append(
                 Change(
-                    function, Action.UPDATE, Op.UPDATE_CODE, "code", deployed.code_sha256,
-                    code_sha256,
+                    function,
+                    Action.UPDATE,
+                    Op.UPDATE_CODE,
+                    field="code",
+                    old=deployed.code_sha256,
+                    new=code_sha256,
                 )
-            )  # fmt: skip
+            )
         old = {k: v for k, v in deployed.configuration.items() if k != "Environment"}
         new = config.function_configuration()
         del new["Environment"]
+        # A role of the user's own is kept by resolve(), so only a new --role-arn moves it.
+        if config.role_arn is not None:
+            old["Role"], new["Role"] = deployed.role, config.role_arn
         old_env = {f"environment {k}": v for k, v in deployed.environment.items()}
         new_env = {f"environment {k}": v for k, v in config.environment().items()}
         changes += _diff(function, Op.UPDATE_CONFIGURATION, old, new)
         changes += _diff(function, Op.UPDATE_CONFIGURATION, old_env, new_env)
-        if config.role_arn is not None:
-            role_differs = deployed.role != config.role_arn
-        else:
-            role_differs = not names.is_managed_role(deployed.role)
-        if role_differs:
-            wanted_role = config.role_arn or f"role {names.role}"
-            changes.append(
-                Change(
-                    function, Action.UPDATE, Op.UPDATE_CONFIGURATION, "Role", deployed.role,
-                    wanted_role,
-                )
-            )  # fmt: skip
 
     rule = f"rule {names.rule}"
     target = f"{rule} target"
