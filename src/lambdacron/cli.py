@@ -364,26 +364,29 @@ def _cmd_package(args: argparse.Namespace) -> int:
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from .config import parse_allowed_types
-    from .deploy import DeployConfig, Deployer
+    from .deploy import Deployer, Wanted
 
     allowed = (
-        tuple(sorted(t.value for t in parse_allowed_types(args.allowed_types)))
-        if args.allowed_types
-        else ()
+        None
+        if args.allowed_types is None
+        else tuple(
+            sorted(t.value for t in parse_allowed_types(args.allowed_types, "--allowed-types"))
+        )
     )
-    config = DeployConfig(
+    wanted = Wanted(
+        function_name=args.function_name,
         bucket=args.bucket,
         prefix=args.prefix,
         interval=args.interval,
-        function_name=args.function_name,
         role_arn=args.role_arn,
         memory_mb=args.memory,
         timeout_s=args.timeout,
-        invoke_arns=tuple(args.invoke_arn or ()),
+        # An empty --invoke-arn '' takes every invoke right away.
+        invoke_arns=None if args.invoke_arn is None else tuple(a for a in args.invoke_arn if a),
         allowed_types=allowed,
         shards=args.shards,
     )
-    Deployer.from_session(args.region).deploy(config, dry_run=args.dry_run)
+    Deployer.from_session(args.region).deploy(wanted, dry_run=args.dry_run)
     return EXIT_OK
 
 
@@ -497,30 +500,37 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("-o", "--output", default="lambdacron.zip")
     package.set_defaults(func=_cmd_package)
 
-    deploy = commands.add_parser("deploy", help="create or update the runner on AWS Lambda")
-    deploy.add_argument("--bucket", required=True, help="the S3 bucket holding the jobs")
-    deploy.add_argument("--prefix", default="", help="the jobs' key prefix in the bucket")
-    deploy.add_argument("--interval", type=_positive, default=1, help="minutes between ticks")
+    deploy = commands.add_parser(
+        "deploy",
+        help="create or update the runner on AWS Lambda",
+        description="Create or update the runner. A setting not given keeps its deployed "
+        "value (the default when nothing is deployed); every change prints as old → new.",
+    )
+    deploy.add_argument(
+        "--bucket", help="the S3 bucket holding the jobs (must exist; required the first time)"
+    )
+    deploy.add_argument("--prefix", help="the jobs' key prefix in the bucket (default: none)")
+    deploy.add_argument("--interval", type=_positive, help="minutes between ticks (default 1)")
     deploy.add_argument("--function-name", default="lambdacron")
     deploy.add_argument(
         "--role-arn", help="use this role instead of creating a least-privilege one"
     )
     deploy.add_argument("--region")
-    deploy.add_argument("--memory", type=_positive, default=512, help="MB (default 512)")
-    deploy.add_argument("--timeout", type=_positive, default=900, help="seconds (default 900)")
+    deploy.add_argument("--memory", type=_positive, help="MB (default 512)")
+    deploy.add_argument("--timeout", type=_positive, help="seconds (default 900)")
     deploy.add_argument(
         "--invoke-arn",
         action="append",
-        help="a function lambda jobs may invoke (repeatable); none: no invoke right",
+        help="a function lambda jobs may invoke (repeatable; replaces the deployed list; "
+        "'' for none)",
     )
-    deploy.add_argument("--allowed-types", help="e.g. lambda: the run types the runner accepts")
     deploy.add_argument(
-        "--shards",
-        type=_positive,
-        default=1,
-        help="fan each tick out into N shard invocations (large stores)",
+        "--allowed-types", help="e.g. lambda: the run types the runner accepts ('' for all)"
     )
-    deploy.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    deploy.add_argument(
+        "--shards", type=_positive, help="fan each tick out into N shard invocations (default 1)"
+    )
+    deploy.add_argument("--dry-run", action="store_true", help="print the changes, apply none")
     deploy.set_defaults(func=_cmd_deploy)
 
     undeploy = commands.add_parser("undeploy", help="remove what deploy made (never the jobs)")

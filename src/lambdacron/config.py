@@ -21,14 +21,15 @@ from .store.base import DEFAULT_MAX_JOB_BYTES
 MAX_INTERVAL_MINUTES = 1440
 
 
-def parse_allowed_types(text: str) -> frozenset[RunType]:
-    """``"command,lambda"`` to run types; an unknown name is a usage error."""
+def parse_allowed_types(text: str, name: str = "LAMBDACRON_ALLOWED_TYPES") -> frozenset[RunType]:
+    """``"command,lambda"`` to run types; an unknown name is a usage error naming ``name``,
+    the setting the text came from."""
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     try:
         return frozenset(RunType(n) for n in names)
     except ValueError:
         known = ", ".join(t.value for t in RunType)
-        raise UsageError(f"LAMBDACRON_ALLOWED_TYPES: {text!r}; use a list of {known}") from None
+        raise UsageError(f"{name}: {text!r}; use a list of {known}") from None
 
 
 def parse_count(name: str, text: str, *, low: int = 1, high: int | None = None) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import boto_client
-from lambdacron.deploy import DeployConfig, Deployer, role_policy
+from lambdacron.deploy import DeployConfig, Deployer, Names, Wanted, role_policy
 from lambdacron.package import build_zip, code_sha256
 
 READ_PREFIXES = ("Get", "List", "Describe")
@@ -42,19 +42,23 @@ class Recorder:
 def aws(moto_endpoint: str) -> tuple[Deployer, Recorder, list[str]]:
     lines: list[str] = []
     deployer = Deployer(
-        boto_client("iam"), boto_client("lambda"), boto_client("events"), log=lines.append
+        boto_client("iam"),
+        boto_client("lambda"),
+        boto_client("events"),
+        boto_client("s3"),
+        log=lines.append,
     )
     return deployer, Recorder(deployer.iam, deployer.lambda_, deployer.events), lines
 
 
-def config(**overrides: Any) -> DeployConfig:
+def wanted(bucket: str, **overrides: Any) -> Wanted:
     base: dict[str, Any] = {
-        "bucket": "orders-bucket",
+        "bucket": bucket,
         "prefix": "jobs/",
         "interval": 5,
         "function_name": f"lc-{uuid.uuid4().hex[:8]}",
     }
-    return DeployConfig(**{**base, **overrides})
+    return Wanted(**{**base, **overrides})
 
 
 class TestPackage:
@@ -107,26 +111,31 @@ class TestPackage:
 
 
 class TestDeploy:
-    def test_a_dry_run_prints_the_plan_and_creates_nothing(self, aws: Any) -> None:
+    def test_a_dry_run_prints_the_plan_and_creates_nothing(self, aws: Any, bucket: str) -> None:
         deployer, recorder, lines = aws
-        cfg = config()
-        deployer.deploy(cfg, dry_run=True, zip_bytes=b"zip")
+        want = wanted(bucket)
+        names = Names(want.function_name)
+        deployer.deploy(want, dry_run=True, zip_bytes=b"zip")
         assert recorder.writes == []
         assert lines == [
-            f"role {cfg.role_name}: create (dry run)",
-            f"role {cfg.role_name} policy: create (dry run)",
-            f"function {cfg.function_name}: create (dry run)",
-            f"rule {cfg.rule_name}: create (dry run)",
-            f"rule {cfg.rule_name} target: create (dry run)",
-            f"function {cfg.function_name} permission for the rule: create (dry run)",
+            f"role {names.role}: create",
+            f"role {names.role} policy: create",
+            f"function {names.function}: create",
+            f"rule {names.rule}: create",
+            f"rule {names.rule} target: create",
+            f"function {names.function} permission for the rule: create",
+            f"dry run: 6 changes for function {names.function}, none applied",
         ]
 
     def test_deploy_creates_everything_configured_and_a_second_run_changes_nothing(
-        self, aws: Any, zip_bytes: bytes
+        self, aws: Any, zip_bytes: bytes, bucket: str
     ) -> None:
         deployer, recorder, lines = aws
-        cfg = config(invoke_arns=("arn:aws:lambda:us-east-1:123456789012:function:place-order",))
-        deployer.deploy(cfg, zip_bytes=zip_bytes)
+        want = wanted(
+            bucket, invoke_arns=("arn:aws:lambda:us-east-1:123456789012:function:place-order",)
+        )
+        names = Names(want.function_name)
+        plan = deployer.deploy(want, zip_bytes=zip_bytes)
         assert sorted(recorder.writes) == sorted(
             [
                 "CreateRole",
@@ -137,18 +146,16 @@ class TestDeploy:
                 "AddPermission",
             ]
         )
+        assert lines[-1] == f"6 changes for function {names.function} applied"
 
         iam, lam, events = deployer.iam, deployer.lambda_, deployer.events
-        role = iam.get_role(RoleName=cfg.role_name)["Role"]
+        role = iam.get_role(RoleName=names.role)["Role"]
         trust = role["AssumeRolePolicyDocument"]
         trust = json.loads(trust) if isinstance(trust, str) else trust
         assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
-        policy = iam.get_role_policy(RoleName=cfg.role_name, PolicyName="lambdacron")
-        document = policy["PolicyDocument"]
-        document = json.loads(document) if isinstance(document, str) else document
-        assert document == role_policy(cfg)
+        assert written_policy(deployer, names) == role_policy(plan.config)
 
-        function = lam.get_function(FunctionName=cfg.function_name)["Configuration"]
+        function = lam.get_function(FunctionName=names.function)["Configuration"]
         assert (
             function["Handler"],
             function["Runtime"],
@@ -157,45 +164,135 @@ class TestDeploy:
             function["Role"],
         ) == ("lambdacron.lambda_handler", "python3.12", 900, 512, role["Arn"])
         assert function["Environment"]["Variables"] == {
-            "LAMBDACRON_BUCKET": "orders-bucket",
+            "LAMBDACRON_BUCKET": bucket,
             "LAMBDACRON_PREFIX": "jobs/",
             "LAMBDACRON_INTERVAL": "5",
         }
         assert function["CodeSha256"] == code_sha256(zip_bytes)
 
-        rule = events.describe_rule(Name=cfg.rule_name)
+        rule = events.describe_rule(Name=names.rule)
         assert (rule["ScheduleExpression"], rule["State"]) == ("rate(5 minutes)", "ENABLED")
-        (target,) = events.list_targets_by_rule(Rule=cfg.rule_name)["Targets"]
+        (target,) = events.list_targets_by_rule(Rule=names.rule)["Targets"]
         assert target["Arn"] == function["FunctionArn"]
         assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
-        statement = json.loads(lam.get_policy(FunctionName=cfg.function_name)["Policy"])
+        statement = json.loads(lam.get_policy(FunctionName=names.function)["Policy"])
         (grant,) = statement["Statement"]
         assert grant["Principal"] == {"Service": "events.amazonaws.com"}
         assert grant["Condition"]["ArnLike"]["AWS:SourceArn"] == rule["Arn"]
 
         recorder.writes.clear()
         lines.clear()
-        deployer.deploy(cfg, zip_bytes=zip_bytes)
+        deployer.deploy(want, zip_bytes=zip_bytes)
         assert recorder.writes == []
-        assert all(line.endswith(": unchanged") for line in lines), lines
+        assert lines == [f"function {names.function}: up to date, nothing to change"]
 
     def test_a_changed_interval_updates_the_rule_and_the_environment_only(
-        self, aws: Any, zip_bytes: bytes
+        self, aws: Any, zip_bytes: bytes, bucket: str
     ) -> None:
-        deployer, recorder, _ = aws
-        cfg = config()
-        deployer.deploy(cfg, zip_bytes=zip_bytes)
+        deployer, recorder, lines = aws
+        want = wanted(bucket)
+        names = Names(want.function_name)
+        deployer.deploy(want, zip_bytes=zip_bytes)
         recorder.writes.clear()
-        moved = DeployConfig(**{**cfg.__dict__, "interval": 1})
-        deployer.deploy(moved, zip_bytes=zip_bytes)
+        lines.clear()
+        deployer.deploy(Wanted(function_name=names.function, interval=1), zip_bytes=zip_bytes)
         assert sorted(recorder.writes) == ["PutRule", "UpdateFunctionConfiguration"]
-        rule = deployer.events.describe_rule(Name=cfg.rule_name)
+        assert lines == [
+            f'function {names.function}: environment LAMBDACRON_INTERVAL "5" → "1"',
+            f'rule {names.rule}: schedule "rate(5 minutes)" → "rate(1 minute)"',
+            f"2 changes for function {names.function} applied",
+        ]
+        rule = deployer.events.describe_rule(Name=names.rule)
         assert rule["ScheduleExpression"] == "rate(1 minute)"
-        env = deployer.lambda_.get_function(FunctionName=cfg.function_name)["Configuration"]
+        env = deployer.lambda_.get_function(FunctionName=names.function)["Configuration"]
         assert env["Environment"]["Variables"]["LAMBDACRON_INTERVAL"] == "1"
+        assert env["Environment"]["Variables"]["LAMBDACRON_PREFIX"] == "jobs/"
+
+    def test_a_run_without_flags_keeps_every_deployed_setting(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, recorder, lines = aws
+        want = wanted(
+            bucket,
+            prefix="orders/",
+            interval=7,
+            memory_mb=1024,
+            timeout_s=300,
+            invoke_arns=("arn:aws:lambda:us-east-1:123456789012:function:place-order",),
+            allowed_types=("lambda",),
+            shards=4,
+        )
+        first = deployer.deploy(want, zip_bytes=zip_bytes)
+        recorder.writes.clear()
+        lines.clear()
+        again = deployer.deploy(Wanted(function_name=want.function_name), zip_bytes=zip_bytes)
+        assert again.config == first.config
+        assert recorder.writes == []
+        assert lines == [f"function {want.function_name}: up to date, nothing to change"]
+
+    def test_a_changed_prefix_prints_each_change_as_old_and_new(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, recorder, lines = aws
+        want = wanted(bucket)
+        names = Names(want.function_name)
+        deployer.deploy(want, zip_bytes=zip_bytes)
+        moved = Wanted(function_name=names.function, prefix="orders")
+        expected = [
+            f"role {names.role} policy: Statement[ListJobs].Condition.StringLike.s3:prefix "
+            '["jobs/*"] → ["orders/*"]',
+            f"role {names.role} policy: Statement[ReadWriteJobs].Resource "
+            f'"arn:aws:s3:::{bucket}/jobs/*" → "arn:aws:s3:::{bucket}/orders/*"',
+            f'function {names.function}: environment LAMBDACRON_PREFIX "jobs/" → "orders/"',
+        ]
+        recorder.writes.clear()
+        lines.clear()
+        deployer.deploy(moved, dry_run=True, zip_bytes=zip_bytes)
+        assert recorder.writes == []
+        assert lines == [
+            *expected,
+            f"dry run: 3 changes for function {names.function}, none applied",
+        ]
+
+        lines.clear()
+        plan = deployer.deploy(moved, zip_bytes=zip_bytes)
+        assert sorted(recorder.writes) == ["PutRolePolicy", "UpdateFunctionConfiguration"]
+        assert lines == [*expected, f"3 changes for function {names.function} applied"]
+        assert written_policy(deployer, names) == role_policy(plan.config)
+
+    def test_the_code_and_a_lost_target_are_put_back(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, recorder, lines = aws
+        want = wanted(bucket)
+        names = Names(want.function_name)
+        deployer.deploy(want, zip_bytes=b"older code")
+        deployer.events.remove_targets(Rule=names.rule, Ids=["lambdacron"])
+        recorder.writes.clear()
+        lines.clear()
+        deployer.deploy(Wanted(function_name=names.function), zip_bytes=zip_bytes)
+        assert sorted(recorder.writes) == ["PutTargets", "UpdateFunctionCode"]
+        assert lines == [
+            f'function {names.function}: code "{code_sha256(b"older code")}" → '
+            f'"{code_sha256(zip_bytes)}"',
+            f"rule {names.rule} target: create",
+            f"2 changes for function {names.function} applied",
+        ]
+
+    def test_the_policy_deploy_writes_escapes_wildcards_in_the_prefix(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, _, _ = aws
+        want = wanted(bucket, prefix="a*b?/")
+        deployer.deploy(want, zip_bytes=zip_bytes)
+        document = written_policy(deployer, Names(want.function_name))
+        listing = next(s for s in document["Statement"] if s["Sid"] == "ListJobs")
+        objects = next(s for s in document["Statement"] if s["Sid"] == "ReadWriteJobs")
+        assert listing["Condition"]["StringLike"]["s3:prefix"] == ["a${*}b${?}/*"]
+        assert objects["Resource"] == f"arn:aws:s3:::{bucket}/a${{*}}b${{?}}/*"
 
     def test_the_policy_has_no_invoke_right_unless_asked(self) -> None:
-        statements = role_policy(config())["Statement"]
+        statements = role_policy(DeployConfig(bucket="orders-bucket", prefix="jobs/"))["Statement"]
         assert all("lambda:InvokeFunction" not in json.dumps(s) for s in statements)
         listing = next(s for s in statements if s["Sid"] == "ListJobs")
         assert listing["Condition"] == {"StringLike": {"s3:prefix": ["jobs/*"]}}
@@ -208,44 +305,34 @@ class TestDeploy:
         deployer, _, lines = aws
         s3 = boto_client("s3")
         s3.put_object(Bucket=bucket, Key="jobs/a.json", Body=b"{}")
-        cfg = config(bucket=bucket)
-        deployer.deploy(cfg, zip_bytes=zip_bytes)
+        want = wanted(bucket)
+        names = Names(want.function_name)
+        deployer.deploy(want, zip_bytes=zip_bytes)
         lines.clear()
-        deployer.undeploy(cfg.function_name)
+        deployer.undeploy(names.function, dry_run=True)
+        assert lines[-1] == f"dry run: 5 changes for function {names.function}, none applied"
+        assert deployer.lambda_.get_function(FunctionName=names.function)
+        lines.clear()
+        deployer.undeploy(names.function)
         assert lines == [
-            f"rule {cfg.rule_name} targets: delete",
-            f"rule {cfg.rule_name}: delete",
-            f"function {cfg.function_name}: delete",
-            f"role {cfg.role_name} policy: delete",
-            f"role {cfg.role_name}: delete",
+            f"rule {names.rule} targets: delete",
+            f"rule {names.rule}: delete",
+            f"function {names.function}: delete",
+            f"role {names.role} policy: delete",
+            f"role {names.role}: delete",
+            f"5 changes for function {names.function} applied",
         ]
-        names = [f["FunctionName"] for f in deployer.lambda_.list_functions()["Functions"]]
-        assert cfg.function_name not in names
-        assert cfg.rule_name not in [r["Name"] for r in deployer.events.list_rules()["Rules"]]
-        assert cfg.role_name not in [r["RoleName"] for r in deployer.iam.list_roles()["Roles"]]
+        functions = [f["FunctionName"] for f in deployer.lambda_.list_functions()["Functions"]]
+        assert names.function not in functions
+        assert names.rule not in [r["Name"] for r in deployer.events.list_rules()["Rules"]]
+        assert names.role not in [r["RoleName"] for r in deployer.iam.list_roles()["Roles"]]
         assert s3.get_object(Bucket=bucket, Key="jobs/a.json")["Body"].read() == b"{}"
         lines.clear()
-        deployer.undeploy(cfg.function_name)
-        assert all(line.endswith(": absent") for line in lines)
+        deployer.undeploy(names.function)
+        assert lines == [f"function {names.function}: nothing deployed, nothing to remove"]
 
 
-def test_the_cli_deploy_dry_run(moto_endpoint: str, run_cli: Any) -> None:
-    result = run_cli(
-        "deploy",
-        "--bucket",
-        "b",
-        "--prefix",
-        "jobs",
-        "--interval",
-        "5",
-        "--function-name",
-        "cli-dry-run",
-        "--dry-run",
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == "role cli-dry-run-role: create (dry run)"
-    bad = run_cli("deploy", "--bucket", "b", "--timeout", "1000")
-    assert (bad.returncode, bad.stderr) == (
-        2,
-        "lambdacron: --timeout must be 1-900 seconds (Lambda's limit)\n",
-    )
+def written_policy(deployer: Deployer, names: Names) -> Any:
+    policy = deployer.iam.get_role_policy(RoleName=names.role, PolicyName="lambdacron")
+    document = policy["PolicyDocument"]
+    return json.loads(document) if isinstance(document, str) else document

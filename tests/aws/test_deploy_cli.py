@@ -1,0 +1,108 @@
+"""``lambdacron deploy`` as a user runs it: a subprocess against the suite's AWS server."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from conftest import boto_client
+
+
+def function_name() -> str:
+    return f"cli-{uuid.uuid4().hex[:8]}"
+
+
+def deployed(name: str) -> tuple[dict[str, str], str]:
+    """The function's environment and its rule's schedule."""
+    function = boto_client("lambda").get_function(FunctionName=name)["Configuration"]
+    rule = boto_client("events").describe_rule(Name=f"{name}-tick")
+    return function["Environment"]["Variables"], rule["ScheduleExpression"]
+
+
+def test_the_cli_deploy_dry_run(run_cli: Any, bucket: str) -> None:
+    name = function_name()
+    result = run_cli(
+        "deploy", "--bucket", bucket, "--prefix", "jobs", "--interval", "5",
+        "--function-name", name, "--dry-run",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"role {name}-role: create",
+        f"role {name}-role policy: create",
+        f"function {name}: create",
+        f"rule {name}-tick: create",
+        f"rule {name}-tick target: create",
+        f"function {name} permission for the rule: create",
+        f"dry run: 6 changes for function {name}, none applied",
+    ]
+    bad = run_cli("deploy", "--bucket", bucket, "--timeout", "1000")
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        "lambdacron: --timeout must be 1-900 seconds (Lambda's limit)\n",
+    )
+
+
+def test_a_rerun_without_prefix_or_interval_keeps_the_deployed_ones(
+    run_cli: Any, bucket: str
+) -> None:
+    name = function_name()
+    first = run_cli(
+        "deploy", "--bucket", bucket, "--prefix", "orders/", "--interval", "5",
+        "--function-name", name,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    again = run_cli("deploy", "--bucket", bucket, "--function-name", name)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"function {name}: up to date, nothing to change\n"
+    env, schedule = deployed(name)
+    assert (env["LAMBDACRON_PREFIX"], env["LAMBDACRON_INTERVAL"], schedule) == (
+        "orders/",
+        "5",
+        "rate(5 minutes)",
+    )
+
+
+def test_a_dry_run_shows_each_change_as_old_and_new_and_applies_none(
+    run_cli: Any, bucket: str
+) -> None:
+    name = function_name()
+    run_cli("deploy", "--bucket", bucket, "--interval", "5", "--function-name", name)
+    dry = run_cli("deploy", "--interval", "10", "--function-name", name, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        f'function {name}: environment LAMBDACRON_INTERVAL "5" → "10"',
+        f'rule {name}-tick: schedule "rate(5 minutes)" → "rate(10 minutes)"',
+        f"dry run: 2 changes for function {name}, none applied",
+    ]
+    assert deployed(name)[1] == "rate(5 minutes)"
+
+
+def test_a_bucket_that_does_not_exist_is_refused_in_one_line(run_cli: Any, bucket: str) -> None:
+    name = function_name()
+    missing = f"{bucket}-missing"
+    result = run_cli("deploy", "--bucket", missing, "--function-name", name)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"lambdacron: --bucket: no bucket named {missing!r}; deploy never creates one\n",
+    )
+    functions = boto_client("lambda").list_functions()["Functions"]
+    assert name not in [f["FunctionName"] for f in functions]
+
+
+def test_the_first_deploy_needs_a_bucket(run_cli: Any, moto_endpoint: str) -> None:
+    name = function_name()
+    result = run_cli("deploy", "--function-name", name)
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"lambdacron: --bucket is required: function {name} is not deployed yet\n",
+    )
+
+
+def test_a_bad_allowed_type_names_the_flag(run_cli: Any, bucket: str) -> None:
+    result = run_cli("deploy", "--bucket", bucket, "--allowed-types", "shell", "--dry-run")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        "lambdacron: --allowed-types: 'shell'; use a list of command, python, lambda\n",
+    )

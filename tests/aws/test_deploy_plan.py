@@ -1,0 +1,148 @@
+"""The pure plan of deploy: wanted settings against a deployed state, no AWS involved."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lambdacron.deploy import (
+    Current,
+    DeployConfig,
+    Names,
+    Op,
+    Wanted,
+    plan_deploy,
+    plan_undeploy,
+    resolve,
+    role_policy,
+)
+from lambdacron.deploy.plan import (
+    TARGET_ID,
+    TARGET_RETRY,
+    FunctionState,
+    RoleState,
+    RuleState,
+)
+
+CODE = "code-sha"
+ACCOUNT = "123456789012"
+INVOKE = st.sampled_from(
+    [f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{n}" for n in ("a", "b", "c")]
+)
+
+
+def state_of(config: DeployConfig, code: str = CODE) -> Current:
+    """What AWS holds after deploying ``config``."""
+    names = config.names
+    role_arn = config.role_arn or f"arn:aws:iam::{ACCOUNT}:role/{names.role}"
+    function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{names.function}"
+    return Current(
+        names,
+        role=None if config.role_arn else RoleState(role_arn, role_policy(config)),
+        function=FunctionState(
+            function_arn, role_arn, code, config.function_configuration(), rule_permission=True
+        ),
+        rule=RuleState(
+            f"arn:aws:events:us-east-1:{ACCOUNT}:rule/{names.rule}",
+            config.schedule_expression,
+            "ENABLED",
+            ({"Id": TARGET_ID, "Arn": function_arn, "RetryPolicy": TARGET_RETRY},),
+        ),
+    )
+
+
+configs = st.builds(
+    DeployConfig,
+    bucket=st.sampled_from(["jobs-a", "jobs-b"]),
+    prefix=st.sampled_from(["", "jobs", "jobs/", "a*b?/", "orders/2026/"]),
+    interval=st.integers(1, 60),
+    function_name=st.just("runner"),
+    role_arn=st.sampled_from([None, f"arn:aws:iam::{ACCOUNT}:role/theirs"]),
+    memory_mb=st.sampled_from([128, 512, 1024]),
+    timeout_s=st.sampled_from([60, 300, 900]),
+    invoke_arns=st.lists(INVOKE, unique=True, max_size=2).map(lambda a: tuple(sorted(a))),
+    allowed_types=st.sampled_from([(), ("lambda",), ("command", "python")]),
+    shards=st.sampled_from([1, 4]),
+)
+SETTINGS = [f.name for f in fields(Wanted) if f.name != "function_name"]
+
+
+@st.composite
+def flags(draw: st.DrawFn) -> Wanted:
+    """Some flags given (drawn from another configuration), the rest not."""
+    other = draw(configs)
+    given_ = draw(st.sets(st.sampled_from(SETTINGS)))
+    values = {name: getattr(other, name) for name in given_ if name != "role_arn"}
+    if "role_arn" in given_ and other.role_arn:
+        values["role_arn"] = other.role_arn
+    return Wanted(function_name="runner", **values)
+
+
+def effective(config: DeployConfig) -> tuple[Any, ...]:
+    """What deploying ``config`` puts into AWS."""
+    return (
+        config.role_arn,
+        None if config.role_arn else role_policy(config),
+        config.function_configuration(),
+        config.schedule_expression,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(deployed=configs, wanted=flags())
+def test_a_flag_not_given_keeps_its_deployed_value(deployed: DeployConfig, wanted: Wanted) -> None:
+    config = resolve(wanted, state_of(deployed))
+    given_ = {n: getattr(wanted, n) for n in SETTINGS if getattr(wanted, n) is not None}
+    # Compared as deployed: "jobs" is deployed as "jobs/", and with a role of the user's own
+    # the invoke rights are theirs to grant, not deploy's.
+    assert effective(config) == effective(replace(deployed, **given_))
+
+
+@settings(max_examples=200, deadline=None)
+@given(deployed=configs, wanted=flags())
+def test_the_plan_is_empty_exactly_when_nothing_deployed_would_change(
+    deployed: DeployConfig, wanted: Wanted
+) -> None:
+    plan = plan_deploy(wanted, state_of(deployed), CODE)
+    assert plan.config is not None
+    assert (plan.changes == ()) == (effective(plan.config) == effective(deployed))
+    # Applying it reaches a state with nothing left to change.
+    assert plan_deploy(wanted, state_of(plan.config), CODE).changes == ()
+
+
+def test_nothing_deployed_plans_every_creation_in_order() -> None:
+    plan = plan_deploy(Wanted(bucket="b"), Current(Names("lambdacron")), CODE)
+    assert plan.ops == [
+        Op.CREATE_ROLE,
+        Op.PUT_ROLE_POLICY,
+        Op.CREATE_FUNCTION,
+        Op.PUT_RULE,
+        Op.PUT_TARGETS,
+        Op.ADD_PERMISSION,
+    ]
+    assert plan.config == DeployConfig(bucket="b")
+
+
+def test_a_lost_permission_or_new_code_is_planned_back() -> None:
+    config = DeployConfig(bucket="b", prefix="jobs/")
+    current = state_of(config, code="old")
+    assert current.function is not None
+    current = replace(current, function=replace(current.function, rule_permission=False))
+    plan = plan_deploy(Wanted(), current, CODE)
+    assert plan.ops == [Op.UPDATE_CODE, Op.ADD_PERMISSION]
+
+
+def test_undeploy_plans_from_the_names_alone() -> None:
+    assert plan_undeploy(Current(Names("runner"))).changes == ()
+    current = state_of(DeployConfig(bucket="b", function_name="runner"))
+    assert plan_undeploy(current).ops == [
+        Op.REMOVE_TARGETS,
+        Op.DELETE_RULE,
+        Op.DELETE_FUNCTION,
+        Op.DELETE_ROLE_POLICY,
+        Op.DELETE_ROLE,
+    ]
+    assert Op.DELETE_ROLE not in plan_undeploy(current, delete_role=False).ops
