@@ -15,10 +15,12 @@ customer chose::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from .errors import JobError, UsageError
+from .errors import JobError, ScheduleError, UsageError
 from .job import RUNNER_FIELDS, decode, encode, problems_of
+from .schedule import validate
 from .store.base import Store
 from .store.keys import new_key
 
@@ -26,15 +28,24 @@ from .store.keys import new_key
 def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> str:
     """Validate ``document`` and create it as a new job. Returns the key.
 
+    Refused with JobError, as ``lambdacron add`` refuses it: an invalid document, or a
+    recurring schedule that never fires after now (``0 0 1 1 * 2020-2022``).
+
     Create-only: an existing key raises ConflictError rather than being overwritten.
     Without ``key`` a unique one is generated in the sharded layout ``HH/HEX32.json``.
     """
     key = store.check_key(key if key is not None else new_key())
     if "claim" in document:
         raise JobError("claim", "a new job must not carry a runner's claim")
-    _, problems = problems_of(key, dict(document))
+    job, problems = problems_of(key, dict(document))
     if problems:
         raise problems[0]
+    if job is not None:
+        # The rule `lambdacron add` and `validate` apply: a recurring schedule must fire again.
+        try:
+            validate(job.when, job.timezone, datetime.now(UTC))
+        except ScheduleError as exc:
+            raise JobError("when", str(exc)) from exc
     store.create(key, encode(document))
     return key
 
