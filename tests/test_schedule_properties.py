@@ -13,6 +13,10 @@ from hypothesis import strategies as st
 from lambdacron.schedule import parse
 
 DST_ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe"]
+# cronsim misplaces fire times around the 30-minute shifts of Lord Howe (docs/schedules.md
+# states the rules; test_schedule_dst.py checks them in every zone against an oracle), so it
+# is a reference only where clocks move by whole hours.
+WHOLE_HOUR_DST_ZONES = ["America/New_York", "Europe/London"]
 
 
 def _term(low: int, high: int, allow_star_step: bool = True) -> st.SearchStrategy[str]:
@@ -61,8 +65,8 @@ def test_next_matches_croniter_in_utc(expression: str, start: datetime) -> None:
 
 
 @PROFILE
-@given(expressions, starts, st.sampled_from(DST_ZONES))
-def test_next_matches_cronsim_in_zones_with_dst(
+@given(expressions, starts, st.sampled_from(WHOLE_HOUR_DST_ZONES))
+def test_next_matches_cronsim_in_zones_with_whole_hour_dst(
     expression: str, start: datetime, zone: str
 ) -> None:
     ours = parse(expression, zone).next_after(start)

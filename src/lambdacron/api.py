@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ConflictError, JobError, UsageError
+from .errors import ConflictError, JobError, ScheduleError, UsageError
 from .job import RUNNER_FIELDS, decode, encode, load
+from .schedule import validate
 from .store.base import Store
 from .store.keys import new_key
 
@@ -31,17 +33,25 @@ def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> st
     every store, even when the existing job is the same. Without ``key`` a unique one is
     generated in the sharded layout ``HH/HEX32.json``.
 
-    The document is checked as the runner will read it: encoded, then decoded and validated
-    (so NaN, infinities, numbers or times out of range and text that is not Unicode are
-    refused here, not discovered by every later tick).
+    Refused with JobError, as ``lambdacron add`` refuses it: a document invalid as the
+    runner will read it (it is encoded, then decoded and validated, so NaN, infinities,
+    numbers or times out of range and text that is not Unicode are refused here, not
+    discovered by every later tick), or a recurring schedule that never fires after now
+    (``0 0 1 1 * 2020-2022``).
     """
     key = store.check_key(key if key is not None else new_key())
     if "claim" in document:
         raise JobError("claim", "a new job must not carry a runner's claim")
     body = encode(document)
-    _, problems, _ = load(key, body)
+    job, problems, _ = load(key, body)
     if problems:
         raise problems[0]
+    if job is not None:
+        # The rule `lambdacron add` and `validate` apply: a recurring schedule must fire again.
+        try:
+            validate(job.when, job.timezone, datetime.now(UTC))
+        except ScheduleError as exc:
+            raise JobError("when", str(exc)) from exc
     store.create(key, body)
     return key
 

@@ -1,7 +1,7 @@
 """``lambdacron package``: the deployment zip for AWS Lambda, byte-for-byte reproducible.
 
-The zip holds lambdacron and its pure-Python runtime dependencies (cronsim, and tzdata so
-time zones work on any runtime image), taken from this installation: no download, no build
+The zip holds lambdacron and its pure-Python runtime dependency (tzdata, so time
+zones work on any runtime image), taken from this installation: no download, no build
 step, and the same zip serves x86_64 and arm64. boto3 is left out: the Lambda runtime
 provides it. Entries are sorted and carry a fixed timestamp and mode, so the same sources
 give the same bytes and the same CodeSha256, which is what lets ``deploy`` see "unchanged".
@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 #: Runtime dependencies shipped in the zip (boto3 is in the Lambda runtime already).
-BUNDLED = ("cronsim", "tzdata")
+BUNDLED = ("tzdata",)
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 

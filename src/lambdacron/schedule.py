@@ -2,8 +2,8 @@
 
 Forms (see docs/schedules.md for the full reference):
 
-* ``M H DOM MON DOW``: Vixie/Debian cron, evaluated by cronsim.
-* ``M H DOM MON DOW YEAR``: the same plus a year field (1970-2199).
+* ``M H DOM MON DOW``: Vixie/Debian cron.
+* ``M H DOM MON DOW YEAR``: the same plus a year field (1970-2199, the local year).
 * ``M H DOM MON DOW YEAR *``: the seed's 7-field job-file form; the seventh field must be ``*``.
 * ``@yearly`` ``@annually`` ``@monthly`` ``@weekly`` ``@daily`` ``@midnight`` ``@hourly``.
 * EventBridge extras in the cron fields: ``?``, ``L``, ``NL``, ``DOW#N``, ``NW``, ``LW``.
@@ -13,25 +13,27 @@ Forms (see docs/schedules.md for the full reference):
 Every schedule answers two questions, both with aware datetimes in UTC:
 ``next_after(t)`` (the first fire time strictly after t) and
 ``latest_at_or_before(t)`` (the last fire time not after t).
+
+Cron expressions are evaluated here, from the parsed value sets: every search walks
+matching wall-clock times in order and has a fixed bound, so evaluation cannot loop.
 """
 
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from abc import ABC, abstractmethod
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-
 from .errors import ScheduleError
 
 YEAR_MIN, YEAR_MAX = 1970, 2199
-_ONE_SECOND = timedelta(seconds=1)
 
 NICKNAMES = {
     "@yearly": "0 0 1 1 *",
@@ -69,18 +71,89 @@ def get_zone(name: str) -> tzinfo:
         ) from exc
 
 
-def _is_imaginary(local: datetime) -> bool:
-    """True when a wall-clock time does not exist in its zone (skipped by a DST change)."""
-    return local != local.astimezone(UTC).astimezone(local.tzinfo)
+# Wall times are limited to local years YEAR_MIN..YEAR_MAX and no UTC offset reaches a
+# day, so instants outside this span can be clamped to it without changing any answer, and
+# converting them to a zone can never overflow.
+_EVAL_FROM = datetime(YEAR_MIN - 1, 12, 30, tzinfo=UTC)
+_EVAL_TO = datetime(YEAR_MAX + 1, 1, 3, tzinfo=UTC)
+# Instants a user may give: a day inside what datetime can hold, so that applying any UTC
+# offset to them stays representable.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EARLIEST_TS = -((_UNIX_EPOCH - _EARLIEST) // timedelta(seconds=1))  # exact, unlike floats
+_LATEST_TS = (_LATEST - _UNIX_EPOCH) // timedelta(seconds=1)
+_ONE_MINUTE = timedelta(minutes=1)
+_NO_SHIFT = timedelta(0)
 
 
-def _resolve_wall_time(local: datetime) -> datetime:
-    # A wall time inside a spring-forward gap fires at the first real instant after it,
-    # which is what Debian cron and cronsim do for fixed-time jobs.
-    local = local.replace(fold=0)
-    while _is_imaginary(local):
-        local = (local + timedelta(minutes=1)).replace(second=0)
-    return local
+def _offset_of(moment: datetime) -> timedelta:
+    offset = moment.utcoffset()
+    if offset is None:  # only a broken tzinfo answers None for an aware time
+        raise ScheduleError(f"timezone: {moment.tzinfo} gives no UTC offset for {moment}")
+    return offset
+
+
+def _offsets(wall: datetime) -> tuple[timedelta, timedelta]:
+    """The offsets of a wall time (aware, in its zone) read as its first and second pass.
+
+    Equal: the wall time occurs once. First larger: it occurs twice (the clock went back).
+    First smaller: it never occurs (the clock jumped over it).
+    """
+    return _offset_of(wall.replace(fold=0)), _offset_of(wall.replace(fold=1))
+
+
+def _gap_end(zone: tzinfo, before: datetime, after: datetime) -> datetime:
+    """The first instant of ``(before, after]`` (UTC) whose offset differs from ``before``'s.
+
+    ``before`` lies inside a spring-forward gap's offset and ``after`` past it, so this is the
+    instant the gap ends. Bisection over whole seconds: at most 64 halvings of a span that is
+    shorter than a day.
+    """
+    base = _offset_of(before.astimezone(zone))
+    low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
+    for _ in range(64):
+        if high - low <= 1:
+            break
+        middle = (low + high) // 2
+        if _offset_of(datetime.fromtimestamp(middle, UTC).astimezone(zone)) == base:
+            low = middle
+        else:
+            high = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _wall_instants(wall: datetime, elapsed: bool) -> tuple[datetime, ...]:
+    """The UTC instants at which a wall time (aware, in its zone, fold 0) fires, in order.
+
+    ``elapsed`` (the minute or hour field starts with '*'): every instant the clock shows
+    it, so both passes of a repeated time and none of a skipped one. Otherwise once: the
+    first pass of a repeated time, and the first real instant after a skipped one. See
+    docs/schedules.md.
+    """
+    zone = wall.tzinfo
+    if zone is UTC:
+        return (wall,)
+    first_offset = wall.utcoffset()
+    second_offset = wall.replace(fold=1).utcoffset()
+    if first_offset == second_offset:
+        return (wall.astimezone(UTC),)
+    if first_offset is None or second_offset is None:  # only a broken tzinfo does this
+        raise ScheduleError(f"timezone: {zone} gives no UTC offset for {wall}")
+    first = (wall - first_offset).replace(tzinfo=UTC)
+    if first_offset > second_offset:
+        return (first, (wall - second_offset).replace(tzinfo=UTC)) if elapsed else (first,)
+    if elapsed or zone is None:
+        return ()
+    return (_gap_end(zone, (wall - second_offset).replace(tzinfo=UTC), first),)
+
+
+def _repeat_length(local: datetime) -> timedelta:
+    """How far the clock went back, if this wall time (aware) is repeated; zero otherwise."""
+    if local.tzinfo is UTC:
+        return _NO_SHIFT
+    first_offset, second_offset = _offsets(local)
+    return max(first_offset - second_offset, _NO_SHIFT)
 
 
 def _to_utc(moment: datetime, what: str = "time") -> datetime:
@@ -160,116 +233,239 @@ class RateSchedule(Schedule):
 
     def next_after(self, after: datetime) -> datetime | None:
         ts = int(_to_utc(after).timestamp() // self.period + 1) * self.period
-        return datetime.fromtimestamp(ts, UTC)
+        return self._instant(ts)
 
     def latest_at_or_before(self, moment: datetime) -> datetime | None:
         ts = int(_to_utc(moment).timestamp() // self.period) * self.period
+        return self._instant(ts)
+
+    @staticmethod
+    def _instant(ts: int) -> datetime | None:
+        # Past the instants a user may give there is nothing to fire (and no calendar).
+        if not _EARLIEST_TS <= ts <= _LATEST_TS:
+            return None
         return datetime.fromtimestamp(ts, UTC)
 
 
 # --------------------------------------------------------------------------- cron
 
 
+# Bounds that make every search finite. A search visits at most this many months (more
+# than YEAR_MIN..YEAR_MAX holds, so the year limit always ends it first) and at most this many
+# matching wall times (more than the matches of a day, the longest jump tzdata has).
+_MAX_MONTHS = (YEAR_MAX - YEAR_MIN + 2) * 12
+_MAX_WALLS = 4 * 24 * 60
+_MONTH_CACHE = 4096
+
+
+@dataclass(frozen=True)
+class _Days:
+    """Which days of a month fire: day-of-month and day-of-week, combined as Debian cron does."""
+
+    dom: frozenset[int]  # plain days of the month
+    dow: frozenset[int]  # plain days of the week, Sunday = 0
+    last: bool = False  # L
+    last_weekday: bool = False  # LW
+    nearest: int | None = None  # N of NW
+    nth: frozenset[tuple[int, int]] = frozenset()  # (weekday, N) of DAY#N
+    last_of: frozenset[int] = frozenset()  # weekdays of NL
+    both: bool = True  # either field starts with '*': both must match; else either
+
+    def in_month(self, year: int, month: int) -> tuple[int, ...]:
+        length = calendar.monthrange(year, month)[1]
+        first_weekday = (date(year, month, 1).weekday() + 1) % 7  # Sunday = 0
+        nearest = _nearest_weekday(year, month, self.nearest) if self.nearest is not None else None
+        last_wd = (first_weekday + length - 1) % 7
+        last_weekday_day = length - (1 if last_wd == 6 else 2 if last_wd == 0 else 0)
+        found = []
+        for day in range(1, length + 1):
+            weekday = (first_weekday + day - 1) % 7
+            dom_ok = (
+                day in self.dom
+                or (self.last and day == length)
+                or (self.last_weekday and day == last_weekday_day)
+                or day == nearest
+            )
+            dow_ok = (
+                weekday in self.dow
+                or (weekday, (day - 1) // 7 + 1) in self.nth
+                or (weekday in self.last_of and day + 7 > length)
+            )
+            if (dom_ok and dow_ok) if self.both else (dom_ok or dow_ok):
+                found.append(day)
+        return tuple(found)
+
+
 @dataclass(frozen=True)
 class CronSchedule(Schedule):
-    """A cron expression; cronsim evaluates the five standard fields.
+    """A cron expression, evaluated over naive wall-clock times in the job's zone.
 
-    The year field and ``NW`` (nearest weekday) are filters layered on top: when a
-    candidate from cronsim falls in a wrong year or day, the search restarts at the
-    next possible year or day, so a filter never walks minute by minute.
+    The wall-time searches step month by month and bisect sorted value lists, so a filter
+    (year, day) never walks minute by minute. Each matching wall time is then mapped to its
+    UTC instants by the daylight-saving rules of docs/schedules.md.
     """
 
     expression: str
     zone: tzinfo
-    cron: str  # five canonical fields handed to cronsim
-    years: frozenset[int] | None = None
-    nearest_weekday: int | None = None  # N of "NW"
+    times: tuple[int, ...]  # minutes of the day (hour * 60 + minute), ascending
+    months: tuple[int, ...]  # ascending
+    days: _Days
+    years: frozenset[int] | None = None  # local years; None: any of YEAR_MIN..YEAR_MAX
+    elapsed: bool = False  # minute or hour starts with '*': follow real elapsed time
     _year_list: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    _month_days: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.years is not None:
             object.__setattr__(self, "_year_list", tuple(sorted(self.years)))
 
-    # -- filters
+    def _days_of(self, year: int, month: int) -> tuple[int, ...]:
+        key = year * 12 + month
+        days = self._month_days.get(key)
+        if days is None:
+            if len(self._month_days) >= _MONTH_CACHE:
+                self._month_days.clear()
+            days = self._month_days[key] = self.days.in_month(year, month)
+        return days
 
-    def _day_ok(self, day: date) -> bool:
-        if self.nearest_weekday is None:
-            return True
-        return day.day == _nearest_weekday(day.year, day.month, self.nearest_weekday)
+    def _gave_up(self, moment: datetime) -> ScheduleError:
+        return ScheduleError(
+            f"{self.expression!r} in {self.zone}: evaluation stopped at its step limit near"
+            f" {moment.isoformat()}"
+        )
 
-    def _year_after(self, year: int) -> int | None:
-        return next((y for y in self._year_list if y > year), None)
+    # -- naive wall-clock searches
 
-    def _year_before(self, year: int) -> int | None:
-        return next((y for y in reversed(self._year_list) if y < year), None)
+    def _wall_at_or_after(self, start: datetime) -> datetime | None:
+        """The first matching wall time at or after the wall time ``start``, or None.
 
-    def _local_midnight(self, day: date) -> datetime:
-        return datetime(day.year, day.month, day.day, tzinfo=self.zone)
+        Only the fields of ``start`` are read; the result is in the zone, fold 0.
+        """
+        year, month, day = start.year, start.month, start.day
+        # A start between whole minutes rounds up; 1440 (past the day's end) moves to the next.
+        clock = start.hour * 60 + start.minute + bool(start.second or start.microsecond)
+        times, zone = self.times, self.zone
+        for _ in range(_MAX_MONTHS):
+            if year > YEAR_MAX:
+                return None
+            if year < YEAR_MIN:
+                year, month, day, clock = YEAR_MIN, 1, 1, 0
+            if self.years is not None and year not in self.years:
+                index = bisect_right(self._year_list, year)
+                if index == len(self._year_list):
+                    return None
+                year, month, day, clock = self._year_list[index], 1, 1, 0
+                continue
+            index = bisect_left(self.months, month)
+            if index == len(self.months):
+                year, month, day, clock = year + 1, 1, 1, 0
+                continue
+            if self.months[index] != month:
+                month, day, clock = self.months[index], 1, 0
+            days = self._days_of(year, month)
+            at = bisect_left(days, day)
+            if at < len(days) and days[at] == day:
+                slot = bisect_left(times, clock)
+                if slot < len(times):
+                    return datetime(year, month, day, *divmod(times[slot], 60), tzinfo=zone)
+                at += 1
+            if at < len(days):
+                return datetime(year, month, days[at], *divmod(times[0], 60), tzinfo=zone)
+            day, clock = 1, 0
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        raise self._gave_up(start)
+
+    def _wall_at_or_before(self, end: datetime) -> datetime | None:
+        """The last matching wall time at or before the wall time ``end``, or None.
+
+        Only the fields of ``end`` are read; the result is in the zone, fold 0.
+        """
+        year, month, day = end.year, end.month, end.day
+        clock = end.hour * 60 + end.minute
+        times, zone = self.times, self.zone
+        for _ in range(_MAX_MONTHS):
+            if year < YEAR_MIN:
+                return None
+            if year > YEAR_MAX:
+                year, month, day, clock = YEAR_MAX, 12, 31, 1439
+            if self.years is not None and year not in self.years:
+                index = bisect_left(self._year_list, year) - 1
+                if index < 0:
+                    return None
+                year, month, day, clock = self._year_list[index], 12, 31, 1439
+                continue
+            index = bisect_right(self.months, month) - 1
+            if index < 0:
+                year, month, day, clock = year - 1, 12, 31, 1439
+                continue
+            if self.months[index] != month:
+                month, day, clock = self.months[index], 31, 1439
+            days = self._days_of(year, month)
+            at = bisect_right(days, day) - 1
+            if at >= 0 and days[at] == day:
+                slot = bisect_right(times, clock) - 1
+                if slot >= 0:
+                    return datetime(year, month, day, *divmod(times[slot], 60), tzinfo=zone)
+                at -= 1
+            if at >= 0:
+                return datetime(year, month, days[at], *divmod(times[-1], 60), tzinfo=zone)
+            day, clock = 31, 1439
+            year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        raise self._gave_up(end)
 
     # -- evaluation
 
     def next_after(self, after: datetime) -> datetime | None:
-        after_utc = _to_utc(after, "after")
-        cursor = after_utc.astimezone(self.zone)
-        while True:
-            try:
-                local = next(CronSim(self.cron, cursor))
-            except StopIteration:  # cronsim found nothing within 50 years
-                return None
-            found = local.astimezone(UTC)
-            if found.year > YEAR_MAX:
-                return None
-            if found <= after_utc:
-                # cronsim works in naive wall time for fixed-time jobs, so a start inside
-                # a repeated (fall-back) hour can yield the first pass, which is earlier.
-                cursor = local
-                continue
-            if self.years is not None and local.year not in self.years:
-                year = self._year_after(local.year)
-                if year is None:
-                    return None
-                cursor = datetime(year, 1, 1, tzinfo=self.zone) - _ONE_SECOND
-                continue
-            if not self._day_ok(local.date()):
-                cursor = self._local_midnight(local.date() + timedelta(days=1)) - _ONE_SECOND
-                continue
-            return found
+        moment = _to_utc(after, "after")
+        if moment >= _EVAL_TO:
+            return None
+        moment = max(moment, _EVAL_FROM)
+        local = moment.astimezone(self.zone)
+        lower = local
+        if self.elapsed and local.fold == 0:
+            # On the first pass of a repeated hour, the wall times already shown come round
+            # again, and an elapsed-time schedule fires on that second pass too.
+            lower = local - _repeat_length(local)
+        best: datetime | None = None
+        candidate = self._wall_at_or_after(lower)
+        for _ in range(_MAX_WALLS):
+            if candidate is None:
+                return best
+            instants = _wall_instants(candidate, self.elapsed)
+            for instant in instants:
+                if instant > moment and (best is None or instant < best):
+                    best = instant
+            # Every later wall time fires after this one's first instant.
+            if instants and instants[0] > moment:
+                return best
+            candidate = self._wall_at_or_after(candidate + _ONE_MINUTE)
+        raise self._gave_up(moment)
 
     def latest_at_or_before(self, moment: datetime) -> datetime | None:
-        moment_utc = _to_utc(moment, "moment")
-        # cronsim's reverse mode yields times strictly before its start.
-        cursor = (moment_utc.replace(microsecond=0) + _ONE_SECOND).astimezone(self.zone)
-        candidate: datetime | None = None
-        while True:
-            try:
-                local = next(CronSim(self.cron, cursor, reverse=True))
-            except StopIteration:
-                break
-            found = local.astimezone(UTC)
-            if found.year < YEAR_MIN:
-                break
-            if found > moment_utc:
-                cursor = local
-                continue
-            if self.years is not None and local.year not in self.years:
-                year = self._year_before(local.year)
-                if year is None:
-                    break
-                cursor = datetime(year + 1, 1, 1, tzinfo=self.zone)
-                continue
-            if not self._day_ok(local.date()):
-                cursor = self._local_midnight(local.date())
-                continue
-            candidate = found
-            break
-        if self.zone is UTC:
-            return candidate
-        # In a zone with DST, reverse search in naive wall time can miss the first pass of
-        # a repeated hour; the forward search is authoritative, so walk it up to `moment`.
-        probe = candidate if candidate is not None else moment_utc - timedelta(days=2)
-        while (nxt := self.next_after(probe)) is not None and nxt <= moment_utc:
-            candidate = probe = nxt
-        return candidate
+        moment = _to_utc(moment, "moment")
+        if moment < _EVAL_FROM:
+            return None
+        moment = min(moment, _EVAL_TO)
+        local = moment.astimezone(self.zone)
+        upper = local
+        if local.fold == 1:
+            # On the second pass of a repeated hour, the wall times up to its end were all
+            # shown already, on the first pass.
+            upper = local + _repeat_length(local)
+        best: datetime | None = None
+        candidate = self._wall_at_or_before(upper)
+        for _ in range(_MAX_WALLS):
+            if candidate is None:
+                return best
+            instants = _wall_instants(candidate, self.elapsed)
+            for instant in instants:
+                if instant <= moment and (best is None or instant > best):
+                    best = instant
+            # Every earlier wall time fires before this one's last instant.
+            if instants and instants[-1] <= moment:
+                return best
+            candidate = self._wall_at_or_before(candidate - _ONE_MINUTE)
+        raise self._gave_up(moment)
 
 
 def _nearest_weekday(year: int, month: int, day: int) -> int | None:
@@ -321,8 +517,8 @@ _DOW = _Field("day-of-week", 0, 7, tuple(_DAYS), 0)
 _YEAR = _Field("year", YEAR_MIN, YEAR_MAX)
 
 
-def _parse_range_term(spec: _Field, term: str) -> tuple[str, list[int]]:
-    """Parse ``*``, ``*/S``, ``A``, ``A-B``, ``A-B/S`` or ``A/S``: canonical text and values."""
+def _parse_range_term(spec: _Field, term: str) -> list[int]:
+    """Parse ``*``, ``*/S``, ``A``, ``A-B``, ``A-B/S`` or ``A/S`` into its values."""
     base, slash, step_text = term.partition("/")
     step = 1
     if slash:
@@ -332,7 +528,7 @@ def _parse_range_term(spec: _Field, term: str) -> tuple[str, list[int]]:
         if step < 1:
             raise ScheduleError(f"{spec.name}: step in {term!r} must be at least 1")
     if base == "*":
-        start, end, text = spec.low, spec.high, "*"
+        start, end = spec.low, spec.high
     elif "-" in base:
         first, _, last = base.partition("-")
         if not first or not last:
@@ -342,16 +538,12 @@ def _parse_range_term(spec: _Field, term: str) -> tuple[str, list[int]]:
             raise ScheduleError(
                 f"{spec.name}: range {term!r} runs backwards ({start} > {end}); ranges do not wrap"
             )
-        text = f"{start}-{end}"
     else:
         if not base:
             raise ScheduleError(f"{spec.name}: {term!r} has no value before '/'")
         start = spec.value(base, term)
         end = spec.high if slash else start
-        text = str(start)
-    if slash:
-        text += f"/{step}"
-    return text, list(range(start, end + 1, step))
+    return list(range(start, end + 1, step))
 
 
 def _split_terms(spec: _Field, text: str) -> list[str]:
@@ -361,22 +553,25 @@ def _split_terms(spec: _Field, text: str) -> list[str]:
     return terms
 
 
-def _parse_plain(spec: _Field, text: str) -> tuple[str, set[int]]:
-    canon: list[str] = []
+def _parse_plain(spec: _Field, text: str) -> set[int]:
     values: set[int] = set()
     for term in _split_terms(spec, text):
-        c, v = _parse_range_term(spec, term)
-        canon.append(c)
-        values.update(v)
-    return ",".join(canon), values
+        values.update(_parse_range_term(spec, term))
+    return values
 
 
-def _parse_dom(text: str) -> tuple[str, set[int], int | None]:
-    """Day of month: plain terms, ``L``, ``LW``, or a lone ``NW``. Returns (canon, days, W)."""
+@dataclass
+class _DayOfMonth:
+    days: set[int]
+    last: bool = False
+    last_weekday: bool = False
+    nearest: int | None = None
+
+
+def _parse_dom(text: str) -> _DayOfMonth:
+    """Day of month: plain terms, ``L``, ``LW`` (also in a list), or a lone ``NW``."""
     upper = text.upper()
-    if upper in ("L", "LW"):
-        return upper, set(), None
-    if upper.endswith("W"):
+    if upper.endswith("W") and upper != "LW":
         number = upper[:-1]
         if not number:
             raise ScheduleError("day-of-month: 'W' needs a day before it, e.g. 15W or LW")
@@ -384,23 +579,30 @@ def _parse_dom(text: str) -> tuple[str, set[int], int | None]:
             raise ScheduleError(
                 f"day-of-month: {text!r}: 'W' takes a single day (e.g. 15W), not a list or range"
             )
-        return "*", set(), _DOM.value(number, text)
-    canon: list[str] = []
-    days: set[int] = set()
+        return _DayOfMonth(set(), nearest=_DOM.value(number, text))
+    parsed = _DayOfMonth(set())
     for term in _split_terms(_DOM, text):
-        if term.upper() in ("L", "LW"):
-            canon.append(term.upper())
-            continue
-        if term.upper().endswith("W"):
+        upper = term.upper()
+        if upper == "L":
+            parsed.last = True
+        elif upper == "LW":
+            parsed.last_weekday = True
+        elif upper.endswith("W"):
             raise ScheduleError(f"day-of-month: {text!r}: 'W' cannot be used in a list")
-        c, v = _parse_range_term(_DOM, term)
-        canon.append(c)
-        days.update(v)
-    return ",".join(canon), days, None
+        else:
+            parsed.days.update(_parse_range_term(_DOM, term))
+    return parsed
 
 
-def _parse_dow(text: str) -> str:
-    canon = []
+@dataclass
+class _DayOfWeek:
+    days: set[int] = field(default_factory=set)  # Sunday = 0
+    nth: set[tuple[int, int]] = field(default_factory=set)
+    last_of: set[int] = field(default_factory=set)
+
+
+def _parse_dow(text: str) -> _DayOfWeek:
+    parsed = _DayOfWeek()
     for term in _split_terms(_DOW, text):
         upper = term.upper()
         if "#" in upper:
@@ -409,7 +611,7 @@ def _parse_dow(text: str) -> str:
                 raise ScheduleError(f"day-of-week: {term!r}: the N of DAY#N must be 1-5")
             if not day or any(c in day for c in "-/*"):
                 raise ScheduleError(f"day-of-week: {term!r}: DAY#N takes a single day, e.g. MON#2")
-            canon.append(f"{_DOW.value(day, term)}#{int(nth)}")
+            parsed.nth.add((_DOW.value(day, term) % 7, int(nth)))
         elif upper.endswith("L"):
             day = term[:-1]
             if not day or any(c in day for c in "-/*"):
@@ -417,20 +619,20 @@ def _parse_dow(text: str) -> str:
                     f"day-of-week: {term!r}: 'L' needs a single day before it, e.g. 5L or FRIL"
                     " (last Friday of the month)"
                 )
-            canon.append(f"{_DOW.value(day, term)}L")
+            parsed.last_of.add(_DOW.value(day, term) % 7)
         else:
-            canon.append(_parse_range_term(_DOW, term)[0])
-    return ",".join(canon)
+            parsed.days.update(value % 7 for value in _parse_range_term(_DOW, term))
+    return parsed
 
 
-def _check_can_fire(dom_canon: str, days: set[int], months: set[int], day_and: bool) -> None:
-    if not day_and or not days or any(t in dom_canon.split(",") for t in ("L", "LW")):
+def _check_can_fire(dom: _DayOfMonth, months: set[int], day_and: bool) -> None:
+    if not day_and or not dom.days or dom.last or dom.last_weekday:
         return
     longest = max(_DAYS_IN_MONTH[m] for m in months)
-    if min(days) > longest:
+    if min(dom.days) > longest:
         names = ",".join(_MONTHS[m - 1] for m in sorted(months))
         raise ScheduleError(
-            f"day-of-month: day {min(days)} never occurs in {names}; this schedule never fires"
+            f"day-of-month: day {min(dom.days)} never occurs in {names}; this schedule never fires"
         )
 
 
@@ -450,28 +652,44 @@ def _parse_cron(expression: str, fields: list[str], zone: tzinfo) -> CronSchedul
             raise ScheduleError(f"{name}: '?' is only allowed in day-of-month or day-of-week")
     if dom == "?" and dow == "?":
         raise ScheduleError("day-of-month: '?' may stand in day-of-month or day-of-week, not both")
-    minute_c = _parse_plain(_MINUTE, minute)[0]
-    hour_c = _parse_plain(_HOUR, hour)[0]
-    month_c, months = _parse_plain(_MONTH, month)
-    dom_c, days, nearest = ("*", set[int](), None) if dom == "?" else _parse_dom(dom)
-    dow_c = "*" if dow == "?" else _parse_dow(dow)
-    if nearest is not None and not dow_c.startswith("*"):
+    minutes = _parse_plain(_MINUTE, minute)
+    hours = _parse_plain(_HOUR, hour)
+    months = _parse_plain(_MONTH, month)
+    day_of_month = _DayOfMonth(set(range(1, 32))) if dom == "?" else _parse_dom(dom)
+    day_of_week = _DayOfWeek(set(range(7))) if dow == "?" else _parse_dow(dow)
+    dow_open = dow == "?" or dow.startswith("*")
+    if day_of_month.nearest is not None and not dow_open:
         raise ScheduleError(
             f"day-of-month: {dom!r} cannot be combined with a restricted day-of-week;"
             " write '?' in day-of-week"
         )
     # Debian cron: if either day field starts with '*', both must match; otherwise either.
-    day_and = dom_c.startswith("*") or dow_c.startswith("*")
-    _check_can_fire(dom_c, days, months, day_and)
+    # '?' and a lone NW count as '*' here.
+    day_and = dow_open or dom == "?" or dom.startswith("*") or day_of_month.nearest is not None
+    _check_can_fire(day_of_month, months, day_and)
     years: frozenset[int] | None = None
     if len(fields) == 6 and fields[5] not in ("*", "?"):
-        years = frozenset(_parse_plain(_YEAR, fields[5])[1])
-    cron = " ".join((minute_c, hour_c, dom_c, month_c, dow_c))
-    try:
-        CronSim(cron, datetime(2000, 1, 1, tzinfo=UTC))
-    except CronSimError as exc:  # our own checks should have caught everything first
-        raise ScheduleError(f"cannot evaluate {expression!r}: {exc}") from exc
-    return CronSchedule(expression, zone, cron, years, nearest)
+        years = frozenset(_parse_plain(_YEAR, fields[5]))
+    days = _Days(
+        frozenset(day_of_month.days),
+        frozenset(day_of_week.days),
+        day_of_month.last,
+        day_of_month.last_weekday,
+        day_of_month.nearest,
+        frozenset(day_of_week.nth),
+        frozenset(day_of_week.last_of),
+        day_and,
+    )
+    return CronSchedule(
+        expression,
+        zone,
+        tuple(sorted(h * 60 + m for h in hours for m in minutes)),
+        tuple(sorted(months)),
+        days,
+        years,
+        # Debian cron's rule: a job whose minute or hour starts with '*' is not a fixed time.
+        elapsed=minute.startswith("*") or hour.startswith("*"),
+    )
 
 
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)", re.IGNORECASE)
@@ -500,7 +718,12 @@ def _parse_rate(expression: str, zone: tzinfo) -> RateSchedule:
 
 
 def parse_instant(text: str, zone: tzinfo, what: str = "time") -> datetime:
-    """Parse ISO 8601; a naive value is wall-clock time in ``zone``. Returns UTC."""
+    """Parse ISO 8601; a naive value is wall-clock time in ``zone``. Returns UTC.
+
+    A naive time inside a spring-forward gap is the first real instant after the gap. An
+    instant within a day of the ends of datetime's range is refused: applying a UTC offset
+    to it, anywhere later, would overflow.
+    """
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError as exc:
@@ -508,9 +731,19 @@ def parse_instant(text: str, zone: tzinfo, what: str = "time") -> datetime:
             f"{what}: {text!r} is not an ISO 8601 time such as 2026-12-01T18:30:00 "
             "or 2026-12-01T18:30:00+01:00"
         ) from exc
-    if moment.tzinfo is None:
-        moment = _resolve_wall_time(moment.replace(tzinfo=zone))
-    return moment.astimezone(UTC)
+    try:
+        if moment.tzinfo is None:
+            instant = _wall_instants(moment.replace(tzinfo=zone), elapsed=False)[0]
+        else:
+            instant = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        instant = None
+    if instant is None or not _EARLIEST <= instant <= _LATEST:
+        raise ScheduleError(
+            f"{what}: {text!r} is out of range: times must lie between"
+            f" {_EARLIEST.date()} and {_LATEST.date()} in UTC"
+        )
+    return instant
 
 
 def _parse_at(expression: str, zone: tzinfo) -> AtSchedule:

@@ -67,7 +67,7 @@ class TestPackage:
         names = zipfile.ZipFile(io.BytesIO(zip_bytes)).namelist()
         assert names == sorted(names)
         assert "lambdacron/handler.py" in names and "lambdacron/job.schema.json" in names
-        assert "cronsim/cronsim.py" in names
+        assert not any(n.startswith("cronsim/") for n in names)  # no longer a runtime need
         assert "tzdata/zoneinfo/Europe/Berlin" in names
         assert not any(n.startswith(("boto3/", "botocore/")) or n.endswith(".pyc") for n in names)
 
