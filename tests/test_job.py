@@ -73,7 +73,7 @@ class TestDefaults:
 
 
 class TestRunnerFields:
-    def test_times_written_by_the_original_implementation_are_read_as_utc(self) -> None:
+    def test_times_written_by_earlier_versions_are_read_as_utc(self) -> None:
         for stamp in ("2018-03-01T10:00:00.123456", "2018-03-01T10:00:00"):
             job = parse_job("a.json", {**SEED_COMMAND, "last_run": stamp, "execution_count": 2})
             assert job.state.last_run is not None

@@ -1,7 +1,7 @@
 """Scheduling from code: create, read and cancel jobs in a store.
 
-The order bot of the original README schedules the order-placing Lambda for the time the
-customer chose::
+The order bot of the seed README's example schedules the order-placing Lambda for the
+time the customer chose::
 
     from lambdacron import open_store, schedule
     store = open_store("s3://my-bucket/jobs/")

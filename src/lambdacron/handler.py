@@ -5,7 +5,7 @@ event (``time``), not the wall clock, so a retried or duplicated event evaluates
 window and the claims make it harmless. A manual invoke may pass ``{"now": "..."}``; an
 event with neither uses the clock.
 
-Configuration (the names of the original), read by ``config.Settings``:
+Configuration, read by ``config.Settings``:
 ``LAMBDACRON_BUCKET`` and ``LAMBDACRON_PREFIX``, or ``LAMBDACRON_STORE=s3://bucket/prefix/``;
 ``LAMBDACRON_INTERVAL`` (minutes, for the record: EventBridge owns the schedule);
 ``LAMBDACRON_ALLOWED_TYPES``; ``LAMBDACRON_WORKERS``; ``LAMBDACRON_MAX_JOB_BYTES``;
