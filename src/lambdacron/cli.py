@@ -21,6 +21,7 @@ from types import FrameType
 from . import __version__
 from .actions import default_registry
 from .api import add, cancel, get
+from .clock import utcnow
 from .config import MAX_INTERVAL_MINUTES, Settings, parse_count
 from .engine.inventory import inventory
 from .engine.report import JobEvent, Outcome
@@ -42,10 +43,6 @@ HELLO_JOB = {
     "max_number_executions": 0,
     "run": {"type": "command", "details": {"command": ["echo", "Hello from lambdacron"]}},
 }
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _stamp(moment: datetime | None) -> str:
@@ -108,7 +105,7 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> Store:
 
 
 def _instant(text: str | None, what: str) -> datetime:
-    return _now() if text is None else parse_instant(text, UTC, what)
+    return utcnow() if text is None else parse_instant(text, UTC, what)
 
 
 # --------------------------------------------------------------------------- logging
@@ -150,7 +147,7 @@ def _render_event(event: JobEvent) -> str | None:
 def _log_event(event: JobEvent) -> None:
     line = render_event(event)
     if line is not None:
-        _err(f"{_stamp(_now())} {line}")
+        _err(f"{_stamp(utcnow())} {line}")
 
 
 def _engine(
@@ -163,7 +160,7 @@ def _engine(
     return Engine(
         store,
         default_registry(settings.allowed_types),
-        clock=_now,
+        clock=utcnow,
         workers=args.workers or settings.workers,
         log=log,
         shard=shard,
@@ -182,7 +179,7 @@ def _shard_engine(store_name: str | None, workers: int, shard: tuple[int, int]) 
 def _cmd_next(args: argparse.Namespace) -> int:
     zone = get_zone(args.tz)
     schedule = parse(args.expression, args.tz)
-    after = _now() if args.after is None else parse_instant(args.after, zone, "--after")
+    after = utcnow() if args.after is None else parse_instant(args.after, zone, "--after")
     for moment in islice(schedule.iter_after(after), args.count):
         print(moment.astimezone(zone).isoformat())
     return EXIT_OK
@@ -203,7 +200,7 @@ def _print_plan(plan: DryRun, as_json: bool) -> None:
 
 def _cmd_tick(args: argparse.Namespace) -> int:
     store = _store(args)
-    clock = _now()
+    clock = utcnow()
     now = _instant(args.now, "--now")
     if args.now is not None and now > clock and not (args.dry_run or args.allow_future):
         # Claims record the occurrence and last run: on a store a live runner uses, a tick
@@ -240,7 +237,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def log(event: JobEvent) -> None:
         line = render_event(event)
         if line is not None:
-            err(f"{_stamp(_now())} {line}")
+            err(f"{_stamp(utcnow())} {line}")
 
     with StopRequests() as stop:
 
@@ -255,9 +252,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 engine,
                 args.interval,
                 stop,
-                clock=_now,
+                clock=utcnow,
                 out=_quietly(_out),
-                say=lambda line: err(f"{_stamp(_now())} {line}"),
+                say=lambda line: err(f"{_stamp(utcnow())} {line}"),
             )
     return EXIT_OK
 
@@ -317,7 +314,7 @@ def _file_problems(path: str, now: datetime) -> tuple[list[str], list[str]]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    now = _now()
+    now = utcnow()
     failed = False
     for path in args.files:
         problems, warnings = _file_problems(path, now)
@@ -331,7 +328,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_add(args: argparse.Namespace) -> int:
     store = _store(args)
-    problems, warnings = _file_problems(args.file, _now())
+    problems, warnings = _file_problems(args.file, utcnow())
     for line in [*problems, *warnings]:
         _err(line)
     if problems:
