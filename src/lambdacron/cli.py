@@ -24,12 +24,12 @@ from .api import add, cancel, get
 from .clock import utcnow
 from .config import MAX_INTERVAL_MINUTES, Settings, parse_count
 from .engine.inventory import inventory
-from .engine.report import JobEvent, Outcome
+from .engine.report import JobEvent
 from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
 from .engine.tick import Engine
 from .errors import JobTooLargeError, LambdacronError, ScheduleError, UsageError
 from .job import describe_problems, encode, load, warnings_of
-from .logs import json_for_terminal, printable
+from .logs import json_for_terminal, render_event, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
 from .store.base import DEFAULT_MAX_JOB_BYTES, Store
@@ -43,12 +43,6 @@ HELLO_JOB = {
     "max_number_executions": 0,
     "run": {"type": "command", "details": {"command": ["echo", "Hello from lambdacron"]}},
 }
-
-
-def _stamp(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _err(line: str) -> None:
@@ -111,43 +105,10 @@ def _instant(text: str | None, what: str) -> datetime:
 # --------------------------------------------------------------------------- logging
 
 
-def render_event(event: JobEvent) -> str | None:
-    """One log line per interesting event; quiet outcomes (not due, disabled) print nothing.
-
-    Keys, messages and output come from jobs: escaped, they cannot forge a line of the log.
-    """
-    line = _render_event(event)
-    return None if line is None else printable(line)
-
-
-def _render_event(event: JobEvent) -> str | None:
-    scheduled = f" (scheduled {_stamp(event.scheduled)})" if event.scheduled else ""
-    match event.outcome:
-        case Outcome.RAN:
-            status = event.status.value if event.status else "?"
-            line = f"ran {event.key}{scheduled}: {status}"
-            if event.message:
-                line += f": {event.message}"
-            if event.deleted:
-                line += "; reached max_number_executions, deleted"
-            last_line = event.output.strip().rsplit("\n", 1)[-1][:160]
-            return line + (f" | {last_line}" if last_line else "")
-        case Outcome.INVALID:
-            return f"invalid {event.key}: {event.message} (skipped; file left as it is)"
-        case Outcome.STORE_ERROR:
-            return f"store error {event.key}: {event.message}".replace("error : ", "error: ")
-        case Outcome.NOT_DUE if event.interrupted:
-            return f"interrupted {event.key}{scheduled}: {event.message}"
-        case Outcome.RUNNING | Outcome.LOST | Outcome.SKIPPED_DEADLINE:
-            return f"skipped {event.key}{scheduled}: {event.message}"
-        case _:
-            return None
-
-
 def _log_event(event: JobEvent) -> None:
     line = render_event(event)
     if line is not None:
-        _err(f"{_stamp(utcnow())} {line}")
+        _err(f"{stamp(utcnow())} {line}")
 
 
 def _engine(
@@ -190,10 +151,10 @@ def _print_plan(plan: DryRun, as_json: bool) -> None:
         _out(json.dumps(plan.to_json()))
         return
     for item in plan.planned:
-        scheduled = f" (scheduled {_stamp(item.scheduled)})" if item.scheduled else ""
+        scheduled = f" (scheduled {stamp(item.scheduled)})" if item.scheduled else ""
         _out(f"would {item.would.value.replace('_', ' ')} {item.key}{scheduled}: {item.reason}")
     _out(
-        f"dry run {_stamp(plan.now)}: {plan.seen} jobs, {plan.would_run} would run; "
+        f"dry run {stamp(plan.now)}: {plan.seen} jobs, {plan.would_run} would run; "
         "nothing claimed, run or written"
     )
 
@@ -206,7 +167,7 @@ def _cmd_tick(args: argparse.Namespace) -> int:
         # Claims record the occurrence and last run: on a store a live runner uses, a tick
         # in the future runs occurrences early and then holds the jobs until that time.
         raise UsageError(
-            f"--now: {_stamp(now)} is later than the clock ({_stamp(clock)}); it would run "
+            f"--now: {stamp(now)} is later than the clock ({stamp(clock)}); it would run "
             "occurrences early and hold the store's jobs until then. Use --dry-run to see "
             "what would run, or --allow-future on a store no live runner uses"
         )
@@ -237,7 +198,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def log(event: JobEvent) -> None:
         line = render_event(event)
         if line is not None:
-            err(f"{_stamp(utcnow())} {line}")
+            err(f"{stamp(utcnow())} {line}")
 
     with StopRequests() as stop:
 
@@ -254,7 +215,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 stop,
                 clock=utcnow,
                 out=_quietly(_out),
-                say=lambda line: err(f"{_stamp(utcnow())} {line}"),
+                say=lambda line: err(f"{stamp(utcnow())} {line}"),
             )
     return EXIT_OK
 
@@ -275,7 +236,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             when += f" ({row.timezone})"
         runs = f"{row.runs}/{row.max_runs or '∞'}"
         status = row.status + (f": {row.error}" if row.error else "")
-        table.append((row.key, when, _stamp(row.next_run), _stamp(row.last_run), runs, status))
+        table.append((row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
