@@ -9,7 +9,8 @@ time the customer chose::
                    lambda_arn="arn:aws:lambda:eu-central-1:123456789012:function:place-order",
                    payload={"order": 1234})
 
-``lambdacron add``, ``rm`` and ``show`` are these same functions.
+``lambdacron rm`` and ``show`` are these same functions; ``lambdacron add`` checks the file
+with :func:`check`, the rules of :func:`add`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ConflictError, JobError, UsageError
-from .job import RUNNER_FIELDS, decode, encode, load
+from .job import RUNNER_FIELDS, Job, decode, encode, load
 from .store.base import Store
 from .store.keys import new_key
+
+_CLAIMED = "a new job must not carry a runner's claim"
 
 
 def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> str:
@@ -36,14 +39,24 @@ def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> st
     refused here, not discovered by every later tick).
     """
     key = store.check_key(key if key is not None else new_key())
-    if "claim" in document:
-        raise JobError("claim", "a new job must not carry a runner's claim")
     body = encode(document)
-    _, problems, _ = load(key, body)
+    _, problems, _ = check(key, body)
     if problems:
         raise problems[0]
     store.create(key, body)
     return key
+
+
+def check(key: str, body: bytes) -> tuple[Job | None, list[JobError], Any]:
+    """``body`` as a new job: (the job or None, every problem, the decoded document or None).
+
+    The problems are those the runner would find (:func:`lambdacron.job.load`'s), and a
+    runner's claim, which a new job must not carry. Never raises.
+    """
+    job, problems, document = load(key, body)
+    if isinstance(document, dict) and "claim" in document:
+        return None, [JobError("claim", _CLAIMED), *problems], document
+    return job, problems, document
 
 
 def schedule(

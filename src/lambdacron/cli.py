@@ -17,22 +17,23 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from . import __version__
 from .actions import default_registry
-from .api import add, cancel, get
+from .api import add, cancel, check, get
 from .clock import utcnow
 from .config import MAX_INTERVAL_MINUTES, Settings, parse_count
 from .engine.inventory import inventory
 from .engine.report import JobEvent
 from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
 from .engine.tick import Engine
-from .errors import JobTooLargeError, LambdacronError, ScheduleError, UsageError
-from .job import describe_problems, encode, load, warnings_of
+from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
+from .job import Job, describe_problems, encode, load, warnings_of
 from .logs import json_for_terminal, render_event, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
-from .store.base import DEFAULT_MAX_JOB_BYTES, Store
+from .store.base import Store
 
 #: 3: the pass could not list the store (missing, no permission, no such bucket).
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
@@ -243,42 +244,54 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_job_file(path: str) -> bytes:
+def _read_job_file(path: str, limit: int) -> bytes:
+    """The file's bytes, read once (it may be a pipe), and never more than ``limit`` + 1."""
     file = Path(path)
     try:
         size = file.stat().st_size
-        if size > DEFAULT_MAX_JOB_BYTES:
-            raise JobTooLargeError(f"{size} bytes is over the {DEFAULT_MAX_JOB_BYTES}-byte limit")
-        return file.read_bytes()
+        if size > limit:
+            raise JobTooLargeError(f"{size} bytes is over the {limit}-byte limit")
+        with file.open("rb") as stream:
+            body = stream.read(limit + 1)
     except OSError as exc:
         if isinstance(exc, LambdacronError):
             raise
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(body) > limit:  # a pipe, or a file that grew
+        raise JobTooLargeError(f"over the {limit}-byte limit")
+    return body
 
 
-def _file_problems(path: str, now: datetime) -> tuple[list[str], list[str]]:
-    """The file's problems and its warnings, as ``PATH: field: message`` lines."""
+_Checker = Callable[[str, bytes], tuple[Job | None, list[JobError], Any]]
+
+
+def _file_problems(
+    path: str, now: datetime, limit: int, checker: _Checker = load
+) -> tuple[list[str], list[str], bytes]:
+    """The file's problems and its warnings, as ``PATH: field: message`` lines, and the
+    bytes that were checked (read once: what is checked is what is added)."""
     try:
-        body = _read_job_file(path)
+        body = _read_job_file(path, limit)
     except JobTooLargeError as exc:
-        return [f"{path}: {exc}"], []
+        return [f"{path}: {exc}"], [], b""
     except UsageError as exc:  # cannot be read: a problem of this file, not of the command
-        return [str(exc)], []
-    job, problems, document = load(Path(path).name, body)
+        return [str(exc)], [], b""
+    job, problems, document = checker(Path(path).name, body)
     warnings = [f"{path}: warning: {w}" for w in warnings_of(document)]
     if job is not None:
         try:
             validate(job.when, job.timezone, now)
         except ScheduleError as exc:
-            return [f"{path}: when: {exc}"], warnings
-    return describe_problems(path, problems), warnings
+            return [f"{path}: when: {exc}"], warnings, body
+    return describe_problems(path, problems), warnings, body
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     now = utcnow()
+    limit = _settings().max_job_bytes
     failed = False
     for path in args.files:
-        problems, warnings = _file_problems(path, now)
+        problems, warnings, _ = _file_problems(path, now, limit)
         failed = failed or bool(problems)
         for line in problems or [f"{path}: ok"]:
             print(line)
@@ -289,13 +302,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_add(args: argparse.Namespace) -> int:
     store = _store(args)
-    problems, warnings = _file_problems(args.file, utcnow())
+    problems, warnings, body = _file_problems(args.file, utcnow(), store.max_job_bytes, check)
     for line in [*problems, *warnings]:
         _err(line)
     if problems:
         return EXIT_USAGE
-    _, _, document = load(args.file, _read_job_file(args.file))
-    key = add(store, document, args.key or Path(args.file).name)
+    # Checked by api.check, the rules of api.add; stored as it was read and checked.
+    key = store.check_key(args.key or Path(args.file).name)
+    store.create(key, body)
     print(f"added {key}")
     return EXIT_OK
 
