@@ -12,7 +12,7 @@ from typing import Any
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
-# The two sample jobs of the original README, exactly as it shows them.
+# The two sample jobs of the seed README, exactly as it shows them.
 SEED_COMMAND = {
     "when": "30 18 * * * * *",
     "max_number_executions": 0,

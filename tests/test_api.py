@@ -140,3 +140,13 @@ def test_a_document_the_api_wrote_is_plain_json(store: Store) -> None:
     key = lambdacron.schedule(store, "@hourly", command=["true"], extra={"customer": "c-42"})
     body = store.read(key).body
     assert json.loads(body)["customer"] == "c-42"
+
+
+def test_a_new_job_carrying_a_runners_claim_is_refused(store: Store) -> None:
+    with pytest.raises(JobError) as refused:
+        lambdacron.add(store, {**JOB, "claim": {"id": 5}}, "copied.json")
+    assert (refused.value.path, refused.value.message) == (
+        "claim",
+        "a new job must not carry a runner's claim",
+    )
+    assert list(store.list()) == []

@@ -322,6 +322,62 @@ class TestAddRmShowValidate:
         )
         assert list(root.iterdir()) == []
 
+    def test_add_reads_the_file_once_so_a_pipe_can_be_added(self, tmp_path: Path) -> None:
+        root = store_dir(tmp_path)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDACRON_")}
+        added = subprocess.run(
+            [sys.executable, "-m", "lambdacron", "add", "/dev/stdin", "--key", "piped.json"],
+            input=json.dumps(SEED_COMMAND),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert (added.returncode, added.stdout, added.stderr) == (0, "added piped.json\n", "")
+        assert read_json(root / "piped.json") == SEED_COMMAND
+
+    def test_add_and_validate_hold_a_file_to_the_configured_size_limit(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        root = store_dir(tmp_path)
+        job = tmp_path / "padded.json"
+        job.write_text(json.dumps({**SEED_COMMAND, "note": "x" * 200}))
+        size = job.stat().st_size
+        env = {"LAMBDACRON_MAX_JOB_BYTES": "100"}
+        result = run_cli("add", str(job), env=env)
+        assert (result.returncode, result.stderr) == (
+            2,
+            f"{job}: {size} bytes is over the 100-byte limit\n",
+        )
+        assert list(root.iterdir()) == []
+        checked = run_cli("validate", str(job), env=env)
+        assert checked.returncode == 1
+        assert checked.stdout == f"{job}: {size} bytes is over the 100-byte limit\n"
+        assert run_cli("add", str(job), env={"LAMBDACRON_MAX_JOB_BYTES": str(size)}).returncode == 0
+
+    def test_add_refuses_a_runners_claim_naming_the_file(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        root = store_dir(tmp_path)
+        job = tmp_path / "copied.json"
+        job.write_text(json.dumps({**SEED_COMMAND, "claim": {"id": 5}}))
+        result = run_cli("add", str(job))
+        assert result.returncode == 2
+        assert result.stderr.splitlines()[0] == (
+            f"{job}: claim: a new job must not carry a runner's claim"
+        )
+        assert list(root.iterdir()) == []
+
+    def test_add_prints_the_warnings_and_adds_the_job(self, run_cli: Run, tmp_path: Path) -> None:
+        root = store_dir(tmp_path)
+        job = tmp_path / "typo.json"
+        job.write_text(json.dumps({**SEED_COMMAND, "enabld": False}))
+        result = run_cli("add", str(job))
+        assert (result.returncode, result.stdout) == (0, "added typo.json\n")
+        assert result.stderr == f"{job}: warning: enabld: unknown field; did you mean 'enabled'?\n"
+        assert read_json(root / "typo.json") == {**SEED_COMMAND, "enabld": False}
+
     def test_show_and_rm(self, run_cli: Run, tmp_path: Path) -> None:
         place(store_dir(tmp_path), "a.json", SEED_COMMAND)
         shown = run_cli("show", "a.json")

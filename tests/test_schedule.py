@@ -274,7 +274,7 @@ class TestLatestInWindow:
             2026, 1, 1, 3, 30
         )
 
-    def test_the_seed_looks_to_the_past(self) -> None:
+    def test_a_tick_looks_back_to_the_previous_tick(self) -> None:
         # Ticks at 03:23, 03:28, 03:33: a 03:30 job is due at 03:33.
         schedule = parse("30 3 * * *")
         ticks = [utc(2026, 1, 1, 3, 23) + timedelta(minutes=5 * i) for i in range(3)]

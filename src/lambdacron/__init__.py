@@ -9,9 +9,11 @@ from ._version import __version__
 from .api import add, cancel, get, schedule
 from .errors import (
     ConflictError,
+    DeployError,
     InvalidKeyError,
     JobError,
     JobNotFoundError,
+    JobTooLargeError,
     LambdacronError,
     ScheduleError,
     StoreError,
@@ -23,9 +25,11 @@ from .store import Store, open_store
 
 __all__ = [
     "ConflictError",
+    "DeployError",
     "InvalidKeyError",
     "JobError",
     "JobNotFoundError",
+    "JobTooLargeError",
     "LambdacronError",
     "Schedule",
     "ScheduleError",

@@ -1,7 +1,7 @@
 """Scheduling from code: create, read and cancel jobs in a store.
 
-The order bot of the original README schedules the order-placing Lambda for the time the
-customer chose::
+The order bot of the seed README's example schedules the order-placing Lambda for the
+time the customer chose::
 
     from lambdacron import open_store, schedule
     store = open_store("s3://my-bucket/jobs/")
@@ -9,7 +9,8 @@ customer chose::
                    lambda_arn="arn:aws:lambda:eu-central-1:123456789012:function:place-order",
                    payload={"order": 1234})
 
-``lambdacron add``, ``rm`` and ``show`` are these same functions.
+``lambdacron rm`` and ``show`` are these same functions; ``lambdacron add`` checks the file
+with :func:`check`, the rules of :func:`add`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ConflictError, JobError, ScheduleError, UsageError
-from .job import RUNNER_FIELDS, decode, encode, load
+from .job import RUNNER_FIELDS, Job, decode, encode, load
 from .schedule import validate
 from .store.base import Store
 from .store.keys import new_key
+
+_CLAIMED = "a new job must not carry a runner's claim"
 
 
 def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> str:
@@ -40,10 +43,8 @@ def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> st
     (``0 0 1 1 * 2020-2022``).
     """
     key = store.check_key(key if key is not None else new_key())
-    if "claim" in document:
-        raise JobError("claim", "a new job must not carry a runner's claim")
     body = encode(document)
-    job, problems, _ = load(key, body)
+    job, problems, _ = check(key, body)
     if problems:
         raise problems[0]
     if job is not None:
@@ -54,6 +55,18 @@ def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> st
             raise JobError("when", str(exc)) from exc
     store.create(key, body)
     return key
+
+
+def check(key: str, body: bytes) -> tuple[Job | None, list[JobError], Any]:
+    """``body`` as a new job: (the job or None, every problem, the decoded document or None).
+
+    The problems are those the runner would find (:func:`lambdacron.job.load`'s), and a
+    runner's claim, which a new job must not carry. Never raises.
+    """
+    job, problems, document = load(key, body)
+    if isinstance(document, dict) and "claim" in document:
+        return None, [JobError("claim", _CLAIMED), *problems], document
+    return job, problems, document
 
 
 def schedule(

@@ -17,21 +17,23 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from . import __version__
 from .actions import default_registry
-from .api import add, cancel, get
+from .api import add, cancel, check, get
+from .clock import utcnow
 from .config import MAX_INTERVAL_MINUTES, Settings, parse_count
 from .engine.inventory import inventory
-from .engine.report import JobEvent, Outcome
+from .engine.report import JobEvent
 from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
 from .engine.tick import Engine
-from .errors import JobTooLargeError, LambdacronError, ScheduleError, UsageError
-from .job import describe_problems, encode, load, warnings_of
-from .logs import json_for_terminal, printable
+from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
+from .job import Job, describe_problems, encode, load, warnings_of
+from .logs import json_for_terminal, render_event, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
-from .store.base import DEFAULT_MAX_JOB_BYTES, Store
+from .store.base import Store
 
 #: 3: the pass could not list the store (missing, no permission, no such bucket).
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
@@ -42,16 +44,6 @@ HELLO_JOB = {
     "max_number_executions": 0,
     "run": {"type": "command", "details": {"command": ["echo", "Hello from lambdacron"]}},
 }
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _stamp(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _err(line: str) -> None:
@@ -108,49 +100,16 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> Store:
 
 
 def _instant(text: str | None, what: str) -> datetime:
-    return _now() if text is None else parse_instant(text, UTC, what)
+    return utcnow() if text is None else parse_instant(text, UTC, what)
 
 
 # --------------------------------------------------------------------------- logging
 
 
-def render_event(event: JobEvent) -> str | None:
-    """One log line per interesting event; quiet outcomes (not due, disabled) print nothing.
-
-    Keys, messages and output come from jobs: escaped, they cannot forge a line of the log.
-    """
-    line = _render_event(event)
-    return None if line is None else printable(line)
-
-
-def _render_event(event: JobEvent) -> str | None:
-    scheduled = f" (scheduled {_stamp(event.scheduled)})" if event.scheduled else ""
-    match event.outcome:
-        case Outcome.RAN:
-            status = event.status.value if event.status else "?"
-            line = f"ran {event.key}{scheduled}: {status}"
-            if event.message:
-                line += f": {event.message}"
-            if event.deleted:
-                line += "; reached max_number_executions, deleted"
-            last_line = event.output.strip().rsplit("\n", 1)[-1][:160]
-            return line + (f" | {last_line}" if last_line else "")
-        case Outcome.INVALID:
-            return f"invalid {event.key}: {event.message} (skipped; file left as it is)"
-        case Outcome.STORE_ERROR:
-            return f"store error {event.key}: {event.message}".replace("error : ", "error: ")
-        case Outcome.NOT_DUE if event.interrupted:
-            return f"interrupted {event.key}{scheduled}: {event.message}"
-        case Outcome.RUNNING | Outcome.LOST | Outcome.SKIPPED_DEADLINE:
-            return f"skipped {event.key}{scheduled}: {event.message}"
-        case _:
-            return None
-
-
 def _log_event(event: JobEvent) -> None:
     line = render_event(event)
     if line is not None:
-        _err(f"{_stamp(_now())} {line}")
+        _err(f"{stamp(utcnow())} {line}")
 
 
 def _engine(
@@ -163,7 +122,7 @@ def _engine(
     return Engine(
         store,
         default_registry(settings.allowed_types),
-        clock=_now,
+        clock=utcnow,
         workers=args.workers or settings.workers,
         log=log,
         shard=shard,
@@ -182,7 +141,7 @@ def _shard_engine(store_name: str | None, workers: int, shard: tuple[int, int]) 
 def _cmd_next(args: argparse.Namespace) -> int:
     zone = get_zone(args.tz)
     schedule = parse(args.expression, args.tz)
-    after = _now() if args.after is None else parse_instant(args.after, zone, "--after")
+    after = utcnow() if args.after is None else parse_instant(args.after, zone, "--after")
     for moment in islice(schedule.iter_after(after), args.count):
         print(moment.astimezone(zone).isoformat())
     return EXIT_OK
@@ -193,23 +152,23 @@ def _print_plan(plan: DryRun, as_json: bool) -> None:
         _out(json.dumps(plan.to_json()))
         return
     for item in plan.planned:
-        scheduled = f" (scheduled {_stamp(item.scheduled)})" if item.scheduled else ""
+        scheduled = f" (scheduled {stamp(item.scheduled)})" if item.scheduled else ""
         _out(f"would {item.would.value.replace('_', ' ')} {item.key}{scheduled}: {item.reason}")
     _out(
-        f"dry run {_stamp(plan.now)}: {plan.seen} jobs, {plan.would_run} would run; "
+        f"dry run {stamp(plan.now)}: {plan.seen} jobs, {plan.would_run} would run; "
         "nothing claimed, run or written"
     )
 
 
 def _cmd_tick(args: argparse.Namespace) -> int:
     store = _store(args)
-    clock = _now()
+    clock = utcnow()
     now = _instant(args.now, "--now")
     if args.now is not None and now > clock and not (args.dry_run or args.allow_future):
         # Claims record the occurrence and last run: on a store a live runner uses, a tick
         # in the future runs occurrences early and then holds the jobs until that time.
         raise UsageError(
-            f"--now: {_stamp(now)} is later than the clock ({_stamp(clock)}); it would run "
+            f"--now: {stamp(now)} is later than the clock ({stamp(clock)}); it would run "
             "occurrences early and hold the store's jobs until then. Use --dry-run to see "
             "what would run, or --allow-future on a store no live runner uses"
         )
@@ -240,7 +199,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def log(event: JobEvent) -> None:
         line = render_event(event)
         if line is not None:
-            err(f"{_stamp(_now())} {line}")
+            err(f"{stamp(utcnow())} {line}")
 
     with StopRequests() as stop:
 
@@ -255,9 +214,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 engine,
                 args.interval,
                 stop,
-                clock=_now,
+                clock=utcnow,
                 out=_quietly(_out),
-                say=lambda line: err(f"{_stamp(_now())} {line}"),
+                say=lambda line: err(f"{stamp(utcnow())} {line}"),
             )
     return EXIT_OK
 
@@ -278,49 +237,61 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             when += f" ({row.timezone})"
         runs = f"{row.runs}/{row.max_runs or '∞'}"
         status = row.status + (f": {row.error}" if row.error else "")
-        table.append((row.key, when, _stamp(row.next_run), _stamp(row.last_run), runs, status))
+        table.append((row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
     return EXIT_OK
 
 
-def _read_job_file(path: str) -> bytes:
+def _read_job_file(path: str, limit: int) -> bytes:
+    """The file's bytes, read once (it may be a pipe), and never more than ``limit`` + 1."""
     file = Path(path)
     try:
         size = file.stat().st_size
-        if size > DEFAULT_MAX_JOB_BYTES:
-            raise JobTooLargeError(f"{size} bytes is over the {DEFAULT_MAX_JOB_BYTES}-byte limit")
-        return file.read_bytes()
+        if size > limit:
+            raise JobTooLargeError(f"{size} bytes is over the {limit}-byte limit")
+        with file.open("rb") as stream:
+            body = stream.read(limit + 1)
     except OSError as exc:
         if isinstance(exc, LambdacronError):
             raise
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(body) > limit:  # a pipe, or a file that grew
+        raise JobTooLargeError(f"over the {limit}-byte limit")
+    return body
 
 
-def _file_problems(path: str, now: datetime) -> tuple[list[str], list[str]]:
-    """The file's problems and its warnings, as ``PATH: field: message`` lines."""
+_Checker = Callable[[str, bytes], tuple[Job | None, list[JobError], Any]]
+
+
+def _file_problems(
+    path: str, now: datetime, limit: int, checker: _Checker = load
+) -> tuple[list[str], list[str], bytes]:
+    """The file's problems and its warnings, as ``PATH: field: message`` lines, and the
+    bytes that were checked (read once: what is checked is what is added)."""
     try:
-        body = _read_job_file(path)
+        body = _read_job_file(path, limit)
     except JobTooLargeError as exc:
-        return [f"{path}: {exc}"], []
+        return [f"{path}: {exc}"], [], b""
     except UsageError as exc:  # cannot be read: a problem of this file, not of the command
-        return [str(exc)], []
-    job, problems, document = load(Path(path).name, body)
+        return [str(exc)], [], b""
+    job, problems, document = checker(Path(path).name, body)
     warnings = [f"{path}: warning: {w}" for w in warnings_of(document)]
     if job is not None:
         try:
             validate(job.when, job.timezone, now)
         except ScheduleError as exc:
-            return [f"{path}: when: {exc}"], warnings
-    return describe_problems(path, problems), warnings
+            return [f"{path}: when: {exc}"], warnings, body
+    return describe_problems(path, problems), warnings, body
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    now = _now()
+    now = utcnow()
+    limit = _settings().max_job_bytes
     failed = False
     for path in args.files:
-        problems, warnings = _file_problems(path, now)
+        problems, warnings, _ = _file_problems(path, now, limit)
         failed = failed or bool(problems)
         for line in problems or [f"{path}: ok"]:
             print(line)
@@ -331,13 +302,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_add(args: argparse.Namespace) -> int:
     store = _store(args)
-    problems, warnings = _file_problems(args.file, _now())
+    problems, warnings, body = _file_problems(args.file, utcnow(), store.max_job_bytes, check)
     for line in [*problems, *warnings]:
         _err(line)
     if problems:
         return EXIT_USAGE
-    _, _, document = load(args.file, _read_job_file(args.file))
-    key = add(store, document, args.key or Path(args.file).name)
+    # Checked by api.check, the rules of api.add; stored as it was read and checked.
+    key = store.check_key(args.key or Path(args.file).name)
+    store.create(key, body)
     print(f"added {key}")
     return EXIT_OK
 

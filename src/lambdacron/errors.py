@@ -7,14 +7,16 @@ that describes it best, so callers may catch either::
      ├── ScheduleError (ValueError)      a `when` expression or time zone is invalid
      ├── JobError (ValueError)           a job document breaks the format (carries a field path)
      ├── UsageError (ValueError)         a CLI or API argument is wrong
-     └── StoreError (OSError)            the job store failed
-          ├── InvalidKeyError (ValueError)    a key escapes the store or is not a job key
-          ├── JobNotFoundError (KeyError)     the key does not exist (any more)
-          ├── JobTooLargeError                the file is larger than the store's size limit
-          └── ConflictError                   a conditional write lost: someone else changed the job
+     ├── StoreError (OSError)            the job store failed
+     │    ├── InvalidKeyError (ValueError)    a key escapes the store or is not a job key
+     │    ├── JobNotFoundError (KeyError)     the key does not exist (any more)
+     │    ├── JobTooLargeError                the file is larger than the store's size limit
+     │    └── ConflictError                   a conditional write lost: someone else changed the job
+     └── DeployError (OSError)           AWS refused a step of ``deploy`` or ``undeploy``
 
 Third-party errors (OSError from the file system, botocore's ClientError) are
-translated at the store boundary with ``raise StoreError(...) from exc``.
+translated at the store boundary with ``raise StoreError(...) from exc``, and at the deploy
+boundary into DeployError likewise.
 """
 
 from __future__ import annotations
@@ -70,3 +72,7 @@ class ConflictError(StoreError):
     #: An earlier attempt of the same request was sent, so the precondition may have
     #: failed on that attempt's own effect (a write whose answer was lost).
     retried: bool = False
+
+
+class DeployError(LambdacronError, OSError):
+    """AWS refused a step of deploy or undeploy; the message names the step and AWS's code."""

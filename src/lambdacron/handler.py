@@ -5,7 +5,7 @@ event (``time``), not the wall clock, so a retried or duplicated event evaluates
 window and the claims make it harmless. A manual invoke may pass ``{"now": "..."}``; an
 event with neither uses the clock.
 
-Configuration (the names of the original), read by ``config.Settings``:
+Configuration, read by ``config.Settings``:
 ``LAMBDACRON_BUCKET`` and ``LAMBDACRON_PREFIX``, or ``LAMBDACRON_STORE=s3://bucket/prefix/``;
 ``LAMBDACRON_INTERVAL`` (minutes, for the record: EventBridge owns the schedule);
 ``LAMBDACRON_ALLOWED_TYPES``; ``LAMBDACRON_WORKERS``; ``LAMBDACRON_MAX_JOB_BYTES``;
@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from .actions import default_registry
+from .clock import utcnow
 from .config import Settings
 from .engine.tick import Engine
 from .errors import LambdacronError, StoreError, UsageError
@@ -33,10 +34,6 @@ from .schedule import parse_instant
 from .store import open_store
 
 _engines: dict[tuple[str, frozenset[str], int, int, tuple[int, int] | None], Engine] = {}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def store_name(env: Mapping[str, str]) -> str:
@@ -48,7 +45,7 @@ def _brief(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def tick_time(event: Any, clock: Callable[[], datetime] = _now) -> datetime:
+def tick_time(event: Any, clock: Callable[[], datetime] = utcnow) -> datetime:
     if isinstance(event, Mapping):
         for field in ("now", "time"):
             if field in event:
@@ -77,7 +74,7 @@ def _engine(settings: Settings, shard: tuple[int, int] | None = None) -> tuple[s
         _engines[cache_key] = Engine(
             store,
             default_registry(settings.allowed_types),
-            clock=_now,
+            clock=utcnow,
             workers=settings.workers,
             log=lambda event: _log(event_record(event)),
             shard=shard,
@@ -155,7 +152,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     report = engine.tick(now, time_left=time_left)
     label = name if shard is None else f"{name}#{shard[0]}/{shard[1]}"
     _log(summary_record(report, label))
-    _log(emf_record(report, name, _now()))
+    _log(emf_record(report, name, utcnow()))
     if report.listing_error is not None:
         raise StoreError(f"{label}: cannot list the store: {report.listing_error}")
     return report.to_json()

@@ -1,4 +1,5 @@
-"""Structured logs and CloudWatch metrics (Embedded Metric Format) for the Lambda runner.
+"""The runner's logs: lines for a person (the CLI), and for the Lambda runner structured
+records and CloudWatch metrics (Embedded Metric Format).
 
 A Lambda that catches every job error never trips Lambda's own Errors metric, so the tick
 publishes its counts as metrics: an alarm on ``Failed > 0`` is how a failing job pages
@@ -8,10 +9,10 @@ someone. EMF is a log line of JSON that CloudWatch turns into metrics; no API ca
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from .engine.report import JobEvent, TickReport
+from .engine.report import JobEvent, Outcome, TickReport
 from .job import iso
 
 NAMESPACE = "lambdacron"
@@ -62,6 +63,53 @@ def json_for_terminal(text: str) -> str:
     return text.translate(_JSON_ESCAPES)
 
 
+def stamp(moment: datetime | None) -> str:
+    """A time as a person reads it in a log line: UTC, to the second; ``-`` for none."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_event(event: JobEvent) -> str | None:
+    """One log line per interesting event; quiet outcomes (not due, disabled) print nothing.
+
+    Keys, messages and output come from jobs: escaped, they cannot forge a line of the log.
+    """
+    line = _render_event(event)
+    return None if line is None else printable(line)
+
+
+def _render_event(event: JobEvent) -> str | None:
+    scheduled = f" (scheduled {stamp(event.scheduled)})" if event.scheduled else ""
+    match event.outcome:
+        case Outcome.RAN:
+            status = event.status.value if event.status else "?"
+            line = f"ran {event.key}{scheduled}: {status}"
+            if event.message:
+                line += f": {event.message}"
+            if event.deleted:
+                line += "; reached max_number_executions, deleted"
+            last_line = event.output.strip().rsplit("\n", 1)[-1][:160]
+            return line + (f" | {last_line}" if last_line else "")
+        case Outcome.INVALID:
+            return f"invalid {event.key}: {event.message} (skipped; file left as it is)"
+        case Outcome.STORE_ERROR:
+            return f"store error {event.key}: {event.message}".replace("error : ", "error: ")
+        case Outcome.INTERNAL_ERROR:
+            message = event.message.removeprefix("internal error: ")
+            return f"internal error {event.key}{scheduled}: {message}"
+        case Outcome.NOT_DUE if event.interrupted:
+            return f"interrupted {event.key}{scheduled}: {event.message}"
+        case Outcome.RUNNING | Outcome.LOST | Outcome.SKIPPED_DEADLINE | Outcome.NOT_STARTED:
+            return f"skipped {event.key}{scheduled}: {event.message}"
+        case _:
+            return None
+
+
+#: Outcomes logged at level ERROR: the job's file, the store or lambdacron itself failed.
+_ERROR_OUTCOMES = frozenset({Outcome.INVALID, Outcome.STORE_ERROR, Outcome.INTERNAL_ERROR})
+
+
 def event_record(event: JobEvent) -> dict[str, Any]:
     record: dict[str, Any] = {
         "level": "INFO",
@@ -81,7 +129,7 @@ def event_record(event: JobEvent) -> dict[str, Any]:
         record["output_tail"] = event.output[-512:]
     if event.deleted:
         record["deleted"] = True
-    if event.outcome.value in ("invalid", "store_error", "internal_error"):
+    if event.outcome in _ERROR_OUTCOMES:
         record["level"] = "ERROR"
     return record
 

@@ -4,7 +4,8 @@ Forms (see docs/schedules.md for the full reference):
 
 * ``M H DOM MON DOW``: Vixie/Debian cron.
 * ``M H DOM MON DOW YEAR``: the same plus a year field (1970-2199, the local year).
-* ``M H DOM MON DOW YEAR *``: the seed's 7-field job-file form; the seventh field must be ``*``.
+* ``M H DOM MON DOW YEAR *``: the 7-field form of the seed README's sample jobs; the seventh
+  field must be ``*``.
 * ``@yearly`` ``@annually`` ``@monthly`` ``@weekly`` ``@daily`` ``@midnight`` ``@hourly``.
 * EventBridge extras in the cron fields: ``?``, ``L``, ``NL``, ``DOW#N``, ``NW``, ``LW``.
 * ``at(2026-12-01T18:30:00)``: one time; a naive time is wall-clock time in the job's zone.

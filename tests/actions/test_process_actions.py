@@ -108,7 +108,7 @@ class TestCommand:
 
 
 class TestPython:
-    def test_the_seed_script_runs_in_a_separate_interpreter(self) -> None:
+    def test_the_seed_readme_sample_script_runs_in_a_separate_interpreter(self) -> None:
         script = (
             'import json\n\ndata = {"hello": "world"}\n\nprint(json.dumps(data))\n'
             "\nfor x in range(1,10):\n    print(x)\n"

@@ -1,20 +1,16 @@
-"""``package``, ``deploy`` and ``undeploy`` against moto's IAM, Lambda and EventBridge APIs."""
+"""``deploy`` and ``undeploy`` against moto's IAM, Lambda and EventBridge APIs. (The zip of
+``package``, the plan and the policy are tested in tests/deploy, without AWS.)"""
 
 from __future__ import annotations
 
-import io
 import json
-import subprocess
-import sys
 import uuid
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import boto_client
-from lambdacron.deploy import DeployConfig, Deployer, Names, Wanted, role_policy
+from lambdacron.deploy import Deployer, Names, Wanted, role_policy
 from lambdacron.package import build_zip, code_sha256
 
 READ_PREFIXES = ("Get", "List", "Describe")
@@ -59,55 +55,6 @@ def wanted(bucket: str, **overrides: Any) -> Wanted:
         "function_name": f"lc-{uuid.uuid4().hex[:8]}",
     }
     return Wanted(**{**base, **overrides})
-
-
-class TestPackage:
-    def test_the_zip_is_reproducible_and_holds_the_runtime(self, zip_bytes: bytes) -> None:
-        assert build_zip() == zip_bytes
-        names = zipfile.ZipFile(io.BytesIO(zip_bytes)).namelist()
-        assert names == sorted(names)
-        assert "lambdacron/handler.py" in names and "lambdacron/job.schema.json" in names
-        assert not any(n.startswith("cronsim/") for n in names)  # no longer a runtime need
-        assert "tzdata/zoneinfo/Europe/Berlin" in names
-        assert not any(n.startswith(("boto3/", "botocore/")) or n.endswith(".pyc") for n in names)
-
-    def test_the_zip_runs_a_tick_in_a_clean_virtualenv(
-        self, zip_bytes: bytes, tmp_path: Path
-    ) -> None:
-        code = tmp_path / "code"
-        zipfile.ZipFile(io.BytesIO(zip_bytes)).extractall(code)
-        venv = tmp_path / "venv"
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-        jobs = tmp_path / "jobs"
-        jobs.mkdir()
-        (jobs / "tz.json").write_text(
-            json.dumps(
-                {
-                    "when": "0 9 * * *",
-                    "timezone": "Europe/Berlin",
-                    "run": {"type": "python", "details": {"script": "print('from the zip')"}},
-                }
-            )
-        )
-        script = (
-            "import sys, json; sys.path.insert(0, sys.argv[1])\n"
-            "import lambdacron\n"
-            "assert 'boto3' not in sys.modules\n"
-            "print(json.dumps(lambdacron.lambda_handler({'time': '2099-01-01T08:00:00Z'}, None)))\n"
-        )
-        result = subprocess.run(
-            [str(venv / "bin" / "python"), "-I", "-c", script, str(code)],
-            capture_output=True,
-            text=True,
-            env={"LAMBDACRON_STORE": str(jobs), "PATH": "/usr/bin"},
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stderr
-        summary = json.loads(result.stdout.strip().splitlines()[-1])
-        assert summary["ran"] == 1
-        state = json.loads((jobs / "tz.json").read_text())
-        assert state["last_scheduled"] == "2099-01-01T08:00:00Z"  # 09:00 in Berlin
-        assert state["last_result"]["output"] == "from the zip\n"
 
 
 class TestDeploy:
@@ -290,14 +237,6 @@ class TestDeploy:
         objects = next(s for s in document["Statement"] if s["Sid"] == "ReadWriteJobs")
         assert listing["Condition"]["StringLike"]["s3:prefix"] == ["a${*}b${?}/*"]
         assert objects["Resource"] == f"arn:aws:s3:::{bucket}/a${{*}}b${{?}}/*"
-
-    def test_the_policy_has_no_invoke_right_unless_asked(self) -> None:
-        statements = role_policy(DeployConfig(bucket="orders-bucket", prefix="jobs/"))["Statement"]
-        assert all("lambda:InvokeFunction" not in json.dumps(s) for s in statements)
-        listing = next(s for s in statements if s["Sid"] == "ListJobs")
-        assert listing["Condition"] == {"StringLike": {"s3:prefix": ["jobs/*"]}}
-        objects = next(s for s in statements if s["Sid"] == "ReadWriteJobs")
-        assert objects["Resource"] == "arn:aws:s3:::orders-bucket/jobs/*"
 
     def test_undeploy_removes_what_deploy_made_and_never_the_jobs(
         self, aws: Any, zip_bytes: bytes, bucket: str

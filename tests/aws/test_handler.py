@@ -73,10 +73,6 @@ def next_hour() -> datetime:
     return (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
 
 
-def test_the_handler_string_of_the_original_resolves() -> None:
-    assert lambdacron.lambda_handler is handler.lambda_handler
-
-
 def test_a_scheduled_event_runs_one_tick_at_its_time(
     env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

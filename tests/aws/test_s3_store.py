@@ -117,7 +117,7 @@ class TestTheEngineOnS3:
     def engine(self, bucket: str) -> Engine:
         return engine_on(S3Store(bucket, "jobs/"))
 
-    def test_the_seed_sample_runs_at_the_first_tick_after_18_30(self, bucket: str) -> None:
+    def test_the_seed_readme_sample_runs_at_the_first_tick_after_18_30(self, bucket: str) -> None:
         put(bucket, "ls.json", {"owner": "me", **SEED_COMMAND})
         fire = next_1830(datetime.now(UTC))
         with self.engine(bucket) as engine:

@@ -1,5 +1,6 @@
-"""The seed's motivating use-case, end to end: an order bot schedules the order-placing
-Lambda with each order's details; the Lambda runner invokes it at the chosen time."""
+"""The seed README's motivating use-case, end to end: an order bot schedules the
+order-placing Lambda with each order's details; the Lambda runner invokes it at the chosen
+time."""
 
 from __future__ import annotations
 

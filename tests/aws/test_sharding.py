@@ -13,7 +13,6 @@ import pytest
 
 import lambdacron
 from helpers import command_job
-from lambdacron.deploy import DeployConfig, role_policy
 from lambdacron.store.s3 import S3Store
 from recording_lambda import RecordingLambda
 
@@ -60,10 +59,3 @@ def test_a_bad_shard_is_a_clear_error(fan_env: RecordingLambda) -> None:
     with pytest.raises(lambdacron.LambdacronError) as caught:
         lambdacron.lambda_handler({"shard": 4, "shards": 4}, None)
     assert str(caught.value) == "shard: expected 0 <= shard < shards, got 4 of 4"
-
-
-def test_deploy_with_shards_may_invoke_only_itself() -> None:
-    config = DeployConfig(bucket="b", prefix="jobs", interval=1, function_name="lc", shards=8)
-    assert config.environment()["LAMBDACRON_SHARDS"] == "8"
-    (fan,) = [s for s in role_policy(config)["Statement"] if s["Sid"] == "FanOutToShards"]
-    assert fan["Resource"] == "arn:aws:lambda:*:*:function:lc"

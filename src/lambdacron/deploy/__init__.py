@@ -16,7 +16,8 @@ given keeps its deployed value. ``undeploy`` removes what deploy made and never 
 the bucket or its jobs.
 """
 
-from .apply import Deployer, DeployError
+from ..errors import DeployError
+from .apply import Deployer
 from .plan import (
     Action,
     Change,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import LambdacronError
+from ..errors import DeployError
 from ..package import build_zip, code_sha256
 from .plan import (
     PERMISSION_SID,
@@ -32,10 +32,6 @@ from .plan import (
 
 # The function configuration fields deploy owns; the rest (layers, VPC...) it leaves alone.
 _OWNED_CONFIGURATION = ("Runtime", "Handler", "Timeout", "MemorySize", "Environment")
-
-
-class DeployError(LambdacronError):
-    """AWS refused a deploy step."""
 
 
 def _code(exc: Exception) -> str:

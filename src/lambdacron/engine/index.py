@@ -80,7 +80,7 @@ class Index:
     # -- persistence: compact JSON, one row per job
 
     def to_bytes(self) -> bytes:
-        # Times as epoch seconds: 100,000 isoformat() calls cost more than the JSON itself.
+        # Times as epoch seconds: formatting an ISO time per job would cost more than the JSON.
         with self._lock:
             rows = {
                 key: [e.token, e.due_at.timestamp() if e.due_at else None, e.problem]

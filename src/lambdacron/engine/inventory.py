@@ -13,9 +13,8 @@ from ..job import iso, load
 from ..store.base import Entry, Store
 from .due import due_occurrence, window_start
 
-#: Reads in flight at most, and keys read a chunk at a time.
-_READERS = 16
-_CHUNK = 1000
+# The same bounds as the tick's: reads in flight at most, and keys read a chunk at a time.
+from .tick import _CHUNK, DEFAULT_IO_WORKERS
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,15 @@ class JobRow:
 
 def inventory(store: Store, now: datetime) -> Iterator[JobRow]:
     """Every job in key order. Reads go through a pool as wide as the store reads well
-    (16 on S3, where each GET waits on the network; inline on a directory), a chunk of
-    keys at a time, so a large bucket is neither read one GET after another nor held in
-    memory."""
+    (the tick's I/O pool on S3, where each GET waits on the network; inline on a directory),
+    a chunk of keys at a time, so a large bucket is neither read one GET after another nor
+    held in memory."""
     entries = sorted(store.list(), key=lambda e: e.key)
 
     def row(entry: Entry) -> JobRow | None:
         return _row(store, entry, now)
 
-    workers = min(_READERS, store.read_concurrency)
+    workers = min(DEFAULT_IO_WORKERS, store.read_concurrency)
     if workers <= 1:
         yield from (r for r in map(row, entries) if r is not None)
         return

@@ -42,9 +42,9 @@ _LIST_WORKERS = 4
 def _timestamp(value: Any) -> datetime:
     """botocore's timestamp parser, with a fast path for the ISO 8601 of XML bodies.
 
-    botocore parses every timestamp with dateutil, about 40 µs each: 0.4 s of a 10,000-job
-    listing here, about half of the client's work on it. Headers (RFC 1123 dates) and
-    anything else still go to botocore's own parser.
+    botocore parses every timestamp with dateutil, the largest part of the client's work on
+    a listing (see docs/scaling.md). Headers (RFC 1123 dates) and anything else still go to
+    botocore's own parser.
     """
     from botocore.utils import parse_timestamp
 

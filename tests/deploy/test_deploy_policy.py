@@ -1,8 +1,9 @@
-"""The role policy deploy writes grants exactly the job prefix, and deploy/template.yaml
-writes the same policy."""
+"""The role policy deploy writes grants exactly the job prefix, and invoke rights only where
+asked (its own function when sharded); deploy/template.yaml writes the same policy."""
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from pathlib import Path
@@ -203,3 +204,19 @@ def test_the_template_accepts_exactly_the_prefixes_it_can_grant_literally(prefix
     literal = not any(c in prefix for c in "*?$")
     accepted = re.fullmatch(spec["AllowedPattern"], prefix) is not None
     assert accepted == (literal and prefix == cleaned)
+
+
+def test_the_policy_has_no_invoke_right_unless_asked() -> None:
+    statements = role_policy(DeployConfig(bucket="orders-bucket", prefix="jobs/"))["Statement"]
+    assert all("lambda:InvokeFunction" not in json.dumps(s) for s in statements)
+    listing = next(s for s in statements if s["Sid"] == "ListJobs")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["jobs/*"]}}
+    objects = next(s for s in statements if s["Sid"] == "ReadWriteJobs")
+    assert objects["Resource"] == "arn:aws:s3:::orders-bucket/jobs/*"
+
+
+def test_deploy_with_shards_may_invoke_only_itself() -> None:
+    config = DeployConfig(bucket="b", prefix="jobs", interval=1, function_name="lc", shards=8)
+    assert config.environment()["LAMBDACRON_SHARDS"] == "8"
+    (fan,) = [s for s in role_policy(config)["Statement"] if s["Sid"] == "FanOutToShards"]
+    assert fan["Resource"] == "arn:aws:lambda:*:*:function:lc"

@@ -1,0 +1,76 @@
+"""The runner's log lines: every event a tick counts is shown, in words a person reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import utc
+from lambdacron.engine.report import JobEvent, Outcome, TickReport
+from lambdacron.job import Status
+from lambdacron.logs import event_record, render_event
+
+COUNTS = (
+    "ran",
+    "failed",
+    "invalid",
+    "store_errors",
+    "deleted",
+    "interrupted",
+    "skipped",
+    "internal_errors",
+)
+
+
+def counted(event: JobEvent) -> bool:
+    report = TickReport(utc(2026, 1, 1))
+    report.add(event)
+    return any(getattr(report, name) for name in COUNTS)
+
+
+EVENTS = [
+    *(
+        JobEvent("k.json", outcome, "why", utc(2026, 1, 1, 18, 30), Status.OK)
+        for outcome in Outcome
+    ),
+    # The one event with a flag: the engine records a dead claim on a job not due.
+    JobEvent("k.json", Outcome.NOT_DUE, "why", None, Status.INTERRUPTED, interrupted=True),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: f"{e.outcome}{'-i' * e.interrupted}")
+def test_every_event_the_tick_summary_counts_has_a_log_line(event: JobEvent) -> None:
+    line = render_event(event)
+    if counted(event):
+        assert line is not None and "k.json" in line
+    else:
+        assert line is None
+
+
+def test_a_job_left_by_a_stopping_runner_is_shown_as_skipped() -> None:
+    event = JobEvent(
+        "k.json",
+        Outcome.NOT_STARTED,
+        "the runner is stopping; left for the next tick",
+        utc(2026, 1, 1, 18, 30),
+    )
+    assert render_event(event) == (
+        "skipped k.json (scheduled 2026-01-01T18:30:00Z): "
+        "the runner is stopping; left for the next tick"
+    )
+    assert event_record(event)["level"] == "INFO"
+
+
+def test_an_internal_error_is_shown_once_and_logged_as_an_error() -> None:
+    event = JobEvent("k.json", Outcome.INTERNAL_ERROR, "internal error: KeyError: 'x'")
+    assert render_event(event) == "internal error k.json: KeyError: 'x'"
+    assert event_record(event)["level"] == "ERROR"
+
+
+@pytest.mark.parametrize("outcome", [Outcome.INVALID, Outcome.STORE_ERROR, Outcome.INTERNAL_ERROR])
+def test_failures_of_the_file_the_store_or_lambdacron_are_errors(outcome: Outcome) -> None:
+    assert event_record(JobEvent("k.json", outcome, "why"))["level"] == "ERROR"
+
+
+def test_a_key_cannot_forge_a_line_of_the_log() -> None:
+    line = render_event(JobEvent("a\nran b.json: ok", Outcome.INTERNAL_ERROR, "boom"))
+    assert line is not None and "\n" not in line
