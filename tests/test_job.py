@@ -10,19 +10,8 @@ import pytest
 
 from helpers import SEED_COMMAND, SEED_PYTHON, utc
 from lambdacron.errors import JobError
-from lambdacron.job import (
-    CommandSpec,
-    InvocationType,
-    LambdaSpec,
-    PythonSpec,
-    RunType,
-    decode,
-    encode,
-    load,
-    parse_job,
-    problems_of,
-    with_runner_fields,
-)
+from lambdacron.job import CommandSpec, InvocationType, LambdaSpec, PythonSpec, RunType
+from lambdacron.jobfile import decode, encode, load, parse_job, problems_of, with_runner_fields
 
 
 def problems(document: Any) -> list[str]:

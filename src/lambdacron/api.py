@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ConflictError, JobError, ScheduleError, UsageError
-from .job import RUNNER_FIELDS, decode, encode, load
+from .job import RUNNER_FIELDS
+from .jobfile import decode, encode, load
 from .schedule import validate
 from .store.base import Store
 from .store.keys import new_key

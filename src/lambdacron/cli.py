@@ -27,7 +27,7 @@ from .engine.report import JobEvent, Outcome
 from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
 from .engine.tick import Engine
 from .errors import JobTooLargeError, LambdacronError, ScheduleError, UsageError
-from .job import describe_problems, encode, load, warnings_of
+from .jobfile import describe_problems, encode, load, warnings_of
 from .logs import json_for_terminal, printable
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
@@ -139,7 +139,7 @@ def _render_event(event: JobEvent) -> str | None:
             return f"invalid {event.key}: {event.message} (skipped; file left as it is)"
         case Outcome.STORE_ERROR:
             return f"store error {event.key}: {event.message}".replace("error : ", "error: ")
-        case Outcome.NOT_DUE if event.interrupted:
+        case Outcome.INTERRUPTED:
             return f"interrupted {event.key}{scheduled}: {event.message}"
         case Outcome.RUNNING | Outcome.LOST | Outcome.SKIPPED_DEADLINE:
             return f"skipped {event.key}{scheduled}: {event.message}"

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .engine.report import JobEvent, TickReport
-from .job import iso
+from .times import iso
 
 NAMESPACE = "lambdacron"
 _METRICS = (

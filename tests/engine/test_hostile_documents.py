@@ -24,7 +24,7 @@ from helpers import FakeClock, command_job, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine, Outcome
 from lambdacron.engine.inventory import inventory
-from lambdacron.job import load, problems_of
+from lambdacron.jobfile import load, problems_of
 from lambdacron.store import LocalStore
 
 NOW = utc(2026, 1, 1, 1)
@@ -204,7 +204,8 @@ def test_a_hostile_value_anywhere_is_reported_or_runs_and_never_stops_the_tick(
         ("max_number_executions", str(10**12), "max_number_executions: must be at most"),
         ("execution_count", str(2**63), "execution_count: must be at most 1000000000"),
         ("last_run", '"0001-01-01T00:00:00+01:00"', "last_run: "),
-        ("last_run", '"0001-01-01T00:00:00"', "last_run: '0001-01-01T00:00:00' is outside 1970"),
+        ("last_run", '"1969-12-31T23:59:59Z"', "last_run: '1969-12-31T23:59:59Z' is outside 1970"),
+        ("last_run", '"0001-01-01T00:00:00"', "last_run: '0001-01-01T00:00:00' is out of range"),
         ("note", '"\\ud800"', "note: holds a lone surrogate"),
     ],
 )

@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import JobNotFoundError, StoreError
-from ..job import iso, load
+from ..jobfile import load
 from ..store.base import Entry, Store
-from .due import due_occurrence, window_start
+from ..times import iso
+from .due import next_run
 
 #: Reads in flight at most, and keys read a chunk at a time.
 _READERS = 16
@@ -91,19 +92,11 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
     status = str(state.last_result.get("status", "")) if state.last_result else "never run"
     if state.claim is not None:
         status = "running"
-    next_run = None
-    if job.enabled and not job.exhausted:
-        # What the next tick at or after `now` would run: an overdue occurrence, else
-        # the next one.
-        next_run = due_occurrence(job, doc.version.modified, now)
-        if next_run is None:
-            start = window_start(job, doc.version.modified)
-            next_run = job.schedule.next_after(max(now, start) if start else now)
     return JobRow(
         entry.key,
         job.when,
         job.timezone,
-        next_run,
+        next_run(job, doc.version.modified, now),
         state.last_run,
         state.execution_count,
         job.max_number_executions,
