@@ -115,33 +115,65 @@ def _join(path: str, name: str | int) -> str:
     return f"{path}.{name}" if path else name
 
 
+_Node = tuple[Any, "str | int", Any, int]  # (parent node, name in it, value, depth)
+_LEAVES = (int, float, bool, type(None))
+_LONE_SURROGATE = "holds a lone surrogate, which is not Unicode text"
+
+
+def _path_of(node: _Node | None, name: str | int | None = None) -> str:
+    """The dotted field path of a node of the walk (built only when a problem needs it)."""
+    names: list[str | int] = [] if name is None else [name]
+    while node is not None and node[0] is not None:
+        names.append(node[1])
+        node = node[0]
+    path = ""
+    for part in reversed(names):
+        path = _join(path, part)
+    return path
+
+
+def _not_unicode(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 def _refused_values(document: Any) -> list[JobError]:
     """Every value of ``document`` that nothing may use, with its field path: numbers out of
-    range, names given twice, and text that is not Unicode (a lone surrogate passes the JSON
-    reader, and then fails every write)."""
+    range, names given twice, text that is not Unicode (a lone surrogate passes the JSON
+    reader, and then fails every write); and nesting deeper than ``MAX_NESTING``.
+
+    One iterative walk (a hostile document cannot exhaust the stack), which builds a field
+    path only for a problem: most documents have none, and are read at every run."""
     problems: list[JobError] = []
-    stack: list[tuple[str, Any]] = [("", document)]
+    stack: list[_Node] = [(None, "", document, 1)]
     while stack:
-        path, value = stack.pop()
-        if isinstance(value, _Refused):
-            problems.append(JobError(path, value.reason))
-        elif isinstance(value, str):
-            if _SURROGATE.search(value):
-                problems.append(JobError(path, "holds a lone surrogate, which is not Unicode text"))
-        elif isinstance(value, dict):
+        node = stack.pop()
+        value, depth = node[2], node[3]
+        if depth > MAX_NESTING:
+            raise JobError("", f"JSON nested too deeply (limit {MAX_NESTING})")
+        if isinstance(value, dict):
             for name in getattr(value, "duplicates", ()):
-                problems.append(JobError(_join(path, name), "is given more than once"))
-            for name, item in value.items():
-                if _SURROGATE.search(name):
-                    problems.append(
-                        JobError(
-                            path, "has a field name with a lone surrogate, which is not Unicode"
-                        )
-                    )
-                    continue
-                stack.append((_join(path, name), item))
+                problems.append(JobError(_path_of(node, name), "is given more than once"))
+            items: Any = value.items()
         elif isinstance(value, list):
-            stack.extend((_join(path, i), item) for i, item in enumerate(value))
+            items = enumerate(value)
+        elif isinstance(value, _Refused):
+            problems.append(JobError(_path_of(node), value.reason))
+            continue
+        elif isinstance(value, str):
+            if _not_unicode(value):
+                problems.append(JobError(_path_of(node), _LONE_SURROGATE))
+            continue
+        else:
+            continue
+        for name, item in items:
+            if type(name) is str and _not_unicode(name):
+                message = "has a field name with a lone surrogate, which is not Unicode"
+                problems.append(JobError(_path_of(node), message))
+            elif type(item) is str:
+                if _not_unicode(item):
+                    problems.append(JobError(_path_of(node, name), _LONE_SURROGATE))
+            elif not isinstance(item, _LEAVES):
+                stack.append((node, name, item, depth + 1))
     problems.sort(key=lambda p: p.path)
     return problems
 
@@ -169,8 +201,6 @@ def _decode(body: bytes) -> tuple[Any, list[JobError]]:
         ) from None
     except RecursionError:
         raise JobError("", f"JSON nested too deeply (limit {MAX_NESTING})") from None
-    if _depth(value) > MAX_NESTING:
-        raise JobError("", f"JSON nested too deeply (limit {MAX_NESTING})")
     return value, _refused_values(value)
 
 
@@ -186,29 +216,24 @@ def _reject_constant(name: str) -> Any:
     raise JobError("", f"invalid JSON: {name} is not a JSON number")
 
 
-def _depth(value: Any) -> int:
-    # Iterative, so a hostile document cannot exhaust the stack here either.
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_NESTING:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
 def encode(document: Mapping[str, Any]) -> bytes:
     """The file's bytes. Raises JobError for what JSON cannot hold (NaN, infinities, text
     that is not Unicode), so nothing is ever written that no reader can read back."""
+    # One field a line, each value on its line in compact JSON: as easy to read and diff as
+    # an indented file, while the C encoder does all the work (json.dumps with an indent
+    # runs the pure-Python encoder, and a runner encodes twice for every run).
     try:
-        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
-        return (text + "\n").encode("utf-8")
+        lines = []
+        for name, value in document.items():
+            if not isinstance(name, str):
+                raise TypeError(f"field names must be strings, got {name!r}")
+            lines.append(f"  {_compact(name)}: {_compact(value)}")
+        return ("{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n").encode("utf-8")
     except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
         raise JobError("", f"cannot be written as JSON: {exc}") from None
+
+
+_compact = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode
 
 
 class _Problems:
