@@ -10,19 +10,8 @@ import pytest
 
 from helpers import SEED_COMMAND, SEED_PYTHON, utc
 from lambdacron.errors import JobError
-from lambdacron.job import (
-    CommandSpec,
-    InvocationType,
-    Job,
-    LambdaSpec,
-    PythonSpec,
-    RunType,
-    decode,
-    encode,
-    load,
-    problems_of,
-    with_runner_fields,
-)
+from lambdacron.job import CommandSpec, InvocationType, Job, LambdaSpec, PythonSpec, RunType
+from lambdacron.jobfile import decode, encode, load, problems_of, with_runner_fields
 
 
 def valid(key: str, document: Any) -> Job:

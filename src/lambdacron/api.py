@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ConflictError, JobError, ScheduleError, UsageError
-from .job import RUNNER_FIELDS, Job, decode, encode, load
+from .job import RUNNER_FIELDS, Job
+from .jobfile import decode, encode, load
 from .schedule import validate
 from .store.base import Store
 from .store.keys import new_key

@@ -29,7 +29,8 @@ from .engine.report import JobEvent
 from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
 from .engine.tick import Engine
 from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
-from .job import Job, describe_problems, encode, load, warnings_of
+from .job import Job
+from .jobfile import describe_problems, encode, load, warnings_of
 from .logs import json_for_terminal, render_event, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .engine.report import JobEvent, Outcome, TickReport
-from .job import iso
+from .times import iso
 
 NAMESPACE = "lambdacron"
 _METRICS = (
@@ -98,7 +98,7 @@ def _render_event(event: JobEvent) -> str | None:
         case Outcome.INTERNAL_ERROR:
             message = event.message.removeprefix("internal error: ")
             return f"internal error {event.key}{scheduled}: {message}"
-        case Outcome.NOT_DUE if event.interrupted:
+        case Outcome.INTERRUPTED:
             return f"interrupted {event.key}{scheduled}: {event.message}"
         case Outcome.RUNNING | Outcome.LOST | Outcome.SKIPPED_DEADLINE | Outcome.NOT_STARTED:
             return f"skipped {event.key}{scheduled}: {event.message}"

@@ -312,7 +312,7 @@ class TestTheEngineListsInRanges:
     ) -> None:
         import lambdacron.engine.tick as tick_module
 
-        monkeypatch.setattr(tick_module, "_CHUNK", 5)  # due jobs start while listing goes on
+        monkeypatch.setattr(tick_module, "CHUNK", 5)  # due jobs start while listing goes on
         log = tmp_path / "runs.log"
         for i in range(30):
             put(bucket, f"{i % 5:02x}/{i:04d}.json", append_job("* * * * *", log, f"job {i}"))

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from helpers import utc
 from lambdacron.engine.due import due_occurrence, next_due, schedule_since, window_start
 from lambdacron.engine.index import ALWAYS
-from lambdacron.job import Job, fingerprint_of, load
+from lambdacron.job import Job, fingerprint_of
+from lambdacron.jobfile import load
 
 PLACED = utc(2026, 3, 1, 12, 0)
 

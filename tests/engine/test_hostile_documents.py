@@ -24,7 +24,7 @@ from helpers import FakeClock, command_job, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine, Outcome
 from lambdacron.engine.inventory import inventory
-from lambdacron.job import load, problems_of
+from lambdacron.jobfile import load, problems_of
 from lambdacron.store import LocalStore
 
 NOW = utc(2026, 1, 1, 1)

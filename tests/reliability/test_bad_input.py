@@ -18,7 +18,7 @@ from conftest import Run
 from helpers import FakeClock, command_job, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine, Outcome
-from lambdacron.job import decode, problems_of
+from lambdacron.jobfile import decode, problems_of
 from lambdacron.store import LocalStore
 
 RUN = {"type": "command", "details": {"command": ["true"]}}

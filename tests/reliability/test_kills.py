@@ -26,7 +26,7 @@ from conftest import boto_client
 from helpers import FakeClock, command_job, place, subprocess_env
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
-from lambdacron.job import load
+from lambdacron.jobfile import load
 from lambdacron.store import open_store
 
 JOBS = 8

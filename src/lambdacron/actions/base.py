@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..job import ActionSpec, RunType, Status, iso
+from ..job import ActionSpec, RunType, Status
+from ..times import iso
 
 #: How much of a run's output is kept: the last 4 KiB of stdout and stderr together,
 #: redacted before the cut (see ``lambdacron.redact``).

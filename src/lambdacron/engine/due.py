@@ -13,9 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ..job import Job
-from .index import ALWAYS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: "Look at this job at every tick": a claim in flight, whose end the listing shows, but
+#: whose death only a fresh read can tell.
+ALWAYS = datetime.min.replace(tzinfo=UTC)
 
 
 def schedule_since(job: Job, placed: datetime) -> datetime:
@@ -55,3 +57,15 @@ def due_occurrence(job: Job, placed: datetime, now: datetime) -> datetime | None
     if not job.enabled or job.exhausted:
         return None
     return job.schedule.latest_in(window_start(job, placed), now)
+
+
+def next_run(job: Job, placed: datetime, now: datetime) -> datetime | None:
+    """What the next tick at or after ``now`` would run: an overdue occurrence, else the
+    next one; None while the job cannot run (disabled, or used up its runs)."""
+    if not job.enabled or job.exhausted:
+        return None
+    overdue = due_occurrence(job, placed, now)
+    if overdue is not None:
+        return overdue
+    start = window_start(job, placed)
+    return job.schedule.next_after(max(now, start) if start else now)

@@ -17,14 +17,24 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .._version import __version__
+from ..errors import StoreError
+from ..store.base import Document, Entry, Store, Version
+from .due import ALWAYS
+
 FORMAT = 2
-#: "Look at this job at every tick": a claim in flight, whose end the listing shows, but
-#: whose death only a fresh read can tell.
-ALWAYS = datetime.min.replace(tzinfo=UTC)
+#: The index is saved when a twentieth of its entries changed, or when the saved copy is
+#: this old.
+_SAVE_MAX_AGE_S = 600.0
+#: Bodies of jobs this engine wrote last, kept to claim their next run without a read.
+_BODY_CACHE = 20_000
 
 
 @dataclass(frozen=True)
@@ -117,3 +127,87 @@ def _from_stamp(stamp: float) -> datetime:
 
 
 _ALWAYS_STAMP = ALWAYS.timestamp()
+
+
+class IndexKeeper:
+    """The index of one engine: where it is saved, when, and what it depends on.
+
+    Saving costs a write of the whole index; a stale saved index costs only the reads of
+    what changed since. So it is saved after real change, or now and then, not every tick.
+    """
+
+    def __init__(self, store: Store, name: str, run_types: list[str]) -> None:
+        self.store = store
+        self.name = name
+        # Every input of a cached verdict: a different size limit, set of run types or
+        # version of the rules must not inherit the old verdicts.
+        types = ",".join(sorted(run_types))
+        self.context = f"{types};max={store.max_job_bytes};rules={__version__}"
+        self._index: Index | None = None
+        self._lock = threading.Lock()
+        self._saved_at = float("-inf")
+
+    @property
+    def index(self) -> Index:
+        """The index (loaded from the store on first use)."""
+        with self._lock:
+            if self._index is None:
+                self._index = Index.from_bytes(self.store.read_internal(self.name), self.context)
+            return self._index
+
+    def splits(self, sharded: bool) -> list[str]:
+        """Keys from the last listing, about a page apart, for a paged store to list the
+        ranges between them in parallel. Each range is cut a little short of a page, so
+        that a few new jobs (and the runner's own objects) still fit in one request."""
+        page = self.store.list_page_size
+        index = self.index
+        if page <= 0 or sharded or len(index) < 2 * page:
+            return []
+        step = page - page // 50
+        return sorted(index.keys())[step - 1 :: step]
+
+    def save(self, on_error: Callable[[str], None]) -> None:
+        index = self.index
+        with self._lock:
+            age = time.monotonic() - self._saved_at
+            enough = len(index.changed) >= max(2, len(index) // 20)
+            if not index.dirty or not (enough or age >= _SAVE_MAX_AGE_S):
+                return
+            body = index.to_bytes()
+            index.dirty = False
+            index.changed.clear()
+            self._saved_at = time.monotonic()
+        try:
+            self.store.write_internal(self.name, body)
+        except StoreError as exc:
+            index.dirty = True  # a cache: try again at the next tick
+            self._saved_at = float("-inf")
+            on_error(f"index not saved: {exc}")
+
+
+class BodyCache:
+    """Bodies of the jobs this engine wrote last, by key and version.
+
+    A job this engine wrote and nobody changed since is claimed from here, without a read:
+    safe because the claim is conditional on this version, so if anyone changed the file
+    the claim fails and the job is read afresh.
+    """
+
+    def __init__(self, size: int = _BODY_CACHE) -> None:
+        self._size = size
+        self._bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, key: str, body: bytes, version: Version) -> None:
+        with self._lock:
+            self._bodies[key] = (version.token, body)
+            self._bodies.move_to_end(key)
+            while len(self._bodies) > self._size:
+                self._bodies.popitem(last=False)
+
+    def recall(self, entry: Entry) -> Document | None:
+        with self._lock:
+            kept = self._bodies.pop(entry.key, None)
+        if kept is None or kept[0] != entry.version.token:
+            return None
+        return Document(entry.key, kept[1], entry.version)

@@ -9,12 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import JobNotFoundError, StoreError
-from ..job import iso, load
+from ..jobfile import load
 from ..store.base import Entry, Store
-from .due import due_occurrence, window_start
+from ..times import iso
+from .due import next_run
 
 # The same bounds as the tick's: reads in flight at most, and keys read a chunk at a time.
-from .tick import _CHUNK, DEFAULT_IO_WORKERS
+from .tick import CHUNK, DEFAULT_IO_WORKERS
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ def inventory(store: Store, now: datetime) -> Iterator[JobRow]:
         yield from (r for r in map(row, entries) if r is not None)
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="lambdacron-ls") as pool:
-        for start in range(0, len(entries), _CHUNK):
-            chunk = entries[start : start + _CHUNK]
+        for start in range(0, len(entries), CHUNK):
+            chunk = entries[start : start + CHUNK]
             yield from (r for r in pool.map(row, chunk) if r is not None)
 
 
@@ -90,19 +91,11 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
     status = str(state.last_result.get("status", "")) if state.last_result else "never run"
     if state.claim is not None:
         status = "running"
-    next_run = None
-    if job.enabled and not job.exhausted:
-        # What the next tick at or after `now` would run: an overdue occurrence, else
-        # the next one.
-        next_run = due_occurrence(job, doc.version.modified, now)
-        if next_run is None:
-            start = window_start(job, doc.version.modified)
-            next_run = job.schedule.next_after(max(now, start) if start else now)
     return JobRow(
         entry.key,
         job.when,
         job.timezone,
-        next_run,
+        next_run(job, doc.version.modified, now),
         state.last_run,
         state.execution_count,
         job.max_number_executions,

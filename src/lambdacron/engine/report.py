@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from ..job import Status, iso
+from ..job import Status
+from ..times import iso
 
 
 class Outcome(StrEnum):
-    NOT_DUE = "not_due"
+    INTERRUPTED = "interrupted"  # a dead claim was found; its occurrence recorded, not rerun
     DISABLED = "disabled"
     EXHAUSTED = "exhausted"  # reached max_number_executions but could not be deleted
     RUNNING = "running"  # a previous run of this job is still going

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from ..errors import JobNotFoundError, StoreError
-from ..job import Job, iso, load
+from ..job import Job
+from ..jobfile import load
 from ..store.base import Entry
+from ..times import iso
 from .due import due_occurrence, schedule_since
 from .report import TickReport
 from .tick import Clock, Engine

@@ -1,140 +1,97 @@
-"""The tick: find the jobs whose time has come (the rule is in ``due.py``), claim, run,
-write back.
+"""The tick: list the store, decide for each job, hand the due ones to the runs, report.
 
-At most once: before running, the runner records ``last_scheduled = t`` and a ``claim`` with
-a conditional write. Whoever loses the write re-reads and sees the occurrence taken. A runner
-that dies after claiming leaves the claim behind; a later tick finds it dead (past its
-deadline, or its process gone on this host) and records the run as ``interrupted``. It is
-never run again.
+The rooms around it: ``due.py`` says when a job is due, ``claims.py`` who holds an
+occurrence and the state changes a runner writes, ``writeback.py`` how a result joins the
+file, ``index.py`` what is remembered between ticks. A job travels as one ``JobFile``
+(document, job, version) from its read to its write-back; every runner write returns the
+next ``JobFile`` without decoding what it just encoded.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import socket
-import threading
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from enum import Enum
 
-from .._version import __version__
 from ..actions.base import OUTPUT_LIMIT, ActionRegistry, Result, RunContext
 from ..actions.process import KILL_GRACE_SECONDS, stop_running
-from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, ScheduleError, StoreError
-from ..job import (
-    Claim,
-    Job,
-    Status,
-    claim_to_json,
-    encode,
-    fingerprint_of,
-    iso,
-    load,
-    with_runner_fields,
-)
+from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, StoreError
+from ..job import Claim, Job, Status
+from ..jobfile import JobFile, encode, load
 from ..redact import redact, redact_window, secrets_in, tail
-from ..schedule import parse_instant
-from ..store.base import Document, Entry, Store, Version
-from .due import due_occurrence, next_due, schedule_since
-from .index import ALWAYS, Index, IndexEntry
+from ..store.base import Entry, Store, Version
+from .claims import (
+    CLAIM_GRACE,
+    INFLIGHT,
+    Change,
+    Holder,
+    adopted,
+    claimed,
+    host_identity,
+    interrupted,
+    interrupted_reason,
+    pid_alive,
+)
+from .due import ALWAYS, due_occurrence, next_due
+from .index import BodyCache, Index, IndexEntry, IndexKeeper
 from .report import JobEvent, Outcome, TickReport
+from .writeback import WRITE_ATTEMPTS, Written, write_back
 
 Clock = Callable[[], datetime]
-#: A claim outlives its run's timeout by this much before it is presumed dead.
-CLAIM_GRACE = timedelta(seconds=120)
 DEFAULT_WORKERS = 8
-_WRITE_ATTEMPTS = 5
 DEFAULT_IO_WORKERS = 16
 #: Listed entries taken at a time, decided on, and their due jobs handed to the runs.
-_CHUNK = 1000
-#: Bodies of jobs this engine wrote last, kept to claim their next run without a read.
-_BODY_CACHE = 20_000
-#: The index is saved when a twentieth of its entries changed, or when the saved copy is
-#: this old.
-_SAVE_MAX_AGE_S = 600.0
-_STORE_RETRIES = 3
+CHUNK = 1000
+
+__all__ = [
+    "CHUNK",
+    "CLAIM_GRACE",
+    "DEFAULT_IO_WORKERS",
+    "DEFAULT_WORKERS",
+    "INFLIGHT",
+    "Engine",
+    "host_identity",
+    "pid_alive",
+]
 
 
-def host_identity() -> str:
-    """This machine, for telling whether a claim's process can be checked here.
+class Verdict(Enum):
+    """What a tick does with one job it has read."""
 
-    The hostname alone is not enough: Lambda execution environments can share one, while
-    their process ids overlap. The kernel's boot id tells machines (and microVMs) apart.
-    """
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as handle:
-            boot = handle.read().strip()[:8]
-    except OSError:
-        boot = ""
-    name = socket.gethostname()
-    return f"{name}/{boot}" if boot else name
+    REFUSE = "refuse"  # its run type is not allowed here
+    RUNNING = "running"  # a live claim: its previous run is still going
+    INTERRUPT = "interrupt"  # a dead claim: record that occurrence as interrupted first
+    ADOPT = "adopt"  # record when its schedule took effect first
+    DUE = "due"  # run ``scheduled`` now
+    WAIT = "wait"  # nothing to do until ``due_at`` (None: until the file changes)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    scheduled: datetime | None = None
+    due_at: datetime | None = None
 
 
-class _Inflight:
-    """The claims this process holds right now, whichever engine took them.
+@dataclass(frozen=True)
+class _Due:
+    """A job to claim and run for occurrence ``scheduled``."""
 
-    Process-wide, not per engine: a claim carrying this host and this pid is live exactly
-    when some engine of this process is running it. Two engines in one process (two
-    handler threads, or direct use) must not take each other's live runs for dead, and a
-    claim with our pid that no engine holds was abandoned (its write-back failed)."""
+    file: JobFile
+    scheduled: datetime
 
-    def __init__(self) -> None:
-        self._ids: set[str] = set()
-        self._lock = threading.Lock()
-
-    def add(self, claim_id: str) -> None:
-        with self._lock:
-            self._ids.add(claim_id)
-
-    def discard(self, claim_id: str) -> None:
-        with self._lock:
-            self._ids.discard(claim_id)
-
-    def __contains__(self, claim_id: object) -> bool:
-        with self._lock:
-            return claim_id in self._ids
-
-
-INFLIGHT = _Inflight()
-
-
-def _ran_later(document: dict[str, Any], scheduled: datetime) -> bool:
-    value = document.get("last_scheduled")
-    if not isinstance(value, str):
-        return False
-    try:
-        return parse_instant(value, UTC) > scheduled
-    except ScheduleError:
-        return False
+    @property
+    def key(self) -> str:
+        return self.file.key
 
 
 def _internal_error(key: str, exc: Exception) -> JobEvent:
     return JobEvent(key, Outcome.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
-
-
-@dataclass
-class _Candidate:
-    key: str
-    document: dict[str, Any]
-    version: Version
-    job: Job
-    scheduled: datetime
 
 
 class Engine:
@@ -162,9 +119,7 @@ class Engine:
         self.actions = actions
         self.clock = clock
         self.log = log or (lambda event: None)
-        self.host = host or host_identity()
-        self.pid = os.getpid() if pid is None else pid
-        self.is_alive = is_alive
+        self.holder = Holder(host or host_identity(), os.getpid() if pid is None else pid, is_alive)
         self.time_left = time_left
         self.start_margin = start_margin
         #: The most time any run can ever get here (a Lambda's whole timeout); a job that
@@ -179,12 +134,28 @@ class Engine:
         self._io = ThreadPoolExecutor(
             max_workers=min(io_workers, store.read_concurrency), thread_name_prefix="lambdacron-io"
         )
-        self._index: Index | None = None
-        self._index_lock = threading.Lock()
-        self._index_saved_at = float("-inf")
-        self._bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
-        self._bodies_lock = threading.Lock()
-        self._stopping = threading.Event()
+        self.keeper = IndexKeeper(store, self.index_name, [t.value for t in actions])
+        self.bodies = BodyCache()
+        self._stopping = False
+
+    @property
+    def host(self) -> str:
+        return self.holder.host
+
+    @property
+    def pid(self) -> int:
+        return self.holder.pid
+
+    @property
+    def index_name(self) -> str:
+        return (
+            "index.json" if self.shard is None else f"index-{self.shard[0]}-of-{self.shard[1]}.json"
+        )
+
+    @property
+    def index(self) -> Index:
+        """The index this engine keeps (loaded from the store on first use)."""
+        return self.keeper.index
 
     def close(self) -> None:
         """Wait for running jobs to finish (or time out), then release the workers."""
@@ -194,7 +165,7 @@ class Engine:
     def stop_starting(self) -> None:
         """Start no more runs, in this tick or any later one. Runs in progress go on and are
         recorded; due occurrences not yet claimed stay unclaimed, for the next runner."""
-        self._stopping.set()
+        self._stopping = True
 
     def abort_running(self, grace: float = KILL_GRACE_SECONDS) -> int:
         """Stop starting, and stop the runs in progress now: each run's process group gets
@@ -209,11 +180,11 @@ class Engine:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        return self._stopping
 
     def claim_is_live(self, claim: Claim) -> bool:
         """Whether a tick now would leave this claim be (its run may still be going)."""
-        return self._claim_is_live(claim)
+        return self.holder.is_live(claim, self.clock())
 
     def __enter__(self) -> Engine:
         return self
@@ -228,16 +199,16 @@ class Engine:
         remaining time) overrides the engine's for this tick: no job is started that could
         not finish within it."""
         begin = time.monotonic()
-        budget = time_left if time_left is not None else self.time_left
         report = TickReport(now=now)
+        budget = time_left if time_left is not None else self.time_left
         # Once per tick, not per run: scanning the environment costs more than a no-op run.
         self._environ_secrets = secrets_in(self.environ)
-        index = self._load_index()
-        listing = self.store.list(self.shard, splits=self._splits(index))
+        index = self.keeper.index
+        listing = self.store.list(self.shard, splits=self.keeper.splits(self.shard is not None))
         listed: set[str] = set()
-        futures: list[Future[None]] = []
+        runs: list[Future[None]] = []
 
-        def consider(entry: Entry) -> _Candidate | None:
+        def consider(entry: Entry) -> _Due | None:
             try:
                 return self._consider(entry, report, now, index)
             except Exception as exc:  # whatever one job raises is that job's problem
@@ -254,371 +225,187 @@ class Engine:
         # it goes first: overlapped, it would hold the GIL against the runs' every step.
         # Reads go through their own bounded pool a chunk at a time, so a cold tick of a
         # large store never holds a future per read.
-        chunk_size = _CHUNK if parallel else None
+        chunk_size = CHUNK if parallel else None
         try:
             while not self.stopping and (chunk := list(itertools.islice(listing, chunk_size))):
                 report.seen += len(chunk)
-                to_read: list[Entry] = []
-                for entry in chunk:
-                    if entry.problem is not None:  # listed, but no job can be read there
-                        self._emit(report, JobEvent(entry.key, Outcome.INVALID, entry.problem))
-                        continue
-                    listed.add(entry.key)
-                    cached = index.get(entry.key)
-                    if cached is not None and cached.token == entry.version.token:
-                        if cached.problem is not None:
-                            self._emit(report, JobEvent(entry.key, Outcome.INVALID, cached.problem))
-                            continue
-                        if cached.due_at is None or cached.due_at > now:
-                            continue  # unchanged and not due: no read at all
-                    to_read.append(entry)
-                candidates = self._io.map(consider, to_read) if parallel else map(consider, to_read)
-                for candidate in candidates:
-                    if candidate is not None:
+                to_read = [e for e in chunk if self._needs_read(e, index, now, report, listed)]
+                due = self._io.map(consider, to_read) if parallel else map(consider, to_read)
+                for job in due:
+                    if job is not None:
                         report.due += 1
-                        futures.append(
-                            self._pool.submit(self._guarded, candidate, report, now, budget)
-                        )
+                        runs.append(self._pool.submit(self._guarded, job, report, now, budget))
         except Exception as exc:  # StoreError, or a listing bug: the pass goes on regardless
             report.listing_error = str(exc)
             self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"cannot list the store: {exc}"))
             listed.clear()  # a partial listing must not evict the unlisted from the index
         if self.stopping:
             listed.clear()  # the listing was cut short: what was not listed still exists
-        for future in futures:
-            future.result()
+        for run in runs:
+            run.result()
         if listed:
             index.keep_only(listed)
-        self._save_index(index, report)
+        self.keeper.save(
+            lambda message: self._emit(report, JobEvent("", Outcome.STORE_ERROR, message))
+        )
         report.duration_s = time.monotonic() - begin
         return report
 
-    # ------------------------------------------------------------------ the index
-
-    @property
-    def index_name(self) -> str:
-        return (
-            "index.json" if self.shard is None else f"index-{self.shard[0]}-of-{self.shard[1]}.json"
-        )
-
-    def _splits(self, index: Index) -> list[str]:
-        """Keys from the last listing, about a page apart, for a paged store to list the
-        ranges between them in parallel. Each range is cut a little short of a page, so
-        that a few new jobs (and the runner's own objects) still fit in one request."""
-        page = self.store.list_page_size
-        if page <= 0 or self.shard is not None or len(index) < 2 * page:
-            return []
-        step = page - page // 50
-        return sorted(index.keys())[step - 1 :: step]
-
-    # ------------------------------------------------------------------ written bodies
-
-    def _remember(self, key: str, body: bytes, version: Version) -> None:
-        """Keep what we just wrote: the job's next run can claim it without reading it back.
-
-        Safe because the claim is conditional on this version: if anyone changed the file
-        since, the claim fails, and the job is read afresh.
-        """
-        with self._bodies_lock:
-            self._bodies[key] = (version.token, body)
-            self._bodies.move_to_end(key)
-            while len(self._bodies) > _BODY_CACHE:
-                self._bodies.popitem(last=False)
-
-    def _recall(self, entry: Entry) -> Document | None:
-        with self._bodies_lock:
-            kept = self._bodies.pop(entry.key, None)
-        if kept is None or kept[0] != entry.version.token:
-            return None
-        return Document(entry.key, kept[1], entry.version)
-
-    @property
-    def index(self) -> Index:
-        """The index this engine keeps (loaded from the store on first use)."""
-        return self._load_index()
-
-    def _load_index(self) -> Index:
-        with self._index_lock:
-            if self._index is None:
-                # Every input of a cached verdict: a different limit, set of run types or
-                # version of the rules must not inherit the old verdicts.
-                types = ",".join(sorted(t.value for t in self.actions))
-                context = f"{types};max={self.store.max_job_bytes};rules={__version__}"
-                self._index = Index.from_bytes(self.store.read_internal(self.index_name), context)
-            return self._index
-
-    def _save_index(self, index: Index, report: TickReport) -> None:
-        # Saving costs a write of the whole index; a stale saved index costs only the reads
-        # of what changed since. So save after real change, or now and then, not every tick.
-        with self._index_lock:
-            age = time.monotonic() - self._index_saved_at
-            enough = len(index.changed) >= max(2, len(index) // 20)
-            if not index.dirty or not (enough or age >= _SAVE_MAX_AGE_S):
-                return
-            body = index.to_bytes()
-            index.dirty = False
-            index.changed.clear()
-            self._index_saved_at = time.monotonic()
-        try:
-            self.store.write_internal(self.index_name, body)
-        except StoreError as exc:
-            index.dirty = True  # a cache: try again at the next tick
-            self._index_saved_at = float("-inf")
-            self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"index not saved: {exc}"))
+    def _needs_read(
+        self, entry: Entry, index: Index, now: datetime, report: TickReport, listed: set[str]
+    ) -> bool:
+        """Whether a listed entry must be read: not while the index vouches for it."""
+        if entry.problem is not None:  # listed, but no job can be read there
+            self._emit(report, JobEvent(entry.key, Outcome.INVALID, entry.problem))
+            return False
+        listed.add(entry.key)
+        cached = index.get(entry.key)
+        if cached is None or cached.token != entry.version.token:
+            return True
+        if cached.problem is not None:
+            self._emit(report, JobEvent(entry.key, Outcome.INVALID, cached.problem))
+            return False
+        return cached.due_at is not None and cached.due_at <= now
 
     def _emit(self, report: TickReport, event: JobEvent) -> None:
         report.add(event)
         self.log(event)
 
-    def _claim_is_live(self, claim: Claim) -> bool:
-        if self.clock() > claim.deadline:
-            return False
-        if claim.host != self.host:
-            return True  # another machine: only the deadline can tell
-        if claim.pid == self.pid:
-            return claim.id in INFLIGHT
-        return self.is_alive(claim.pid)
+    # ------------------------------------------------------------------ one job: decide
 
-    def _consider(
-        self, entry: Entry, report: TickReport, now: datetime, index: Index
-    ) -> _Candidate | None:
-        """Read one job and decide; records a dead claim as interrupted on the way."""
+    def decide(self, file: JobFile, now: datetime) -> Decision:
+        """What a tick at ``now`` does with this job as read. Pure but for the wall clock,
+        which only tells whether a claim's deadline has passed."""
+        job = file.job
+        if job.run_type not in self.actions:
+            return Decision(Verdict.REFUSE)
+        claim = job.state.claim
+        if claim is not None:
+            live = self.holder.is_live(claim, self.clock())
+            return Decision(Verdict.RUNNING if live else Verdict.INTERRUPT)
+        recorded = job.state.scheduled_from
+        if recorded is None or recorded[0] != job.fingerprint:
+            return Decision(Verdict.ADOPT)
+        placed = file.version.modified
+        due_at = next_due(job, placed)
+        # Only a job whose earliest due time has come needs the (dearer) exact evaluation.
+        if due_at is None or due_at > now:
+            return Decision(Verdict.WAIT, due_at=due_at)
+        scheduled = due_occurrence(job, placed, now)
+        if scheduled is None:
+            return Decision(Verdict.WAIT, due_at=due_at)
+        return Decision(Verdict.DUE, scheduled=scheduled)
+
+    def _read(self, entry: Entry, report: TickReport, index: Index) -> JobFile | None:
         key = entry.key
         try:
-            doc = self._recall(entry) or self.store.read(key)
+            doc = self.bodies.recall(entry) or self.store.read(key)
         except JobNotFoundError:
             index.drop(key)
             report.forget()  # deleted between the listing and the read
             return None
         except JobTooLargeError as exc:
-            problem = str(exc).removeprefix(f"{key}: ")
-            index.put(key, IndexEntry(entry.version.token, None, problem))
-            self._emit(report, JobEvent(key, Outcome.INVALID, problem))
+            self._refuse(report, index, key, entry.version, str(exc).removeprefix(f"{key}: "))
             return None
         except StoreError as exc:
             index.drop(key)
             self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
             return None
         job, problems, document = load(key, doc.body)
-        if job is None or job.run_type not in self.actions:
-            problem = (
-                "; ".join(map(str, problems))
-                if job is None
-                else f"run.type: {job.run_type.value!r} is not allowed by this runner"
-            )
-            index.put(key, IndexEntry(doc.version.token, None, problem))
-            self._emit(report, JobEvent(key, Outcome.INVALID, problem))
+        if job is None:
+            self._refuse(report, index, key, doc.version, "; ".join(map(str, problems)))
             return None
-        version = doc.version
-        claim = job.state.claim
-        if claim is not None:
-            if self._claim_is_live(claim):
-                index.put(key, IndexEntry(version.token, ALWAYS))
-                self._emit(
-                    report,
-                    JobEvent(
-                        key, Outcome.RUNNING, "the previous run is still going", claim.scheduled
-                    ),
-                )
-                return None
-            marked = self._mark_interrupted(job, document, version, claim, report)
-            if marked is None:
-                index.drop(key)
-                return None
-            document, version = marked
-            job, _, _ = load(key, encode(document))
-            assert job is not None  # only runner fields changed
-        recorded = job.state.scheduled_from
-        if recorded is None or recorded[0] != job.fingerprint:
-            adopted = self._adopt(job, document, version, report)
-            if adopted is None:
+        return JobFile(key, document, job, doc.version)
+
+    def _refuse(
+        self, report: TickReport, index: Index, key: str, version: Version, problem: str
+    ) -> None:
+        index.put(key, IndexEntry(version.token, None, problem))
+        self._emit(report, JobEvent(key, Outcome.INVALID, problem))
+
+    def _consider(
+        self, entry: Entry, report: TickReport, now: datetime, index: Index
+    ) -> _Due | None:
+        """Read one job and decide; records a dead claim, or when its schedule took effect,
+        on the way (each a conditional write, after which the job is decided again)."""
+        file = self._read(entry, report, index)
+        if file is None:
+            return None  # reported, and the index told, by the read
+        key = entry.key
+        while True:
+            decision = self.decide(file, now)
+            match decision.verdict:
+                case Verdict.REFUSE:
+                    problem = f"run.type: {file.job.run_type.value!r} is not allowed by this runner"
+                    self._refuse(report, index, key, file.version, problem)
+                    return None
+                case Verdict.RUNNING:
+                    claim = file.job.state.claim
+                    assert claim is not None
+                    index.put(key, IndexEntry(file.version.token, ALWAYS))
+                    message = "the previous run is still going"
+                    self._emit(report, JobEvent(key, Outcome.RUNNING, message, claim.scheduled))
+                    return None
+                case Verdict.INTERRUPT:
+                    written = self._interrupt(file, report)
+                case Verdict.ADOPT:
+                    change = adopted(file.document, file.job, file.version.modified)
+                    written = self._write(file, change, report)
+                case Verdict.WAIT:
+                    index.put(key, IndexEntry(file.version.token, decision.due_at))
+                    if not file.job.enabled:
+                        self._emit(report, JobEvent(key, Outcome.DISABLED))
+                    elif file.job.exhausted:
+                        self._emit(report, JobEvent(key, Outcome.EXHAUSTED))
+                    return None
+                case Verdict.DUE:
+                    assert decision.scheduled is not None
+                    index.drop(key)  # the claim changes the file; the write-back records it
+                    return _Due(file, decision.scheduled)
+            if written is None:
                 index.drop(key)  # changed meanwhile: decided afresh at the next tick
                 return None
-            job, document, version = adopted
-        due_at = next_due(job, version.modified)
-        # Only a job whose earliest due time has come needs the (dearer) exact evaluation.
-        scheduled = (
-            None if due_at is None or due_at > now else (due_occurrence(job, version.modified, now))
+            file = written
+
+    def _interrupt(self, file: JobFile, report: TickReport) -> JobFile | None:
+        claim = file.job.state.claim
+        assert claim is not None
+        written = self._write(
+            file, interrupted(file.document, file.job, file.version.modified, claim), report
         )
-        if scheduled is None:
-            index.put(key, IndexEntry(version.token, due_at))
-            if not job.enabled:
-                report.add(JobEvent(key, Outcome.DISABLED))
-            elif job.exhausted:
-                report.add(JobEvent(key, Outcome.EXHAUSTED))
-            return None
-        index.drop(key)  # the claim changes the file; the write-back records the new state
-        return _Candidate(key, document, version, job, scheduled)
+        if written is not None:
+            event = JobEvent(
+                file.key,
+                Outcome.INTERRUPTED,
+                interrupted_reason(claim),
+                claim.scheduled,
+                Status.INTERRUPTED,
+                interrupted=True,
+            )
+            self._emit(report, event)
+        return written
 
-    @staticmethod
-    def _scheduled_from(job: Job, version: Version) -> dict[str, str]:
-        return {"fingerprint": job.fingerprint, "since": iso(schedule_since(job, version.modified))}
-
-    def _adopt(
-        self, job: Job, document: dict[str, Any], version: Version, report: TickReport
-    ) -> tuple[Job, dict[str, Any], Version] | None:
-        """Record when the job's current schedule took effect, the first time a tick sees it.
-
-        The file's modification time says when it was placed only until the next edit of
-        any field. Recorded while it is still true, a later edit of the payload does not
-        move the window, and a schedule changed away and back (disabled, then re-enabled)
-        is seen as changed, so what it missed meanwhile is not replayed.
-        """
-        since = schedule_since(job, version.modified)
-        fields = {"scheduled_from": {"fingerprint": job.fingerprint, "since": iso(since)}}
-        adopted = with_runner_fields(document, fields)
-        body = encode(adopted)
+    def _write(self, file: JobFile, change: Change, report: TickReport) -> JobFile | None:
+        """Write a runner change conditionally; the new JobFile, or None if the file changed
+        meanwhile (or vanished, or the store failed: then it is reported)."""
+        body = encode(change.document)
         try:
-            new_version = self.store.write(job.key, body, version)
+            version = self.store.write(file.key, body, file.version)
         except JobNotFoundError:
             return None
         except StoreError as exc:
             # A write whose answer was lost is retried by botocore and then fails its own
             # precondition: it may be there all the same.
-            landed = self._landed_body(job.key, body)
+            landed = self._holds(file.key, body)
             if landed is None:
                 if not isinstance(exc, ConflictError):
-                    self._emit(report, JobEvent(job.key, Outcome.STORE_ERROR, str(exc)))
+                    self._emit(report, JobEvent(file.key, Outcome.STORE_ERROR, str(exc)))
                 return None
-            new_version = landed
-        self._remember(job.key, body, new_version)
-        state = replace(job.state, scheduled_from=(job.fingerprint, since))
-        return replace(job, state=state), adopted, new_version
+            version = landed
+        self.bodies.remember(file.key, body, version)
+        return JobFile(file.key, change.document, change.applied_to(file.job), version)
 
-    def _mark_interrupted(
-        self, job: Job, document: dict[str, Any], version: Version, claim: Claim, report: TickReport
-    ) -> tuple[dict[str, Any], Version] | None:
-        key = job.key
-        reason = (
-            f"no result was recorded: the runner ({claim.host} pid {claim.pid}) stopped, "
-            "or could not write to the store"
-        )
-        result = {
-            "status": Status.INTERRUPTED.value,
-            "exit_code": None,
-            "started": iso(claim.started),
-            "duration_ms": None,
-            "output": "",
-            "error": reason,
-        }
-        # Every runner write records when the schedule took effect, because the write
-        # itself moves the file's modification time.
-        fields = {
-            "last_result": result,
-            "claim": None,
-            "scheduled_from": self._scheduled_from(job, version),
-        }
-        updated = with_runner_fields(document, fields)
-        try:
-            new_version = self.store.write(key, encode(updated), version)
-        except (ConflictError, JobNotFoundError):
-            return None  # someone else got there first; the next tick sees their state
-        except StoreError as exc:
-            self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
-            return None
-        self._emit(
-            report,
-            JobEvent(
-                key,
-                Outcome.NOT_DUE,
-                reason,
-                claim.scheduled,
-                Status.INTERRUPTED,
-                interrupted=True,
-            ),
-        )
-        return updated, new_version
-
-    # ------------------------------------------------------------------ one run
-
-    def _guarded(
-        self,
-        candidate: _Candidate,
-        report: TickReport,
-        now: datetime,
-        time_left: Callable[[], float] | None,
-    ) -> None:
-        try:
-            self._claim_and_run(candidate, report, now, time_left)
-        except Exception as exc:  # a bug in lambdacron must not take the tick down with it
-            self._emit(report, _internal_error(candidate.key, exc))
-
-    def _claim(
-        self,
-        c: _Candidate,
-        now: datetime,
-        report: TickReport,
-        time_left: Callable[[], float] | None,
-    ) -> tuple[_Candidate, Claim, dict[str, Any], Version] | None:
-        for _ in range(_WRITE_ATTEMPTS):
-            # Checked when a worker takes the job, not when the tick starts: a queue of
-            # long jobs must not start one the function cannot finish.
-            if (
-                time_left is not None
-                and not self._never_fits(c.job)
-                and time_left() < c.job.timeout_seconds + self.start_margin
-            ):
-                self._emit(
-                    report,
-                    JobEvent(
-                        c.key,
-                        Outcome.SKIPPED_DEADLINE,
-                        "not enough time left in this tick; runs at the next",
-                        c.scheduled,
-                    ),
-                )
-                return None
-            started = self.clock()
-            claim = Claim(
-                uuid.uuid4().hex,
-                c.scheduled,
-                self.host,
-                self.pid,
-                started,
-                started + timedelta(seconds=c.job.timeout_seconds) + CLAIM_GRACE,
-            )
-            fields = {
-                "execution_count": c.job.state.execution_count + 1,
-                "last_run": iso(now),
-                "last_scheduled": iso(c.scheduled),
-                "scheduled_from": self._scheduled_from(c.job, c.version),
-                "claim": claim_to_json(claim),
-            }
-            claimed = with_runner_fields(c.document, fields)
-            try:
-                version = self.store.write(c.key, encode(claimed), c.version)
-                return c, claim, claimed, version
-            except JobNotFoundError:
-                return None  # deleted before it ran: nothing to do
-            except ConflictError:
-                # A write whose answer was lost is retried by botocore and then fails its
-                # own precondition: check whether the claim that is there is ours.
-                landed = self._landed(c.key, claim)
-                if landed is not None:
-                    return c, claim, landed[0], landed[1]
-                # Lost the race, or the user edited the file: decide again on fresh state.
-                fresh = self._reconsider(c.key, now)
-                if fresh is None:
-                    self._emit(
-                        report,
-                        JobEvent(c.key, Outcome.LOST, "claimed by another runner", c.scheduled),
-                    )
-                    return None
-                c = fresh
-            except StoreError as exc:
-                landed = self._landed(c.key, claim)
-                if landed is not None:
-                    return c, claim, landed[0], landed[1]
-                self._emit(report, JobEvent(c.key, Outcome.STORE_ERROR, str(exc), c.scheduled))
-                return None
-        self._emit(report, JobEvent(c.key, Outcome.LOST, "the file keeps changing", c.scheduled))
-        return None
-
-    def _never_fits(self, job: Job) -> bool:
-        limit = self.max_run_seconds
-        return limit is not None and job.timeout_seconds + self.start_margin > limit
-
-    def _landed_body(self, key: str, body: bytes) -> Version | None:
+    def _holds(self, key: str, body: bytes) -> Version | None:
         """The version if the store holds exactly ``body``, else None."""
         try:
             doc = self.store.read(key)
@@ -626,191 +413,199 @@ class Engine:
             return None
         return doc.version if doc.body == body else None
 
-    def _landed(self, key: str, claim: Claim) -> tuple[dict[str, Any], Version] | None:
-        """The document and version if the store holds our claim, else None."""
-        try:
-            doc = self.store.read(key)
-        except StoreError:
-            return None
-        _, _, document = load(key, doc.body)
-        if isinstance(document, dict):
-            held = document.get("claim")
-            if isinstance(held, dict) and held.get("id") == claim.id:
-                return document, doc.version
-        return None
+    # ------------------------------------------------------------------ one job: run
 
-    def _reconsider(self, key: str, now: datetime) -> _Candidate | None:
+    def _guarded(
+        self,
+        due: _Due,
+        report: TickReport,
+        now: datetime,
+        time_left: Callable[[], float] | None,
+    ) -> None:
         try:
-            doc = self.store.read(key)
-        except StoreError:
-            return None
-        job, _, document = load(key, doc.body)
-        if job is None or job.state.claim is not None or job.run_type not in self.actions:
-            return None
-        scheduled = due_occurrence(job, doc.version.modified, now)
-        if scheduled is None:
-            return None
-        return _Candidate(key, document, doc.version, job, scheduled)
+            self._claim_and_run(due, report, now, time_left)
+        except Exception as exc:  # a bug in lambdacron must not take the tick down with it
+            self._emit(report, _internal_error(due.key, exc))
 
     def _claim_and_run(
         self,
-        candidate: _Candidate,
+        due: _Due,
         report: TickReport,
         now: datetime,
         time_left: Callable[[], float] | None,
     ) -> None:
         if self.stopping:  # checked right before the claim: a stopping runner starts nothing
-            self._emit(
-                report,
-                JobEvent(
-                    candidate.key,
-                    Outcome.NOT_STARTED,
-                    "the runner is stopping; left for the next tick",
-                    candidate.scheduled,
-                ),
-            )
+            message = "the runner is stopping; left for the next tick"
+            self._emit(report, JobEvent(due.key, Outcome.NOT_STARTED, message, due.scheduled))
             return
-        claimed = self._claim(candidate, now, report, time_left)
-        if claimed is None:
+        taken = self._claim(due, now, report, time_left)
+        if taken is None:
             return
-        c, claim, document, version = claimed
+        file, claim = taken
         INFLIGHT.add(claim.id)
         try:
-            self._run_and_record(c, claim, document, version, report)
+            self._run_and_record(file, claim, report)
         finally:
             INFLIGHT.discard(claim.id)
 
-    def _run_and_record(
+    def _claim(
         self,
-        c: _Candidate,
-        claim: Claim,
-        document: dict[str, Any],
-        version: Version,
+        due: _Due,
+        now: datetime,
         report: TickReport,
-    ) -> None:
-        execution = c.job.state.execution_count + 1
-        context = RunContext(c.key, c.scheduled, execution, c.job.timeout_seconds, claim.started)
-        if self._never_fits(c.job):
-            result = Result(
+        time_left: Callable[[], float] | None,
+    ) -> tuple[JobFile, Claim] | None:
+        for _ in range(WRITE_ATTEMPTS):
+            job = due.file.job
+            # Checked when a worker takes the job, not when the tick starts: a queue of
+            # long jobs must not start one the function cannot finish.
+            if (
+                time_left is not None
+                and not self._never_fits(job)
+                and time_left() < job.timeout_seconds + self.start_margin
+            ):
+                message = "not enough time left in this tick; runs at the next"
+                event = JobEvent(due.key, Outcome.SKIPPED_DEADLINE, message, due.scheduled)
+                self._emit(report, event)
+                return None
+            claim = self.holder.new_claim(job, due.scheduled, self.clock())
+            change = claimed(due.file.document, job, due.file.version.modified, claim, now)
+            body = encode(change.document)
+            try:
+                version = self.store.write(due.key, body, due.file.version)
+            except JobNotFoundError:
+                return None  # deleted before it ran: nothing to do
+            except StoreError as exc:
+                # A write whose answer was lost is retried by botocore and then fails its
+                # own precondition: check whether the claim that is there is ours.
+                landed = self._landed(due.key, claim)
+                if landed is not None:
+                    return landed, claim
+                if not isinstance(exc, ConflictError):
+                    event = JobEvent(due.key, Outcome.STORE_ERROR, str(exc), due.scheduled)
+                    self._emit(report, event)
+                    return None
+                # Lost the race, or the user edited the file: decide again on fresh state.
+                fresh = self._reconsider(due.key, now)
+                if fresh is None:
+                    message = "claimed by another runner"
+                    self._emit(report, JobEvent(due.key, Outcome.LOST, message, due.scheduled))
+                    return None
+                due = fresh
+                continue
+            self.bodies.remember(due.key, body, version)
+            return JobFile(due.key, change.document, change.applied_to(job), version), claim
+        message = "the file keeps changing"
+        self._emit(report, JobEvent(due.key, Outcome.LOST, message, due.scheduled))
+        return None
+
+    def _landed(self, key: str, claim: Claim) -> JobFile | None:
+        """The job as stored if the store holds our claim, else None."""
+        try:
+            doc = self.store.read(key)
+        except StoreError:
+            return None
+        job, _, document = load(key, doc.body)
+        if job is not None and job.state.claim is not None and job.state.claim.id == claim.id:
+            return JobFile(key, document, job, doc.version)
+        return None
+
+    def _reconsider(self, key: str, now: datetime) -> _Due | None:
+        """After a lost claim: the job read afresh, if the same decision still runs it."""
+        try:
+            doc = self.store.read(key)
+        except StoreError:
+            return None
+        job, _, document = load(key, doc.body)
+        if job is None:
+            return None
+        file = JobFile(key, document, job, doc.version)
+        decision = self.decide(file, now)
+        if decision.verdict is not Verdict.DUE or decision.scheduled is None:
+            return None
+        return _Due(file, decision.scheduled)
+
+    def _never_fits(self, job: Job) -> bool:
+        limit = self.max_run_seconds
+        return limit is not None and job.timeout_seconds + self.start_margin > limit
+
+    def _run(self, file: JobFile, claim: Claim) -> Result:
+        job = file.job
+        if self._never_fits(job):
+            return Result(
                 Status.ERROR,
                 claim.started,
                 0,
-                error=f"timeout_seconds is {c.job.timeout_seconds:g}, more than this runner can"
+                error=f"timeout_seconds is {job.timeout_seconds:g}, more than this runner can"
                 f" ever give a run ({self.max_run_seconds:g} s less a {self.start_margin:g} s"
                 " margin); lower it, or raise the function's timeout",
             )
-        else:
-            result = self.actions[c.job.run_type].run(c.job.action, context)
-        job_env = getattr(c.job.action, "env", {})
+        execution = job.state.execution_count  # counted by the claim: 1 for the first run
+        context = RunContext(
+            file.key, claim.scheduled, execution, job.timeout_seconds, claim.started
+        )
+        result = self.actions[job.run_type].run(job.action, context)
+        job_env = getattr(job.action, "env", {})
         secrets = secrets_in(self.environ, job_env) if job_env else self._environ_secrets
-        result = replace(
+        return replace(
             result,
             # The output may be a window of a longer stream: a cut secret is redacted too.
             output=tail(redact_window(result.output, secrets), OUTPUT_LIMIT),
             error=redact(result.error, secrets) if result.error else result.error,
         )
-        fields = {
-            name: document.get(name)
-            for name in ("execution_count", "last_run", "last_scheduled", "scheduled_from")
-        }
-        fields.update({"last_result": result.to_json(), "claim": None})
-        written = self._write_back(c.key, document, version, claim, fields, report)
-        deleted = False
-        if (
-            written is not None
-            and not written[1]
-            and c.job.max_number_executions > 0
-            and execution >= c.job.max_number_executions
-        ):
-            try:
-                self.store.delete(c.key, written[0])
-                deleted = True
-            except (ConflictError, JobNotFoundError):
-                pass  # edited or removed meanwhile: the user's version stands
-            except StoreError as exc:
-                self._emit(report, JobEvent(c.key, Outcome.STORE_ERROR, str(exc), c.scheduled))
+
+    def _run_and_record(self, file: JobFile, claim: Claim, report: TickReport) -> None:
+        result = self._run(file, claim)
+        written = write_back(
+            self.store,
+            file,
+            claim,
+            result.to_json(),
+            remember=self.bodies.remember,
+            on_error=lambda message: self._emit(
+                report, JobEvent(file.key, Outcome.STORE_ERROR, message)
+            ),
+        )
+        deleted = written is not None and self._delete_if_done(file, written, report)
+        index = self.keeper.index
         if deleted:
-            self._load_index().drop(c.key)
-        elif written is not None:
+            index.drop(file.key)
+        elif written is not None and written.job is not None:
             # Remember the new state, so the next tick need not read the job back.
-            written_job, _, _ = load(c.key, written[2])
-            if written_job is not None:
-                self._load_index().put(
-                    c.key, IndexEntry(written[0].token, next_due(written_job, written[0].modified))
-                )
+            due_at = next_due(written.job, written.version.modified)
+            index.put(file.key, IndexEntry(written.version.token, due_at))
         message: str = result.error or ""
         if written is None:
             message = (
                 message + "; " if message else ""
             ) + "job changed meanwhile; result not written"
-        self._emit(
-            report,
-            JobEvent(
-                c.key,
-                Outcome.RAN,
-                message,
-                c.scheduled,
-                result.status,
-                deleted=deleted,
-                output=result.output,
-            ),
+        event = JobEvent(
+            file.key,
+            Outcome.RAN,
+            message,
+            claim.scheduled,
+            result.status,
+            deleted=deleted,
+            output=result.output,
         )
+        self._emit(report, event)
 
-    def _write_back(
-        self,
-        key: str,
-        document: dict[str, Any],
-        version: Version,
-        claim: Claim,
-        fields: dict[str, Any],
-        report: TickReport,
-    ) -> tuple[Version, bool, bytes] | None:
-        """Write the result: (new version, merged into a user's edit, the body written),
-        or None when it was not written."""
-        current, merged, failures = document, False, 0
-        for _ in range(_WRITE_ATTEMPTS + _STORE_RETRIES):
-            intended = with_runner_fields(current, fields)
-            try:
-                body = encode(intended)
-                new_version = self.store.write(key, body, version)
-                self._remember(key, body, new_version)
-                return new_version, merged, body
-            except (ConflictError, JobNotFoundError):
-                pass
-            except StoreError as exc:
-                # The run has happened; its result is worth a few more tries.
-                failures += 1
-                if failures > _STORE_RETRIES:
-                    self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
-                    return None
-                time.sleep(0.5 * 2 ** (failures - 1))
-            try:
-                fresh = self.store.read(key)
-            except JobNotFoundError:
-                return None  # deleted by the user during the run: not resurrected
-            except StoreError:
-                continue
-            _, _, fresh_document = load(key, fresh.body)
-            if fresh_document == intended:
-                return fresh.version, merged, fresh.body  # it landed; only its answer was lost
-            if fresh.version.token == version.token:
-                continue  # unchanged: the failure was the store's, try again
-            # The user edited the file during the run: keep their version and merge in only
-            # the runner's fields.
-            if not isinstance(fresh_document, dict):
-                return None  # their edit is not even a JSON object; leave it be
-            other = fresh_document.get("claim")
-            if isinstance(other, dict) and other.get("id") != claim.id:
-                return None  # another runner has taken the job over since
-            if _ran_later(fresh_document, claim.scheduled):
-                return None  # a later occurrence has run meanwhile; its state is newer
-            if fingerprint_of(fresh_document) != fingerprint_of(document):
-                # The schedule was edited during the run: its window starts at the edit,
-                # not at this write-back, or an occurrence between the two would be lost.
-                since = {
-                    "fingerprint": fingerprint_of(fresh_document),
-                    "since": iso(fresh.version.modified),
-                }
-                fields = {**fields, "scheduled_from": since}
-            current, version, merged = fresh_document, fresh.version, True
-        return None
+    def _delete_if_done(self, file: JobFile, written: Written, report: TickReport) -> bool:
+        """Delete a job that reached max_number_executions, unless edited during the run."""
+        job = file.job
+        limit = job.max_number_executions
+        if written.merged or limit <= 0 or job.state.execution_count < limit:
+            return False
+        try:
+            self.store.delete(file.key, written.version)
+            return True
+        except (ConflictError, JobNotFoundError):
+            return False  # edited or removed meanwhile: the user's version stands
+        except StoreError as exc:
+            self._emit(report, JobEvent(file.key, Outcome.STORE_ERROR, str(exc), claim_of(file)))
+            return False
+
+
+def claim_of(file: JobFile) -> datetime | None:
+    claim = file.job.state.claim
+    return claim.scheduled if claim is not None else None

@@ -1,0 +1,184 @@
+"""Claims: which runner holds an occurrence, and whether that runner still lives.
+
+At most once rests on the claim. Before running, a runner writes ``last_scheduled = t`` and
+a ``claim`` into the job file with a conditional write; whoever loses the write re-reads
+and sees the occurrence taken. A runner that dies after claiming leaves its claim behind; a
+later tick finds it dead (past its deadline, or its process gone on this host) and records
+the run as ``interrupted``. That occurrence is never run again.
+
+The state changes here are pure: each returns the new document and the new runner state,
+so a write never has to decode what it just encoded.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..job import Claim, Job, State, Status
+from ..jobfile import claim_to_json, with_runner_fields
+from ..times import iso
+from .due import schedule_since
+
+#: A claim outlives its run's timeout by this much before it is presumed dead.
+CLAIM_GRACE = timedelta(seconds=120)
+
+
+def host_identity() -> str:
+    """This machine, for telling whether a claim's process can be checked here.
+
+    The hostname alone is not enough: Lambda execution environments can share one, while
+    their process ids overlap. The kernel's boot id tells machines (and microVMs) apart.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot = handle.read().strip()[:8]
+    except OSError:
+        boot = ""
+    name = socket.gethostname()
+    return f"{name}/{boot}" if boot else name
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Inflight:
+    """The claims this process holds right now, whichever engine took them.
+
+    Process-wide, not per engine: a claim carrying this host and this pid is live exactly
+    when some engine of this process is running it. Two engines in one process (two
+    handler threads, or direct use) must not take each other's live runs for dead, and a
+    claim with our pid that no engine holds was abandoned (its write-back failed)."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, claim_id: str) -> None:
+        with self._lock:
+            self._ids.add(claim_id)
+
+    def discard(self, claim_id: str) -> None:
+        with self._lock:
+            self._ids.discard(claim_id)
+
+    def __contains__(self, claim_id: object) -> bool:
+        with self._lock:
+            return claim_id in self._ids
+
+
+INFLIGHT = _Inflight()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """This runner, as its claims name it, and how it tells whether another one lives."""
+
+    host: str
+    pid: int
+    is_alive: Callable[[int], bool] = pid_alive
+
+    def is_live(self, claim: Claim, wall: datetime) -> bool:
+        """Whether the run behind ``claim`` may still be going at wall-clock time ``wall``."""
+        if wall > claim.deadline:
+            return False
+        if claim.host != self.host:
+            return True  # another machine: only the deadline can tell
+        if claim.pid == self.pid:
+            return claim.id in INFLIGHT
+        return self.is_alive(claim.pid)
+
+    def new_claim(self, job: Job, scheduled: datetime, started: datetime) -> Claim:
+        deadline = started + timedelta(seconds=job.timeout_seconds) + CLAIM_GRACE
+        return Claim(uuid.uuid4().hex, scheduled, self.host, self.pid, started, deadline)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A runner write: the document to write and the job's runner state once it is."""
+
+    document: dict[str, Any]
+    state: State
+
+    def applied_to(self, job: Job) -> Job:
+        return replace(job, state=self.state)
+
+
+def _since(job: Job, placed: datetime) -> tuple[dict[str, str], tuple[str, datetime]]:
+    """When the job's current schedule took effect, as written and as held in State."""
+    since = schedule_since(job, placed)
+    return {"fingerprint": job.fingerprint, "since": iso(since)}, (job.fingerprint, since)
+
+
+def adopted(document: Mapping[str, Any], job: Job, placed: datetime) -> Change:
+    """Record when the schedule took effect, the first time a tick sees it (or sees it
+    changed): the file's modification time says when it was placed only until the next
+    edit of any field."""
+    written, held = _since(job, placed)
+    return Change(
+        with_runner_fields(document, {"scheduled_from": written}),
+        replace(job.state, scheduled_from=held),
+    )
+
+
+def claimed(
+    document: Mapping[str, Any], job: Job, placed: datetime, claim: Claim, tick: datetime
+) -> Change:
+    """Take occurrence ``claim.scheduled`` for a run starting now, at the tick ``tick``.
+
+    Every runner write records when the schedule took effect, because the write itself
+    moves the file's modification time."""
+    written, held = _since(job, placed)
+    count = job.state.execution_count + 1
+    fields = {
+        "execution_count": count,
+        "last_run": iso(tick),
+        "last_scheduled": iso(claim.scheduled),
+        "scheduled_from": written,
+        "claim": claim_to_json(claim),
+    }
+    state = replace(
+        job.state,
+        execution_count=count,
+        last_run=tick,
+        last_scheduled=claim.scheduled,
+        scheduled_from=held,
+        claim=claim,
+    )
+    return Change(with_runner_fields(document, fields), state)
+
+
+def interrupted_reason(claim: Claim) -> str:
+    return (
+        f"no result was recorded: the runner ({claim.host} pid {claim.pid}) stopped, "
+        "or could not write to the store"
+    )
+
+
+def interrupted(document: Mapping[str, Any], job: Job, placed: datetime, claim: Claim) -> Change:
+    """Record a dead claim's occurrence as interrupted; it is never run again."""
+    result = {
+        "status": Status.INTERRUPTED.value,
+        "exit_code": None,
+        "started": iso(claim.started),
+        "duration_ms": None,
+        "output": "",
+        "error": interrupted_reason(claim),
+    }
+    written, held = _since(job, placed)
+    fields = {"last_result": result, "claim": None, "scheduled_from": written}
+    state = replace(job.state, last_result=result, claim=None, scheduled_from=held)
+    return Change(with_runner_fields(document, fields), state)

@@ -1,0 +1,132 @@
+"""Writing a run's result back into its job file, without losing anyone's edit.
+
+The result goes onto the version the claim wrote. If the user edited the file during the
+run, their version is kept and only the runner's fields are merged into it; a file deleted
+meanwhile stays deleted; a result that arrives after a newer occurrence ran (its claim was
+taken for dead) is dropped, so it never rolls that state back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import ConflictError, JobNotFoundError, ScheduleError, StoreError
+from ..job import Claim, Job, fingerprint_of
+from ..jobfile import JobFile, encode, load, with_runner_fields
+from ..store.base import Store, Version
+from ..times import iso, parse_instant
+
+#: Conflicting writes (edits racing the write-back) tried before the result is given up.
+WRITE_ATTEMPTS = 5
+#: Store failures tried again, with backoff: the run has happened, its result is worth it.
+STORE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Written:
+    """A result that reached the store: the version it made and the job as it now stands."""
+
+    version: Version
+    body: bytes
+    job: Job | None  # None when the user's merged edit is not a valid job any more
+    merged: bool  # written into a version the user edited during the run
+
+
+def finished(job_file: JobFile, result: dict[str, Any]) -> tuple[dict[str, Any], Job]:
+    """The claimed document with the run's result in place of the claim."""
+    document = with_runner_fields(job_file.document, {"last_result": result, "claim": None})
+    job = job_file.job
+    return document, replace(job, state=replace(job.state, last_result=result, claim=None))
+
+
+def ran_later(document: dict[str, Any], scheduled: datetime) -> bool:
+    """Whether ``document`` records a run of an occurrence after ``scheduled``."""
+    value = document.get("last_scheduled")
+    if not isinstance(value, str):
+        return False
+    try:
+        return parse_instant(value, UTC) > scheduled
+    except ScheduleError:
+        return False
+
+
+def write_back(
+    store: Store,
+    claimed: JobFile,
+    claim: Claim,
+    result: dict[str, Any],
+    *,
+    remember: Callable[[str, bytes, Version], None],
+    on_error: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Written | None:
+    """Write ``result`` for the run of ``claim``; None when it was not written (the file
+    was deleted, taken over, or the store kept failing: ``on_error`` was told)."""
+    key = claimed.key
+    current, finished_job = finished(claimed, result)
+    job: Job | None = finished_job
+    version, merged, failures = claimed.version, False, 0
+    fields: dict[str, Any] = {"last_result": result, "claim": None}
+    for _ in range(WRITE_ATTEMPTS + STORE_RETRIES):
+        body = encode(current)
+        try:
+            new_version = store.write(key, body, version)
+            remember(key, body, new_version)
+            return Written(new_version, body, job, merged)
+        except (ConflictError, JobNotFoundError):
+            pass
+        except StoreError as exc:
+            failures += 1
+            if failures > STORE_RETRIES:
+                on_error(str(exc))
+                return None
+            sleep(0.5 * 2 ** (failures - 1))
+        try:
+            fresh = store.read(key)
+        except JobNotFoundError:
+            return None  # deleted by the user during the run: not resurrected
+        except StoreError:
+            continue
+        if fresh.body == body:
+            return Written(fresh.version, body, job, merged)  # landed; only its answer was lost
+        if fresh.version.token == version.token:
+            continue  # unchanged: the failure was the store's, try again
+        fresh_job, _, fresh_document = load(key, fresh.body)
+        # The user edited the file during the run: keep their version and merge in only
+        # the runner's fields.
+        if not isinstance(fresh_document, dict):
+            return None  # their edit is not even a JSON object; leave it be
+        other = fresh_document.get("claim")
+        if isinstance(other, dict) and other.get("id") != claim.id:
+            return None  # another runner has taken the job over since
+        if ran_later(fresh_document, claim.scheduled):
+            return None  # a later occurrence has run meanwhile; its state is newer
+        runner_fields = {
+            name: claimed.document.get(name)
+            for name in ("execution_count", "last_run", "last_scheduled", "scheduled_from")
+        }
+        fields = {**runner_fields, "last_result": result, "claim": None}
+        if fingerprint_of(fresh_document) != fingerprint_of(claimed.document):
+            # The schedule was edited during the run: its window starts at the edit, not at
+            # this write-back, or an occurrence between the two would be lost.
+            fields["scheduled_from"] = {
+                "fingerprint": fingerprint_of(fresh_document),
+                "since": iso(fresh.version.modified),
+            }
+        current = with_runner_fields(fresh_document, fields)
+        job = _as_written(fresh_job, current, key)
+        version, merged = fresh.version, True
+    return None
+
+
+def _as_written(fresh_job: Job | None, document: dict[str, Any], key: str) -> Job | None:
+    """The job a merged document holds: the user's edit decides its user fields, so it is
+    validated again (once per edit, never for a write of our own)."""
+    if fresh_job is None:
+        return None
+    merged, _, _ = load(key, encode(document))
+    return merged
