@@ -35,7 +35,6 @@ class JobEvent:
     scheduled: datetime | None = None
     status: Status | None = None
     deleted: bool = False
-    interrupted: bool = False  # a dead claim of an earlier run was found and recorded
     output: str = ""  # the tail of the run's output
 
 
@@ -62,7 +61,6 @@ class TickReport:
         with self._lock:
             self.events.append(event)
             self.deleted += event.deleted
-            self.interrupted += event.interrupted
             match event.outcome:
                 case Outcome.RAN:
                     self.ran += 1
@@ -71,6 +69,8 @@ class TickReport:
                     self.invalid += 1
                 case Outcome.STORE_ERROR:
                     self.store_errors += 1
+                case Outcome.INTERRUPTED:
+                    self.interrupted += 1
                 case Outcome.INTERNAL_ERROR:
                     self.internal_errors += 1
                 case (

@@ -380,7 +380,6 @@ class Engine:
                 interrupted_reason(claim),
                 claim.scheduled,
                 Status.INTERRUPTED,
-                interrupted=True,
             )
             self._emit(report, event)
         return written
