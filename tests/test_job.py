@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 
 from helpers import SEED_COMMAND, SEED_PYTHON, utc
+from lambdacron.actions.command import CommandSpec
+from lambdacron.actions.lambda_ import InvocationType, LambdaSpec
+from lambdacron.actions.python import PythonSpec
 from lambdacron.errors import JobError
-from lambdacron.job import CommandSpec, InvocationType, Job, LambdaSpec, PythonSpec, RunType
+from lambdacron.job import Job, RunType
 from lambdacron.jobfile import decode, encode, load, problems_of, with_runner_fields
 
 

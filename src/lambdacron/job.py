@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from .actions.base import RunType, Spec, Status
 from .schedule import Schedule
+
+__all__ = ["RUNNER_FIELDS", "Claim", "Job", "RunType", "State", "Status", "fingerprint_of"]
 
 #: Fields the runner writes. Everything else belongs to the user.
 RUNNER_FIELDS = (
@@ -26,54 +28,7 @@ RUNNER_FIELDS = (
     "claim",
 )
 DEFAULT_TIMEOUT_SECONDS = 300.0
-#: Lambda's invocation payload limits (bytes): asynchronous and synchronous.
-LAMBDA_PAYLOAD_LIMITS = {"Event": 1024 * 1024, "RequestResponse": 6 * 1024 * 1024}
 MAX_NESTING = 64
-
-
-class RunType(StrEnum):
-    COMMAND = "command"
-    PYTHON = "python"
-    LAMBDA = "lambda"
-
-
-class Status(StrEnum):
-    """How a run ended, as recorded in ``last_result.status``."""
-
-    OK = "ok"
-    FAILED = "failed"  # the action ran and reported failure (non-zero exit, FunctionError)
-    TIMEOUT = "timeout"  # killed after timeout_seconds
-    ERROR = "error"  # the action could not be started (missing executable, AWS error)
-    INTERRUPTED = "interrupted"  # the runner died after claiming the occurrence
-
-
-class InvocationType(StrEnum):
-    EVENT = "Event"
-    REQUEST_RESPONSE = "RequestResponse"
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    argv: tuple[str, ...]
-    cwd: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PythonSpec:
-    script: str
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LambdaSpec:
-    function: str
-    payload: Any = field(default_factory=dict)
-    invocation_type: InvocationType = InvocationType.EVENT
-
-
-ActionSpec = CommandSpec | PythonSpec | LambdaSpec
 
 
 @dataclass(frozen=True)
@@ -108,7 +63,7 @@ class Job:
     timezone: str
     schedule: Schedule
     run_type: RunType
-    action: ActionSpec
+    action: Spec
     max_number_executions: int = 0
     enabled: bool = True
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS

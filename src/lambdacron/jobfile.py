@@ -16,22 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .actions import SPECS
+from .actions.base import RunType, Spec
 from .errors import JobError, ScheduleError
-from .job import (
-    DEFAULT_TIMEOUT_SECONDS,
-    LAMBDA_PAYLOAD_LIMITS,
-    MAX_NESTING,
-    RUNNER_FIELDS,
-    ActionSpec,
-    Claim,
-    CommandSpec,
-    InvocationType,
-    Job,
-    LambdaSpec,
-    PythonSpec,
-    RunType,
-    State,
-)
+from .fields import Problems, get, type_name
+from .job import DEFAULT_TIMEOUT_SECONDS, MAX_NESTING, RUNNER_FIELDS, Claim, Job, State
 from .schedule import get_zone, parse
 from .store.base import Version
 from .times import iso, parse_instant
@@ -236,53 +225,11 @@ def encode(document: Mapping[str, Any]) -> bytes:
 _compact = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode
 
 
-class _Problems:
-    """Collects every problem of a document, so `validate` can report them all at once."""
-
-    def __init__(self) -> None:
-        self.items: list[JobError] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(JobError(path, message))
-
-
-def _type_name(value: Any) -> str:
-    return {
-        dict: "an object",
-        list: "a list",
-        str: "a string",
-        bool: "true/false",
-        int: "a number",
-        float: "a number",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
-
-
-def _get(
-    doc: Mapping[str, Any],
-    name: str,
-    kind: type | tuple[type, ...],
-    path: str,
-    problems: _Problems,
-    default: Any = None,
-    describe: str = "",
-) -> Any:
-    if name not in doc:
-        return default
-    value = doc[name]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    # bool is an int in Python, never in a job file.
-    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-        problems.add(path, f"must be {describe or _type_name(kinds[0]())}, got {_type_name(value)}")
-        return default
-    return value
-
-
 def _count(
-    doc: Mapping[str, Any], name: str, problems: _Problems, default: int | None, zero: str = "0"
+    doc: Mapping[str, Any], name: str, problems: Problems, default: int | None, zero: str = "0"
 ) -> int | None:
     """A whole number from 0 to MAX_COUNT."""
-    value = _get(doc, name, int, name, problems, default, "a whole number")
+    value = get(doc, name, int, name, problems, default, "a whole number")
     if value is not None and value < 0:
         problems.add(name, f"must be {zero} or more, got {value}")
         return default
@@ -292,144 +239,15 @@ def _count(
     return value  # type: ignore[no-any-return]
 
 
-def _string_list(
-    value: Any, path: str, problems: _Problems, argument: bool = False
-) -> tuple[str, ...] | None:
-    """A list of strings; ``argument``: each is a process argument, which cannot hold NUL."""
-    if not isinstance(value, list):
-        return None
-    bad = False
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            problems.add(f"{path}[{i}]", f"must be a string, got {_type_name(item)}")
-            bad = True
-        elif argument and "\0" in item:
-            problems.add(f"{path}[{i}]", _NUL)
-            bad = True
-    return None if bad else tuple(value)
-
-
-_NUL = "contains a NUL character, which no process argument can hold"
-
-
-def _string_map(doc: Mapping[str, Any], path: str, problems: _Problems) -> dict[str, str]:
-    env = _get(doc, "env", dict, f"{path}.env", problems, {}, "an object of strings")
-    result: dict[str, str] = {}
-    for name, value in env.items():
-        if not isinstance(value, str):
-            problems.add(f"{path}.env.{name}", f"must be a string, got {_type_name(value)}")
-        elif not name or "=" in name or "\0" in name or "\0" in value:
-            problems.add(f"{path}.env", f"{name!r} is not a valid environment variable")
-        else:
-            result[name] = value
-    return result
-
-
-def _parse_command(details: Mapping[str, Any], problems: _Problems) -> CommandSpec | None:
-    path = "run.details.command"
-    if "command" not in details:
-        problems.add(path, 'is required: an argument list such as ["ls", "-Fal"]')
-        return None
-    command = details["command"]
-    if isinstance(command, str):
-        problems.add(
-            path,
-            f'must be a list of arguments such as ["ls", "-Fal"], not a string; for shell syntax '
-            f'write ["bash", "-c", {json.dumps(command)}]',
-        )
-        return None
-    if not isinstance(command, list):
-        problems.add(path, f"must be a list of strings, got {_type_name(command)}")
-        return None
-    if not command:
-        problems.add(path, "must not be empty")
-        return None
-    argv = _string_list(command, path, problems, argument=True)
-    if argv is not None and not argv[0]:
-        problems.add(f"{path}[0]", "the program name must not be empty")
-    cwd = _get(details, "cwd", str, "run.details.cwd", problems)
-    if cwd is not None and not cwd:
-        problems.add("run.details.cwd", "must not be empty; leave it out for the runner's own")
-    elif cwd is not None and "\0" in cwd:
-        problems.add("run.details.cwd", _NUL)
-    env = _string_map(details, "run.details", problems)
-    return CommandSpec(argv, cwd, env) if argv else None
-
-
-def _parse_python(details: Mapping[str, Any], problems: _Problems) -> PythonSpec | None:
-    script = _get(details, "script", str, "run.details.script", problems)
-    if "script" not in details:
-        problems.add("run.details.script", "is required: the Python source to run")
-    args: tuple[str, ...] | None = ()
-    if "args" in details:
-        args = _string_list(details["args"], "run.details.args", problems, argument=True)
-        if not isinstance(details["args"], list):
-            problems.add(
-                "run.details.args", f"must be a list of strings, got {_type_name(details['args'])}"
-            )
-    env = _string_map(details, "run.details", problems)
-    if script is None or args is None:
-        return None
-    return PythonSpec(script, args, env)
-
-
-def _parse_lambda(details: Mapping[str, Any], problems: _Problems) -> LambdaSpec | None:
-    arn = _get(details, "arn", str, "run.details.arn", problems)
-    name = _get(details, "function_name", str, "run.details.function_name", problems)
-    if "arn" in details and "function_name" in details:
-        problems.add("run.details", "give either arn or function_name, not both")
-    function = arn or name
-    if not function and "arn" not in details and "function_name" not in details:
-        problems.add("run.details.arn", "is required (or function_name): the function to invoke")
-    elif not function and (arn == "" or name == ""):
-        problems.add(
-            "run.details.arn" if arn == "" else "run.details.function_name", "must not be empty"
-        )
-    kind_text = _get(
-        details, "invocation_type", str, "run.details.invocation_type", problems, "Event"
-    )
-    try:
-        kind = InvocationType(kind_text)
-    except ValueError:
-        problems.add(
-            "run.details.invocation_type", f"must be Event or RequestResponse, got {kind_text!r}"
-        )
-        kind = InvocationType.EVENT
-    payload = details.get("payload", {})
-    size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
-    limit = LAMBDA_PAYLOAD_LIMITS[kind.value]
-    if size > limit:
-        problems.add(
-            "run.details.payload",
-            f"is {size} bytes; Lambda accepts at most {limit} bytes for {kind.value}",
-        )
-    return LambdaSpec(function, payload, kind) if function else None
-
-
-#: The fields each ``run.type`` knows in ``run.details``; any other is a mistake (a typo
-#: there would silently change what runs).
-_DETAILS_FIELDS = {
-    RunType.COMMAND: ("command", "cwd", "env"),
-    RunType.PYTHON: ("script", "args", "env"),
-    RunType.LAMBDA: ("arn", "function_name", "payload", "invocation_type"),
-}
-
-_ACTION_PARSERS = {
-    RunType.COMMAND: _parse_command,
-    RunType.PYTHON: _parse_python,
-    RunType.LAMBDA: _parse_lambda,
-}
-
-
 def _instant(
-    doc: Mapping[str, Any], name: str, problems: _Problems, path: str | None = None
+    doc: Mapping[str, Any], name: str, problems: Problems, path: str | None = None
 ) -> datetime | None:
     value = doc.get(name)
     if value is None:
         return None
     path = path or name
     if not isinstance(value, str):
-        problems.add(path, f"must be an ISO 8601 time, got {_type_name(value)}")
+        problems.add(path, f"must be an ISO 8601 time, got {type_name(value)}")
         return None
     try:
         # Files written by earlier versions hold naive UTC times.
@@ -443,13 +261,13 @@ def _instant(
     return moment
 
 
-def _parse_state(doc: Mapping[str, Any], problems: _Problems) -> State:
+def _parse_state(doc: Mapping[str, Any], problems: Problems) -> State:
     count = _count(doc, "execution_count", problems, 0) or 0
-    last_result = _get(
+    last_result = get(
         doc, "last_result", (dict, type(None)), "last_result", problems, None, "an object"
     )
     scheduled_from = None
-    raw = _get(doc, "scheduled_from", dict, "scheduled_from", problems, None, "an object")
+    raw = get(doc, "scheduled_from", dict, "scheduled_from", problems, None, "an object")
     if raw is not None:
         since = _instant(raw, "since", problems, "scheduled_from.since")
         fingerprint = raw.get("fingerprint")
@@ -458,7 +276,7 @@ def _parse_state(doc: Mapping[str, Any], problems: _Problems) -> State:
         else:
             scheduled_from = (fingerprint, since)
     claim = None
-    raw_claim = _get(doc, "claim", (dict, type(None)), "claim", problems, None, "an object")
+    raw_claim = get(doc, "claim", (dict, type(None)), "claim", problems, None, "an object")
     if raw_claim is not None:
         claim = _parse_claim(raw_claim, problems)
     return State(
@@ -471,7 +289,7 @@ def _parse_state(doc: Mapping[str, Any], problems: _Problems) -> State:
     )
 
 
-def _parse_claim(raw: Mapping[str, Any], problems: _Problems) -> Claim | None:
+def _parse_claim(raw: Mapping[str, Any], problems: Problems) -> Claim | None:
     scheduled = _instant(raw, "scheduled", problems, "claim.scheduled")
     started = _instant(raw, "started", problems, "claim.started")
     deadline = _instant(raw, "deadline", problems, "claim.deadline")
@@ -493,17 +311,17 @@ def _parse_claim(raw: Mapping[str, Any], problems: _Problems) -> Claim | None:
 
 def problems_of(key: str, document: Any) -> tuple[Job | None, list[JobError]]:
     """Validate a decoded document. Returns the job (None if invalid) and every problem."""
-    problems = _Problems()
+    problems = Problems()
     if not isinstance(document, dict):
-        problems.add("", f"a job must be a JSON object, got {_type_name(document)}")
+        problems.add("", f"a job must be a JSON object, got {type_name(document)}")
         return None, problems.items
     when = document.get("when")
     if "when" not in document:
         problems.add("when", 'is required: a schedule such as "30 18 * * *"')
     elif not isinstance(when, str):
-        problems.add("when", f"must be a string, got {_type_name(when)}")
+        problems.add("when", f"must be a string, got {type_name(when)}")
         when = None
-    timezone = _get(document, "timezone", str, "timezone", problems, "UTC")
+    timezone = get(document, "timezone", str, "timezone", problems, "UTC")
     schedule = None
     try:
         get_zone(timezone)
@@ -518,8 +336,8 @@ def problems_of(key: str, document: Any) -> tuple[Job | None, list[JobError]]:
         except (ArithmeticError, ValueError) as exc:  # a time beyond what datetime holds
             problems.add("when", f"cannot be evaluated: {exc}")
     limit = _count(document, "max_number_executions", problems, None, "0 (unlimited)")
-    enabled = _get(document, "enabled", bool, "enabled", problems, True)
-    timeout = _get(
+    enabled = get(document, "enabled", bool, "enabled", problems, True)
+    timeout = get(
         document,
         "timeout_seconds",
         (int, float),
@@ -547,12 +365,12 @@ def problems_of(key: str, document: Any) -> tuple[Job | None, list[JobError]]:
 
 
 def _parse_run(
-    document: Mapping[str, Any], problems: _Problems
-) -> tuple[RunType | None, ActionSpec | None]:
+    document: Mapping[str, Any], problems: Problems
+) -> tuple[RunType | None, Spec | None]:
     if "run" not in document:
         problems.add("run", 'is required: {"type": "command", "details": {...}}')
         return None, None
-    run = _get(document, "run", dict, "run", problems)
+    run = get(document, "run", dict, "run", problems)
     if run is None:
         return None, None
     type_text = run.get("type")
@@ -562,19 +380,19 @@ def _parse_run(
         known = ", ".join(t.value for t in RunType)
         problems.add("run.type", f"must be one of {known}, got {json.dumps(type_text)}")
         return None, None
-    details = _get(run, "details", dict, "run.details", problems, None)
+    details = get(run, "details", dict, "run.details", problems, None)
     if details is None:
         if "details" not in run:
             problems.add("run.details", "is required: an object")
         return run_type, None
-    fields = _DETAILS_FIELDS[run_type]
+    fields = SPECS[run_type].fields
     for name in details:
         if name not in fields:
             problems.add(
                 f"run.details.{name}",
                 f"is not a field of a {run_type.value} job (known: {', '.join(fields)})",
             )
-    return run_type, _ACTION_PARSERS[run_type](details, problems)
+    return run_type, SPECS[run_type].parse(details, problems)
 
 
 def load(key: str, body: bytes) -> tuple[Job | None, list[JobError], Any]:

@@ -15,10 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import utc
-from lambdacron.actions.base import OUTPUT_LIMIT, RunContext
-from lambdacron.actions.command import CommandAction
-from lambdacron.actions.python import PythonAction
-from lambdacron.job import CommandSpec, PythonSpec, Status
+from lambdacron.actions.base import OUTPUT_LIMIT, RunContext, Status
+from lambdacron.actions.command import CommandAction, CommandSpec
+from lambdacron.actions.python import PythonAction, PythonSpec
 
 
 def running(pid: int) -> bool:
@@ -127,7 +126,7 @@ class TestPython:
             "import os, sys; print(sys.argv[1:], os.environ['X'], "
             "os.environ['LAMBDACRON_EXECUTION'])",
             ("a", "b"),
-            {"X": "y"},
+            env={"X": "y"},
         )
         assert PythonAction().run(spec, context()).output == "['a', 'b'] y 3\n"
 
@@ -169,7 +168,7 @@ class TestARunThatCannotStart:
         "spec",
         [
             PythonSpec("print(1)", ("a\0",)),
-            PythonSpec("print(1)", (), {"X": "\0"}),
+            PythonSpec("print(1)", (), env={"X": "\0"}),
             PythonSpec("print('\ud800')"),
         ],
     )

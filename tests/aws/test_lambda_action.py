@@ -15,10 +15,9 @@ import pytest
 from conftest import boto_client
 from helpers import FakeClock, utc
 from lambdacron.actions import default_registry
-from lambdacron.actions.base import OUTPUT_LIMIT, RunContext
-from lambdacron.actions.lambda_ import LambdaAction
+from lambdacron.actions.base import OUTPUT_LIMIT, RunContext, Status
+from lambdacron.actions.lambda_ import InvocationType, LambdaAction, LambdaSpec
 from lambdacron.engine import Engine
-from lambdacron.job import InvocationType, LambdaSpec, Status
 from lambdacron.store import LocalStore
 from recording_lambda import RecordingLambda, Reply
 

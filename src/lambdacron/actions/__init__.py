@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..job import RunType
-from .base import Action, ActionRegistry, Result, RunContext
+from . import command, lambda_, python
+from .base import Action, ActionRegistry, DetailsSpec, Result, RunContext, RunType, Spec, Status
 from .command import CommandAction
 from .lambda_ import LambdaAction
 from .python import PythonAction
 
-__all__ = ["Action", "ActionRegistry", "Result", "RunContext", "default_registry"]
+__all__ = [
+    "SPECS",
+    "Action",
+    "ActionRegistry",
+    "DetailsSpec",
+    "Result",
+    "RunContext",
+    "RunType",
+    "Spec",
+    "Status",
+    "default_registry",
+]
+
+#: How each run type reads its ``run.details``. A new type is a module with its Action and
+#: its DETAILS, a RunType name, and a line here and in ``default_registry``.
+SPECS: dict[RunType, DetailsSpec] = {
+    RunType.COMMAND: command.DETAILS,
+    RunType.PYTHON: python.DETAILS,
+    RunType.LAMBDA: lambda_.DETAILS,
+}
 
 
 def default_registry(allowed: Iterable[RunType] | None = None) -> dict[RunType, Action]:

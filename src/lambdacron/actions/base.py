@@ -8,13 +8,52 @@ all results. It raises only for bugs in lambdacron itself.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from ..job import ActionSpec, RunType, Status
+from ..fields import Problems
 from ..times import iso
+
+
+class RunType(StrEnum):
+    """A job's ``run.type``: one module of this package each."""
+
+    COMMAND = "command"
+    PYTHON = "python"
+    LAMBDA = "lambda"
+
+
+class Status(StrEnum):
+    """How a run ended, as recorded in ``last_result.status``."""
+
+    OK = "ok"
+    FAILED = "failed"  # the action ran and reported failure (non-zero exit, FunctionError)
+    TIMEOUT = "timeout"  # killed after timeout_seconds
+    ERROR = "error"  # the action could not be started (missing executable, AWS error)
+    INTERRUPTED = "interrupted"  # the runner died after claiming the occurrence
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a job's ``run.details`` say, parsed by the module of its ``run.type``.
+
+    ``env``: variables the run adds to its environment (their secrets are redacted too)."""
+
+    env: Mapping[str, str] = field(default_factory=dict, kw_only=True)
+
+
+@dataclass(frozen=True)
+class DetailsSpec:
+    """How one ``run.type`` reads its ``run.details``: the fields it knows (any other is a
+    mistake: a typo there would silently change what runs) and the parser, which returns
+    the spec or None, each problem collected with its path."""
+
+    fields: tuple[str, ...]
+    parse: Callable[[Mapping[str, Any], Problems], Spec | None]
+
 
 #: How much of a run's output is kept: the last 4 KiB of stdout and stderr together,
 #: redacted before the cut (see ``lambdacron.redact``).
@@ -63,7 +102,7 @@ class Action(ABC):
     run_type: RunType
 
     @abstractmethod
-    def run(self, spec: ActionSpec, context: RunContext) -> Result:
+    def run(self, spec: Spec, context: RunContext) -> Result:
         """Carry out ``spec``; block until it ends or times out."""
 
 

@@ -11,11 +11,64 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from ..job import ActionSpec, LambdaSpec, RunType, Status
-from .base import OUTPUT_LIMIT, Action, Result, RunContext
+from ..fields import Problems, get
+from .base import OUTPUT_LIMIT, Action, DetailsSpec, Result, RunContext, RunType, Spec, Status
+
+#: Lambda's invocation payload limits (bytes): asynchronous and synchronous.
+LAMBDA_PAYLOAD_LIMITS = {"Event": 1024 * 1024, "RequestResponse": 6 * 1024 * 1024}
+
+
+class InvocationType(StrEnum):
+    EVENT = "Event"
+    REQUEST_RESPONSE = "RequestResponse"
+
+
+@dataclass(frozen=True)
+class LambdaSpec(Spec):
+    function: str
+    payload: Any = field(default_factory=dict)
+    invocation_type: InvocationType = InvocationType.EVENT
+
+
+def parse_details(details: Mapping[str, Any], problems: Problems) -> LambdaSpec | None:
+    arn = get(details, "arn", str, "run.details.arn", problems)
+    name = get(details, "function_name", str, "run.details.function_name", problems)
+    if "arn" in details and "function_name" in details:
+        problems.add("run.details", "give either arn or function_name, not both")
+    function = arn or name
+    if not function and "arn" not in details and "function_name" not in details:
+        problems.add("run.details.arn", "is required (or function_name): the function to invoke")
+    elif not function and (arn == "" or name == ""):
+        problems.add(
+            "run.details.arn" if arn == "" else "run.details.function_name", "must not be empty"
+        )
+    kind_text = get(
+        details, "invocation_type", str, "run.details.invocation_type", problems, "Event"
+    )
+    try:
+        kind = InvocationType(kind_text)
+    except ValueError:
+        problems.add(
+            "run.details.invocation_type", f"must be Event or RequestResponse, got {kind_text!r}"
+        )
+        kind = InvocationType.EVENT
+    payload = details.get("payload", {})
+    size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    limit = LAMBDA_PAYLOAD_LIMITS[kind.value]
+    if size > limit:
+        problems.add(
+            "run.details.payload",
+            f"is {size} bytes; Lambda accepts at most {limit} bytes for {kind.value}",
+        )
+    return LambdaSpec(function, payload, kind) if function else None
+
+
+DETAILS = DetailsSpec(("arn", "function_name", "payload", "invocation_type"), parse_details)
 
 ClientFactory = Callable[[], Any]
 #: ClientContext is limited to 3,583 bytes of base64 by the Invoke API.
@@ -61,7 +114,7 @@ class LambdaAction(Action):
             encoded = base64.b64encode(json.dumps({"custom": custom}).encode()).decode()
         return encoded
 
-    def run(self, spec: ActionSpec, context: RunContext) -> Result:
+    def run(self, spec: Spec, context: RunContext) -> Result:
         assert isinstance(spec, LambdaSpec)
         begin = time.monotonic()
 

@@ -22,9 +22,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from ..job import Status
 from ..redact import StreamRedactor, secrets_in
-from .base import OUTPUT_LIMIT, Result
+from .base import OUTPUT_LIMIT, Result, Status
 
 _CHUNK = 65536
 #: After SIGTERM on timeout, how long the group gets before SIGKILL.

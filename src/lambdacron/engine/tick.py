@@ -544,7 +544,7 @@ class Engine:
             file.key, claim.scheduled, execution, job.timeout_seconds, claim.started
         )
         result = self.actions[job.run_type].run(job.action, context)
-        job_env = getattr(job.action, "env", {})
+        job_env = job.action.env
         secrets = secrets_in(self.environ, job_env) if job_env else self._environ_secrets
         return replace(
             result,
