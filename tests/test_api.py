@@ -136,6 +136,14 @@ def test_cancel_while_ticks_run_the_job(store: Store) -> None:
         store.read("j.json")
 
 
+def test_a_job_larger_than_the_store_accepts_is_refused_at_the_call(store: Store) -> None:
+    store.max_job_bytes = 500
+    with pytest.raises(JobError, match="over the store's 500-byte limit"):
+        lambdacron.schedule(store, "@hourly", command=["true"], extra={"pad": "x" * 600})
+    assert list(store.list()) == []
+    lambdacron.schedule(store, "@hourly", command=["true"], extra={"pad": "x" * 100})
+
+
 def test_a_document_the_api_wrote_is_plain_json(store: Store) -> None:
     key = lambdacron.schedule(store, "@hourly", command=["true"], extra={"customer": "c-42"})
     body = store.read(key).body

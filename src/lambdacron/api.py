@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from .clock import utcnow
 from .errors import ConflictError, JobError, ScheduleError, UsageError
 from .job import RUNNER_FIELDS, Job
 from .jobfile import decode, encode, load
@@ -41,17 +41,21 @@ def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> st
     runner will read it (it is encoded, then decoded and validated, so NaN, infinities,
     numbers or times out of range and text that is not Unicode are refused here, not
     discovered by every later tick), or a recurring schedule that never fires after now
-    (``0 0 1 1 * 2020-2022``).
+    (``0 0 1 1 * 2020-2022``), or a file larger than the store's size limit (every tick
+    would refuse to read it).
     """
     key = store.check_key(key if key is not None else new_key())
     body = encode(document)
+    if len(body) > store.max_job_bytes:
+        limit = store.max_job_bytes
+        raise JobError("", f"{len(body)} bytes is over the store's {limit}-byte limit")
     job, problems, _ = check(key, body)
     if problems:
         raise problems[0]
     if job is not None:
         # The rule `lambdacron add` and `validate` apply: a recurring schedule must fire again.
         try:
-            validate(job.when, job.timezone, datetime.now(UTC))
+            validate(job.when, job.timezone, utcnow())
         except ScheduleError as exc:
             raise JobError("when", str(exc)) from exc
     store.create(key, body)
