@@ -163,6 +163,24 @@ class TestFutureNowAndDryRun:
         allowed = run_cli("tick", "--now", future, "--allow-future")
         assert allowed.returncode == 0 and "1 ran" in allowed.stdout
 
+    @pytest.mark.parametrize(
+        "now", ["9999-06-01T00:00:00Z", "9998-12-31T13:00:00Z", "1969-12-31T23:00:00Z"]
+    )
+    def test_a_now_no_job_file_can_record_is_refused_even_when_allowed(
+        self, run_cli: Run, tmp_path: Path, now: str
+    ) -> None:
+        root = store_dir(tmp_path)
+        place(root, "r.json", command_job("rate(1 minute)", ["true"]))
+        before = snapshot(root)
+        for extra in (("--allow-future",), ("--dry-run",), ("--allow-future", "--shards", "2")):
+            refused = run_cli("tick", "--now", now, *extra)
+            assert refused.returncode == 2, (extra, refused.stdout)
+            assert refused.stderr.splitlines() == [
+                f"lambdacron: --now: {now!r} is out of range: a tick's time must lie within"
+                " 1970-01-01 to 9998-12-31 in UTC, the times a job file records"
+            ]
+        assert snapshot(root) == before
+
     def test_dry_run_says_what_would_run_and_why_and_changes_nothing(
         self, run_cli: Run, tmp_path: Path
     ) -> None:

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -35,6 +35,7 @@ from .logs import json_for_terminal, render_event, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
 from .store.base import Store
+from .times import parse_tick_time
 
 #: 3: the pass could not list the store (missing, no permission, no such bucket).
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
@@ -101,7 +102,7 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> Store:
 
 
 def _instant(text: str | None, what: str) -> datetime:
-    return utcnow() if text is None else parse_instant(text, UTC, what)
+    return utcnow() if text is None else parse_tick_time(text, what)
 
 
 # --------------------------------------------------------------------------- logging
