@@ -238,6 +238,28 @@ class TestFutureNowAndDryRun:
         assert "1 interrupted" in tick.stdout
         assert sorted(out.read_text().split()) == ["dead", "due"]
 
+    def test_dry_run_lines_show_what_the_file_holds_escaped(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        root = store_dir(tmp_path)
+        host = "h\n\u202eforged\x1b[2K"
+        place(
+            root,
+            "c.json",
+            claimed(
+                command_job("@hourly", ["true"]),
+                "2026-01-01T05:00:00Z",
+                host,
+                "2026-01-01T05:07:00Z",
+            ),
+        )
+        result = run_cli("tick", "--dry-run", "--now", "2026-01-01T05:30:00Z")
+        assert result.returncode == 0, result.stderr
+        first, *_ = lines = result.stdout.splitlines()
+        assert all(line.startswith(("would ", "dry run ")) for line in lines)
+        assert "(runner h\\n\\u202eforged\\x1b[2K pid " in first
+        assert all(char.isprintable() for char in result.stdout.replace("\n", ""))
+
     def test_dry_run_may_look_ahead_without_allow_future(
         self, run_cli: Run, tmp_path: Path
     ) -> None:
@@ -252,6 +274,19 @@ class TestFutureNowAndDryRun:
 
 
 class TestLs:
+    def test_a_status_written_into_the_file_cannot_drive_the_terminal(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        # last_result is the runner's field, but anyone who can write the file can forge it.
+        root = store_dir(tmp_path)
+        status = "\u202eko\x1b[2K\x00\r\nforged"
+        place(root, "a.json", {**SEED_COMMAND, "last_result": {"status": status}})
+        result = run_cli("ls")
+        assert result.returncode == 0, result.stderr
+        (_, row) = result.stdout.splitlines()
+        assert row.split()[-1] == "\\u202eko\\x1b[2K\\x00\\r\\nforged"
+        assert all(char.isprintable() for char in result.stdout.replace("\n", ""))
+
     def test_it_shows_schedule_next_and_last_run_runs_and_status(
         self, run_cli: Run, tmp_path: Path
     ) -> None:

@@ -31,7 +31,7 @@ from .engine.tick import Engine
 from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
 from .job import Job
 from .jobfile import describe_problems, encode, load, warnings_of
-from .logs import json_for_terminal, render_event, stamp
+from .logs import json_for_terminal, printable, render_event, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
 from .store.base import Store
@@ -155,7 +155,9 @@ def _print_plan(plan: DryRun, as_json: bool) -> None:
         return
     for item in plan.planned:
         scheduled = f" (scheduled {stamp(item.scheduled)})" if item.scheduled else ""
-        _out(f"would {item.would.value.replace('_', ' ')} {item.key}{scheduled}: {item.reason}")
+        # The reason quotes the file (a claim's host), which may hold any text.
+        what = f"would {item.would.value.replace('_', ' ')} {item.key}{scheduled}: {item.reason}"
+        _out(printable(what))
     _out(
         f"dry run {stamp(plan.now)}: {plan.seen} jobs, {plan.would_run} would run; "
         "nothing claimed, run or written"
@@ -232,14 +234,16 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no jobs in {store.url}")
         return EXIT_OK
-    table = [("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "STATUS")]
+    table: list[tuple[str, ...]] = [("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "STATUS")]
     for row in rows:
         when = row.when or "-"
         if row.timezone and row.timezone != "UTC":
             when += f" ({row.timezone})"
         runs = f"{row.runs}/{row.max_runs or '∞'}"
         status = row.status + (f": {row.error}" if row.error else "")
-        table.append((row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status))
+        cells = (row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status)
+        # A job file may hold any text, the runner's fields included (last_result.status).
+        table.append(tuple(printable(cell) for cell in cells))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
