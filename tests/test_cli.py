@@ -431,6 +431,31 @@ class TestAddRmShowValidate:
         assert result.stderr == f"{job}: warning: enabld: unknown field; did you mean 'enabled'?\n"
         assert read_json(root / "typo.json") == {**SEED_COMMAND, "enabld": False}
 
+    def test_a_field_name_with_a_line_break_is_still_one_line_per_problem(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        root = store_dir(tmp_path)
+        odd = "x\nforged.json: ok\u202e"
+        name = json.dumps(odd)
+        body = (
+            f'{{"when": "@hourly", {name}: 1, {name}: 2, "enabld\\n": 3,'
+            ' "run": {"type": "command", "details": {"command": ["true"]}}}'
+        )
+        path = tmp_path / "d.json"
+        path.write_text(body)
+        place(root, "d.json", body)
+        problem = "x\\nforged.json: ok\\u202e: is given more than once"
+        warning = "warning: enabld\\n: unknown field; did you mean 'enabled'?"
+        checked = run_cli("validate", str(path))
+        assert checked.returncode == 1
+        assert checked.stdout.splitlines() == [f"{path}: {problem}"]
+        assert checked.stderr.splitlines() == [f"{path}: {warning}"]
+        added = run_cli("add", str(path), "--key", "e.json")
+        assert added.returncode == 2
+        assert added.stderr.splitlines() == [f"{path}: {problem}", f"{path}: {warning}"]
+        shown = run_cli("show", "d.json")
+        assert (shown.returncode, shown.stderr) == (2, f"lambdacron: d.json: {problem}\n")
+
     def test_show_and_rm(self, run_cli: Run, tmp_path: Path) -> None:
         place(store_dir(tmp_path), "a.json", SEED_COMMAND)
         shown = run_cli("show", "a.json")

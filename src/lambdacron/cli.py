@@ -49,13 +49,14 @@ HELLO_JOB = {
 
 
 def _err(line: str) -> None:
+    # One line, whatever it quotes: a field name or value of a job file may hold any text.
     with _print_lock:
-        print(line, file=sys.stderr, flush=True)
+        print(printable(line), file=sys.stderr, flush=True)
 
 
 def _out(line: str) -> None:
     with _print_lock:
-        print(line, flush=True)
+        print(printable(line), flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,7 +158,7 @@ def _print_plan(plan: DryRun, as_json: bool) -> None:
         scheduled = f" (scheduled {stamp(item.scheduled)})" if item.scheduled else ""
         # The reason quotes the file (a claim's host), which may hold any text.
         what = f"would {item.would.value.replace('_', ' ')} {item.key}{scheduled}: {item.reason}"
-        _out(printable(what))
+        _out(what)
     _out(
         f"dry run {stamp(plan.now)}: {plan.seen} jobs, {plan.would_run} would run; "
         "nothing claimed, run or written"
@@ -300,7 +301,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         problems, warnings, _ = _file_problems(path, now, limit)
         failed = failed or bool(problems)
         for line in problems or [f"{path}: ok"]:
-            print(line)
+            _out(line)
         for line in warnings:
             _err(line)
     return EXIT_PROBLEMS if failed else EXIT_OK
@@ -327,7 +328,11 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    sys.stdout.write(json_for_terminal(encode(get(_store(args), args.key)).decode("utf-8")))
+    try:
+        document = get(_store(args), args.key)
+    except JobError as exc:
+        raise JobError(args.key, str(exc)) from None
+    sys.stdout.write(json_for_terminal(encode(document).decode("utf-8")))
     return EXIT_OK
 
 
