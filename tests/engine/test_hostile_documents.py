@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import Run
@@ -323,6 +323,8 @@ def test_a_one_time_job_firing_outside_the_times_a_file_records_is_refused(when:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+@example(datetime(1970, 1, 1), "UTC")  # the first instant a file records
+@example(datetime(9998, 12, 31), "Z")  # and the last
 @given(
     st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
     st.sampled_from(["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Z", "+14:00", "-12:00"]),
