@@ -163,6 +163,24 @@ class TestFutureNowAndDryRun:
         allowed = run_cli("tick", "--now", future, "--allow-future")
         assert allowed.returncode == 0 and "1 ran" in allowed.stdout
 
+    @pytest.mark.parametrize(
+        "now", ["9999-06-01T00:00:00Z", "9998-12-31T13:00:00Z", "1969-12-31T23:00:00Z"]
+    )
+    def test_a_now_no_job_file_can_record_is_refused_even_when_allowed(
+        self, run_cli: Run, tmp_path: Path, now: str
+    ) -> None:
+        root = store_dir(tmp_path)
+        place(root, "r.json", command_job("rate(1 minute)", ["true"]))
+        before = snapshot(root)
+        for extra in (("--allow-future",), ("--dry-run",), ("--allow-future", "--shards", "2")):
+            refused = run_cli("tick", "--now", now, *extra)
+            assert refused.returncode == 2, (extra, refused.stdout)
+            assert refused.stderr.splitlines() == [
+                f"lambdacron: --now: {now!r} is out of range: a tick's time must lie within"
+                " 1970-01-01 to 9998-12-31 in UTC, the times a job file records"
+            ]
+        assert snapshot(root) == before
+
     def test_dry_run_says_what_would_run_and_why_and_changes_nothing(
         self, run_cli: Run, tmp_path: Path
     ) -> None:
@@ -220,6 +238,28 @@ class TestFutureNowAndDryRun:
         assert "1 interrupted" in tick.stdout
         assert sorted(out.read_text().split()) == ["dead", "due"]
 
+    def test_dry_run_lines_show_what_the_file_holds_escaped(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        root = store_dir(tmp_path)
+        host = "h\n\u202eforged\x1b[2K"
+        place(
+            root,
+            "c.json",
+            claimed(
+                command_job("@hourly", ["true"]),
+                "2026-01-01T05:00:00Z",
+                host,
+                "2026-01-01T05:07:00Z",
+            ),
+        )
+        result = run_cli("tick", "--dry-run", "--now", "2026-01-01T05:30:00Z")
+        assert result.returncode == 0, result.stderr
+        first, *_ = lines = result.stdout.splitlines()
+        assert all(line.startswith(("would ", "dry run ")) for line in lines)
+        assert "(runner h\\n\\u202eforged\\x1b[2K pid " in first
+        assert all(char.isprintable() for char in result.stdout.replace("\n", ""))
+
     def test_dry_run_may_look_ahead_without_allow_future(
         self, run_cli: Run, tmp_path: Path
     ) -> None:
@@ -234,6 +274,19 @@ class TestFutureNowAndDryRun:
 
 
 class TestLs:
+    def test_a_status_written_into_the_file_cannot_drive_the_terminal(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        # last_result is the runner's field, but anyone who can write the file can forge it.
+        root = store_dir(tmp_path)
+        status = "\u202eko\x1b[2K\x00\r\nforged"
+        place(root, "a.json", {**SEED_COMMAND, "last_result": {"status": status}})
+        result = run_cli("ls")
+        assert result.returncode == 0, result.stderr
+        (_, row) = result.stdout.splitlines()
+        assert row.split()[-1] == "\\u202eko\\x1b[2K\\x00\\r\\nforged"
+        assert all(char.isprintable() for char in result.stdout.replace("\n", ""))
+
     def test_it_shows_schedule_next_and_last_run_runs_and_status(
         self, run_cli: Run, tmp_path: Path
     ) -> None:
@@ -377,6 +430,31 @@ class TestAddRmShowValidate:
         assert (result.returncode, result.stdout) == (0, "added typo.json\n")
         assert result.stderr == f"{job}: warning: enabld: unknown field; did you mean 'enabled'?\n"
         assert read_json(root / "typo.json") == {**SEED_COMMAND, "enabld": False}
+
+    def test_a_field_name_with_a_line_break_is_still_one_line_per_problem(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        root = store_dir(tmp_path)
+        odd = "x\nforged.json: ok\u202e"
+        name = json.dumps(odd)
+        body = (
+            f'{{"when": "@hourly", {name}: 1, {name}: 2, "enabld\\n": 3,'
+            ' "run": {"type": "command", "details": {"command": ["true"]}}}'
+        )
+        path = tmp_path / "d.json"
+        path.write_text(body)
+        place(root, "d.json", body)
+        problem = "x\\nforged.json: ok\\u202e: is given more than once"
+        warning = "warning: enabld\\n: unknown field; did you mean 'enabled'?"
+        checked = run_cli("validate", str(path))
+        assert checked.returncode == 1
+        assert checked.stdout.splitlines() == [f"{path}: {problem}"]
+        assert checked.stderr.splitlines() == [f"{path}: {warning}"]
+        added = run_cli("add", str(path), "--key", "e.json")
+        assert added.returncode == 2
+        assert added.stderr.splitlines() == [f"{path}: {problem}", f"{path}: {warning}"]
+        shown = run_cli("show", "d.json")
+        assert (shown.returncode, shown.stderr) == (2, f"lambdacron: d.json: {problem}\n")
 
     def test_show_and_rm(self, run_cli: Run, tmp_path: Path) -> None:
         place(store_dir(tmp_path), "a.json", SEED_COMMAND)

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -31,10 +31,11 @@ from .engine.tick import Engine
 from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
 from .job import Job
 from .jobfile import describe_problems, encode, load, warnings_of
-from .logs import json_for_terminal, render_event, stamp
+from .logs import json_for_terminal, printable, render_event, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
 from .store.base import Store
+from .times import parse_tick_time
 
 #: 3: the pass could not list the store (missing, no permission, no such bucket).
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
@@ -48,13 +49,14 @@ HELLO_JOB = {
 
 
 def _err(line: str) -> None:
+    # One line, whatever it quotes: a field name or value of a job file may hold any text.
     with _print_lock:
-        print(line, file=sys.stderr, flush=True)
+        print(printable(line), file=sys.stderr, flush=True)
 
 
 def _out(line: str) -> None:
     with _print_lock:
-        print(line, flush=True)
+        print(printable(line), flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,7 +103,7 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> Store:
 
 
 def _instant(text: str | None, what: str) -> datetime:
-    return utcnow() if text is None else parse_instant(text, UTC, what)
+    return utcnow() if text is None else parse_tick_time(text, what)
 
 
 # --------------------------------------------------------------------------- logging
@@ -154,7 +156,9 @@ def _print_plan(plan: DryRun, as_json: bool) -> None:
         return
     for item in plan.planned:
         scheduled = f" (scheduled {stamp(item.scheduled)})" if item.scheduled else ""
-        _out(f"would {item.would.value.replace('_', ' ')} {item.key}{scheduled}: {item.reason}")
+        # The reason quotes the file (a claim's host), which may hold any text.
+        what = f"would {item.would.value.replace('_', ' ')} {item.key}{scheduled}: {item.reason}"
+        _out(what)
     _out(
         f"dry run {stamp(plan.now)}: {plan.seen} jobs, {plan.would_run} would run; "
         "nothing claimed, run or written"
@@ -231,14 +235,16 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no jobs in {store.url}")
         return EXIT_OK
-    table = [("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "STATUS")]
+    table: list[tuple[str, ...]] = [("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "STATUS")]
     for row in rows:
         when = row.when or "-"
         if row.timezone and row.timezone != "UTC":
             when += f" ({row.timezone})"
         runs = f"{row.runs}/{row.max_runs or '∞'}"
         status = row.status + (f": {row.error}" if row.error else "")
-        table.append((row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status))
+        cells = (row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status)
+        # A job file may hold any text, the runner's fields included (last_result.status).
+        table.append(tuple(printable(cell) for cell in cells))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
@@ -295,7 +301,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         problems, warnings, _ = _file_problems(path, now, limit)
         failed = failed or bool(problems)
         for line in problems or [f"{path}: ok"]:
-            print(line)
+            _out(line)
         for line in warnings:
             _err(line)
     return EXIT_PROBLEMS if failed else EXIT_OK
@@ -322,7 +328,11 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    sys.stdout.write(json_for_terminal(encode(get(_store(args), args.key)).decode("utf-8")))
+    try:
+        document = get(_store(args), args.key)
+    except JobError as exc:
+        raise JobError(args.key, str(exc)) from None
+    sys.stdout.write(json_for_terminal(encode(document).decode("utf-8")))
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeGuard
 
 from .actions import default_registry
@@ -30,8 +30,8 @@ from .config import Settings
 from .engine.tick import Engine
 from .errors import LambdacronError, StoreError, UsageError
 from .logs import emf_record, event_record, line, summary_record
-from .schedule import parse_instant
 from .store import open_store
+from .times import parse_tick_time
 
 _engines: dict[tuple[str, frozenset[str], int, int, tuple[int, int] | None], Engine] = {}
 
@@ -55,7 +55,7 @@ def tick_time(event: Any, clock: Callable[[], datetime] = utcnow) -> datetime:
                     raise UsageError(
                         f"{field}: expected an ISO 8601 time as a string, got {_brief(value)}"
                     )
-                return parse_instant(value, UTC, field)
+                return parse_tick_time(value, field)
     return clock()
 
 

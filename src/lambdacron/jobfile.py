@@ -21,9 +21,9 @@ from .actions.base import RunType, Spec
 from .errors import JobError, ScheduleError
 from .fields import Problems, get, type_name
 from .job import DEFAULT_TIMEOUT_SECONDS, MAX_NESTING, RUNNER_FIELDS, Claim, Job, State
-from .schedule import get_zone, parse
+from .schedule import AtSchedule, get_zone, parse
 from .store.base import Version
-from .times import iso, parse_instant
+from .times import RECORDABLE, iso, parse_instant, recordable
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,6 @@ MAX_INT_DIGITS = 64
 MAX_COUNT = 10**9
 MAX_TIMEOUT_SECONDS = 30 * 86400
 MAX_PID = 2**31 - 1
-#: Instants a job file may hold: a datetime plus any offset, timeout or grace stays valid.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -255,8 +252,8 @@ def _instant(
     except (ScheduleError, OverflowError) as exc:
         problems.add(path, str(exc).removeprefix(f"{path}: "))
         return None
-    if not EARLIEST <= moment <= LATEST:
-        problems.add(path, f"{value!r} is outside {EARLIEST.year}-{LATEST.year}")
+    if not recordable(moment):
+        problems.add(path, f"{value!r} is outside {RECORDABLE}")
         return None
     return moment
 
@@ -335,6 +332,10 @@ def problems_of(key: str, document: Any) -> tuple[Job | None, list[JobError]]:
             problems.add("when", str(exc))
         except (ArithmeticError, ValueError) as exc:  # a time beyond what datetime holds
             problems.add("when", f"cannot be evaluated: {exc}")
+        # Its run records the time it fires at, which must read back as a valid file.
+        if isinstance(schedule, AtSchedule) and not recordable(schedule.when):
+            problems.add("when", f"fires at {iso(schedule.when)}, outside {RECORDABLE}")
+            schedule = None
     limit = _count(document, "max_number_executions", problems, None, "0 (unlimited)")
     enabled = get(document, "enabled", bool, "enabled", problems, True)
     timeout = get(

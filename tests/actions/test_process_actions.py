@@ -18,6 +18,7 @@ from helpers import utc
 from lambdacron.actions.base import OUTPUT_LIMIT, RunContext, Status
 from lambdacron.actions.command import CommandAction, CommandSpec
 from lambdacron.actions.python import PythonAction, PythonSpec
+from lambdacron.jobfile import MAX_TIMEOUT_SECONDS
 
 
 def running(pid: int) -> bool:
@@ -90,6 +91,15 @@ class TestCommand:
         grandchild = int(marker.read_text())
         time.sleep(0.2)
         assert not running(grandchild)
+
+    @settings(max_examples=10, deadline=None)
+    @given(st.floats(min_value=1.0, max_value=MAX_TIMEOUT_SECONDS) | st.just(MAX_TIMEOUT_SECONDS))
+    def test_every_timeout_a_job_may_have_is_one_a_run_can_wait(self, timeout: float) -> None:
+        # 30 days is more than an epoll wait takes in one call (about 24.8 days).
+        result = CommandAction().run(command("echo", "hello"), context(timeout))
+        assert (result.status, result.output) == (Status.OK, "hello\n")
+        spec = PythonSpec("print('hello')", (), {})
+        assert PythonAction().run(spec, context(timeout)).status is Status.OK
 
     def test_output_is_bounded_to_the_last_4_kib(self) -> None:
         # 20 MB of output: the run keeps only the tail, never the whole stream.

@@ -216,6 +216,8 @@ def test_every_setting_is_checked_with_one_line(
         ({"time": 1767225600}, "time: expected an ISO 8601 time as a string, got 1767225600"),
         ({"time": 1.5}, "time: expected an ISO 8601 time as a string, got 1.5"),
         ({"time": None}, "time: expected an ISO 8601 time as a string, got None"),
+        ({"time": "9999-06-01T00:00:00Z"}, "time: '9999-06-01T00:00:00Z' is out of range"),
+        ({"now": "1969-12-31T23:00:00Z"}, "now: '1969-12-31T23:00:00Z' is out of range"),
         ({"now": ["x"] * 40}, "now: expected an ISO 8601 time as a string, got ['x', "),
         ({"shard": True, "shards": 2}, "shard: expected 0 <= shard < shards, got True of 2"),
         ({"shard": 0, "shards": True}, "shard: expected 0 <= shard < shards, got 0 of True"),

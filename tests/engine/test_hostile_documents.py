@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import Run
@@ -304,3 +304,51 @@ def test_runner_fields_at_the_edge_of_time_are_refused_not_overflowed() -> None:
             job, problems, _ = load("k.json", hostile_body(COMMAND, [((field,), raw)]))
             assert job is None and problems[0].path == field
     assert datetime.max.replace(tzinfo=UTC).year == 9999  # the edge these values sit past
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["at(1969-12-31T23:59:59Z)", "at(1960-01-01T00:00:00)", "at(9999-06-01T00:00:00Z)"],
+)
+def test_a_one_time_job_firing_outside_the_times_a_file_records_is_refused(when: str) -> None:
+    # Accepted, it would either never run (before 1970) or write a file that no longer reads.
+    job, problems = problems_of("k.json", command_job(when, ["true"]))
+    assert job is None
+    assert [p.path for p in problems] == ["when"]
+    assert "outside 1970-01-01 to 9998-12-31 in UTC" in str(problems[0])
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@example(datetime(1970, 1, 1), "UTC")  # the first instant a file records
+@example(datetime(9998, 12, 31), "Z")  # and the last
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.sampled_from(["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Z", "+14:00", "-12:00"]),
+)
+def test_a_valid_one_time_job_runs_once_and_leaves_a_file_that_reads_back(
+    tmp_path_factory: Any, moment: datetime, zone: str
+) -> None:
+    text = moment.isoformat()
+    job_fields: dict[str, Any] = {"max_number_executions": 0}
+    if zone in ("Z", "+14:00", "-12:00"):
+        text += zone
+    else:
+        job_fields["timezone"] = zone
+    document = command_job(f"at({text})", ["true"], **job_fields)
+    job, _ = problems_of("k.json", document)
+    if job is None:
+        return
+    root = tmp_path_factory.mktemp("jobs")
+    path = place(root, "once.json", document, PLACED)
+    fires = job.schedule.next_after(datetime.min.replace(tzinfo=UTC))
+    assert fires is not None
+    now = max(fires, NOW)
+    with Engine(LocalStore(root), default_registry(), clock=FakeClock(NOW)) as engine:
+        report = engine.tick(now)
+    assert report.ran == 1, report.events
+    written, problems, _ = load("once.json", path.read_bytes())
+    assert written is not None, problems

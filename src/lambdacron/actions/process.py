@@ -36,6 +36,9 @@ _LAST_WORDS_SECONDS = 0.2
 #: How often to look when no descriptor can say it: a group emptying, or a child's exit
 #: where there is no pidfd.
 _POLL_SECONDS = 0.05
+#: The longest one wait on the descriptors may be: epoll takes at most about 24.8 days in
+#: one call, less than a job's longest timeout; a longer wait is several of these.
+_LONGEST_WAIT_SECONDS = 3600.0
 
 
 class _Tail:
@@ -206,6 +209,7 @@ class _Supervisor:
                 return False
             if poll or self.pidfd is None:
                 remaining = min(remaining, _POLL_SECONDS)
+            remaining = min(remaining, _LONGEST_WAIT_SECONDS)
             for key, _ in self.selector.select(remaining):
                 key.data()
         return True

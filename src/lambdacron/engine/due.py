@@ -10,11 +10,12 @@ runs once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ..job import Job
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Just before the earliest instant a job may fire at (1970-01-01T00:00:00Z, which counts).
+_BEFORE_ALL = datetime(1970, 1, 1, tzinfo=UTC) - timedelta(microseconds=1)
 #: "Look at this job at every tick": a claim in flight, whose end the listing shows, but
 #: whose death only a fresh read can tell.
 ALWAYS = datetime.min.replace(tzinfo=UTC)
@@ -49,7 +50,7 @@ def next_due(job: Job, placed: datetime) -> datetime | None:
     if job.state.claim is not None:
         return ALWAYS
     start = window_start(job, placed)
-    return job.schedule.next_after(start if start is not None else _EPOCH)
+    return job.schedule.next_after(start if start is not None else _BEFORE_ALL)
 
 
 def due_occurrence(job: Job, placed: datetime, now: datetime) -> datetime | None:
