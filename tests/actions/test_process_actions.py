@@ -98,7 +98,7 @@ class TestCommand:
         # 30 days is more than an epoll wait takes in one call (about 24.8 days).
         result = CommandAction().run(command("echo", "hello"), context(timeout))
         assert (result.status, result.output) == (Status.OK, "hello\n")
-        spec = PythonSpec("print('hello')", (), {})
+        spec = PythonSpec("print('hello')", (), env={})
         assert PythonAction().run(spec, context(timeout)).status is Status.OK
 
     def test_output_is_bounded_to_the_last_4_kib(self) -> None:
