@@ -31,7 +31,7 @@ from .engine.tick import Engine
 from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
 from .job import Job
 from .jobfile import describe_problems, encode, load, warnings_of
-from .logs import json_for_terminal, render_event, stamp
+from .logs import json_for_terminal, printable, render_event, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
 from .store.base import Store
@@ -47,14 +47,16 @@ HELLO_JOB = {
 }
 
 
+# Every line for a person goes through ``printable``: keys, field names, values quoted in
+# messages and file names come from jobs, and must not act on the terminal that shows them.
 def _err(line: str) -> None:
     with _print_lock:
-        print(line, file=sys.stderr, flush=True)
+        print(printable(line), file=sys.stderr, flush=True)
 
 
 def _out(line: str) -> None:
     with _print_lock:
-        print(line, flush=True)
+        print(printable(line), flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -231,17 +233,18 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no jobs in {store.url}")
         return EXIT_OK
-    table = [("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "STATUS")]
+    table: list[tuple[str, ...]] = [("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "STATUS")]
     for row in rows:
         when = row.when or "-"
         if row.timezone and row.timezone != "UTC":
             when += f" ({row.timezone})"
         runs = f"{row.runs}/{row.max_runs or '∞'}"
         status = row.status + (f": {row.error}" if row.error else "")
-        table.append((row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status))
+        cells = (row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status)
+        table.append(tuple(printable(cell) for cell in cells))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for r in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
+        _out("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
     return EXIT_OK
 
 
@@ -295,7 +298,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         problems, warnings, _ = _file_problems(path, now, limit)
         failed = failed or bool(problems)
         for line in problems or [f"{path}: ok"]:
-            print(line)
+            _out(line)
         for line in warnings:
             _err(line)
     return EXIT_PROBLEMS if failed else EXIT_OK
