@@ -23,7 +23,7 @@ from ..actions.process import KILL_GRACE_SECONDS, stop_running
 from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, StoreError
 from ..job import Claim, Job, Status
 from ..jobfile import JobFile, encode, load
-from ..redact import redact, redact_window, secrets_in, tail
+from ..redact import redact_window, secrets_in, tail
 from ..store.base import Entry, Store, Version
 from .claims import (
     CLAIM_GRACE,
@@ -550,7 +550,8 @@ class Engine:
             result,
             # The output may be a window of a longer stream: a cut secret is redacted too.
             output=tail(redact_window(result.output, secrets), OUTPUT_LIMIT),
-            error=redact(result.error, secrets) if result.error else result.error,
+            # An error may quote a longer message cut to length (a Lambda's answer).
+            error=redact_window(result.error, secrets) if result.error else result.error,
         )
 
     def _run_and_record(self, file: JobFile, claim: Claim, report: TickReport) -> None:
