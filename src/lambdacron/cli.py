@@ -23,7 +23,7 @@ from . import __version__
 from .actions import default_registry
 from .api import add, cancel, check, get
 from .clock import utcnow
-from .config import MAX_INTERVAL_MINUTES, Settings, parse_count
+from .config import MAX_INTERVAL_MINUTES, MAX_SHARDS, Settings, parse_count
 from .engine.inventory import inventory
 from .engine.report import JobEvent
 from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
@@ -71,6 +71,13 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _shards(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_SHARDS:  # a process each, at once
+        raise argparse.ArgumentTypeError(f"{value} must be at most {MAX_SHARDS}")
     return value
 
 
@@ -421,8 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     tick.add_argument("--json", action="store_true", help="print the summary as JSON")
     tick.add_argument(
         "--shards",
-        type=_positive,
-        help="split the store into N shards ticked by N processes (default: $LAMBDACRON_SHARDS)",
+        type=_shards,
+        help=f"split the store into N shards ticked by N processes, at most {MAX_SHARDS} "
+        "(default: $LAMBDACRON_SHARDS)",
     )
     tick.add_argument(
         "--dry-run",
