@@ -67,6 +67,20 @@ class TestWhatNoReaderCouldReadIsRefusedAtTheCall:
             lambdacron.schedule(store, "@hourly", command=["true"], extra=extra)
         assert list(store.list()) == []
 
+    @pytest.mark.parametrize("where", ["payload", "extra"])
+    @pytest.mark.parametrize("depth", [200, 5000, 50_000])
+    def test_nesting_too_deep_for_any_reader(self, store: Store, where: str, depth: int) -> None:
+        # Deeper than the interpreter's recursion limit too: one clear JobError, not a crash.
+        deep: Any = []
+        for _ in range(depth):
+            deep = [deep]
+        arguments: dict[str, Any] = (
+            {"payload": deep} if where == "payload" else {"extra": {"x": deep}}
+        )
+        with pytest.raises(JobError, match="nested too deeply"):
+            lambdacron.schedule(store, "@hourly", lambda_arn="f", **arguments)
+        assert list(store.list()) == []
+
     @pytest.mark.parametrize("name", ["when", "timezone", "run", "max_number_executions"])
     def test_extra_fields_that_clash_with_the_call(self, store: Store, name: str) -> None:
         with pytest.raises(UsageError, match=name):

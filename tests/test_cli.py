@@ -78,6 +78,7 @@ class TestTick:
             (("tick",), "lambdacron: store "),  # ./jobs does not exist in the temp dir
             (("tick", "--store", str(tmp_path), "--now", "noon"), "lambdacron: --now: 'noon'"),
             (("tick", "--workers", "0"), "lambdacron: argument --workers: 0 must be at least 1"),
+            (("tick", "--shards", "5000"), "lambdacron: argument --shards: 5000 must be at most"),
             (("frobnicate",), "lambdacron: argument command: invalid choice: 'frobnicate'"),
         ]
         for args, message in cases:
@@ -95,6 +96,13 @@ class TestTick:
             ("LAMBDACRON_SHARDS", "-1", "-1 must be at least 1"),
             ("LAMBDACRON_MAX_JOB_BYTES", "1e3", "'1e3' is not a whole number"),
             ("LAMBDACRON_INTERVAL", "5m", "'5m' is not a whole number"),
+            # More digits than Python turns into an int, and more shards than a tick can
+            # start processes (or a Lambda fan out invocations) for.
+            ("LAMBDACRON_WORKERS", "9" * 5000, "a 5000-digit number is too large"),
+            ("LAMBDACRON_MAX_JOB_BYTES", "1" * 4301, "a 4301-digit number is too large"),
+            ("LAMBDACRON_INTERVAL", "7" * 9000, "a 9000-digit number is too large"),
+            ("LAMBDACRON_SHARDS", "257", "257 must be at most 256"),
+            ("LAMBDACRON_SHARDS", "9" * 400, "a 400-digit number is too large"),
         ],
     )
     def test_a_bad_setting_is_one_line_and_exit_2(

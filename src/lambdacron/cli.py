@@ -23,7 +23,7 @@ from . import __version__
 from .actions import default_registry
 from .api import add, cancel, check, get
 from .clock import utcnow
-from .config import MAX_INTERVAL_MINUTES, Settings, parse_count
+from .config import MAX_INTERVAL_MINUTES, MAX_SHARDS, Settings, parse_count
 from .engine.inventory import inventory
 from .engine.report import JobEvent
 from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
@@ -48,6 +48,8 @@ HELLO_JOB = {
 }
 
 
+# Every line for a person goes through ``printable``: keys, field names, values quoted in
+# messages and file names come from jobs, and must not act on the terminal that shows them.
 def _err(line: str) -> None:
     # One line, whatever it quotes: a field name or value of a job file may hold any text.
     with _print_lock:
@@ -71,6 +73,13 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _shards(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_SHARDS:  # a process each, at once
+        raise argparse.ArgumentTypeError(f"{value} must be at most {MAX_SHARDS}")
     return value
 
 
@@ -247,7 +256,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         table.append(tuple(printable(cell) for cell in cells))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for r in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
+        _out("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
     return EXIT_OK
 
 
@@ -428,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     tick.add_argument("--json", action="store_true", help="print the summary as JSON")
     tick.add_argument(
         "--shards",
-        type=_positive,
-        help="split the store into N shards ticked by N processes (default: $LAMBDACRON_SHARDS)",
+        type=_shards,
+        help=f"split the store into N shards ticked by N processes, at most {MAX_SHARDS} "
+        "(default: $LAMBDACRON_SHARDS)",
     )
     tick.add_argument(
         "--dry-run",

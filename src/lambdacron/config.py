@@ -19,6 +19,9 @@ from .store.base import DEFAULT_MAX_JOB_BYTES
 
 #: The longest master interval, in minutes: a day. A runner ticks at least daily.
 MAX_INTERVAL_MINUTES = 1440
+#: The most shards a tick splits into: one per top-level folder of generated keys. Each is
+#: a process of ``tick --shards`` or an invocation of the Lambda fan-out, at every tick.
+MAX_SHARDS = 256
 
 
 def parse_allowed_types(text: str, name: str = "LAMBDACRON_ALLOWED_TYPES") -> frozenset[RunType]:
@@ -37,11 +40,17 @@ def parse_count(name: str, text: str, *, low: int = 1, high: int | None = None) 
     # ASCII digits only: int() would also take "١٢" and "1_000".
     if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
         raise UsageError(f"{name}: {text!r} is not a whole number")
+    digits = len(text.strip().lstrip("+-").lstrip("0"))
+    if digits > _MAX_DIGITS:  # no setting means that much; int() refuses past 4,300 digits
+        raise UsageError(f"{name}: a {digits}-digit number is too large")
     number = int(text)
     if number < low or (high is not None and number > high):
         bound = f"at least {low}" if high is None else f"between {low} and {high}"
         raise UsageError(f"{name}: {number} must be {bound}")
     return number
+
+
+_MAX_DIGITS = 100
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,10 @@ class Settings:
 
         def count(name: str, default: int, high: int | None = None) -> int:
             text = env.get(name)
-            return default if not text else parse_count(name, text, high=high)
+            number = default if not text else parse_count(name, text)
+            if high is not None and number > high:
+                raise UsageError(f"{name}: {number} must be at most {high}")
+            return number
 
         allowed = env.get("LAMBDACRON_ALLOWED_TYPES")
         interval = env.get("LAMBDACRON_INTERVAL")
@@ -92,5 +104,5 @@ class Settings:
             allowed_types=parse_allowed_types(allowed) if allowed else frozenset(RunType),
             max_job_bytes=count("LAMBDACRON_MAX_JOB_BYTES", DEFAULT_MAX_JOB_BYTES),
             workers=count("LAMBDACRON_WORKERS", DEFAULT_WORKERS),
-            shards=count("LAMBDACRON_SHARDS", 1),
+            shards=count("LAMBDACRON_SHARDS", 1, MAX_SHARDS),
         )

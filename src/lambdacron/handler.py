@@ -26,7 +26,7 @@ from typing import Any, TypeGuard
 
 from .actions import default_registry
 from .clock import utcnow
-from .config import Settings
+from .config import MAX_SHARDS, Settings
 from .engine.tick import Engine
 from .errors import LambdacronError, StoreError, UsageError
 from .logs import emf_record, event_record, line, summary_record
@@ -91,6 +91,8 @@ def _shard_of_event(event: Any) -> tuple[int, int] | None:
         return None
     shard, shards = event.get("shard"), event.get("shards")
     if _whole(shard) and _whole(shards) and 0 <= shard < shards:
+        if shards > MAX_SHARDS:  # each (shard, shards) keeps its own engine while warm
+            raise UsageError(f"shards: at most {MAX_SHARDS}, got {_brief(shards)}")
         return shard, shards
     raise UsageError(
         f"shard: expected 0 <= shard < shards, got {_brief(shard)} of {_brief(shards)}"

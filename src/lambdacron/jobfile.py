@@ -217,6 +217,8 @@ def encode(document: Mapping[str, Any]) -> bytes:
         return ("{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n").encode("utf-8")
     except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
         raise JobError("", f"cannot be written as JSON: {exc}") from None
+    except RecursionError:  # deeper than the encoder can go, so deeper than any reader
+        raise JobError("", f"JSON nested too deeply (limit {MAX_NESTING})") from None
 
 
 _compact = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode

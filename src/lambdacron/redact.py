@@ -13,6 +13,7 @@ goes through :func:`redact_window`, which also removes a secret's fragment at ei
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import AnyStr
@@ -30,13 +31,25 @@ _MARK_BYTES = MARK.encode()
 
 
 def secrets_in(*environments: Mapping[str, str]) -> tuple[str, ...]:
+    """The values to redact, each as it is and as JSON writes it inside a string."""
     values = {
-        value
+        form
         for env in environments
         for name, value in env.items()
         if SENSITIVE_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH
+        for form in _forms(value)
     }
     return tuple(sorted(values, key=len, reverse=True))
+
+
+def _forms(value: str) -> set[str]:
+    """``value``, and its forms inside a JSON string: a Lambda's result is JSON, so a target
+    that echoes a secret returns it encoded (a quote, ``\\u00e4``, a slash as ``\\/``)."""
+    forms = {value}
+    for ascii_only in (True, False):
+        inner = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        forms |= {inner, inner.replace("/", "\\/")}
+    return forms
 
 
 def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

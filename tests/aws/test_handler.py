@@ -225,6 +225,10 @@ def test_every_setting_is_checked_with_one_line(
         ({"shard": 1.0, "shards": 2}, "shard: expected 0 <= shard < shards, got 1.0 of 2"),
         ({"shard": "1", "shards": 2}, "shard: expected 0 <= shard < shards, got '1' of 2"),
         ({"shard": 0}, "shard: expected 0 <= shard < shards, got 0 of None"),
+        # More shards than LAMBDACRON_SHARDS may ask for: each (shard, shards) keeps an
+        # engine of its own in a warm function.
+        ({"shard": 0, "shards": 257}, "shards: at most 256, got 257"),
+        ({"shard": 3, "shards": 2**70}, f"shards: at most 256, got {2**70}"),
     ],
 )
 def test_a_malformed_event_is_refused_never_guessed(

@@ -9,6 +9,7 @@ import uuid
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,3 +167,63 @@ class TestWhatTheTargetReceives:
             "lambdacron_execution": "1",
         }
         assert not (root / "order.json").exists()
+
+
+def _lambda_job_output(root: Path, secret: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The recorded result of one RequestResponse job, with ``secret`` in the runner's env."""
+    monkeypatch.setenv("VENDOR_API_KEY", secret)
+    root.mkdir(exist_ok=True)
+    path = root / "echo.json"
+    details = {"function_name": "echo", "invocation_type": "RequestResponse"}
+    path.write_text(json.dumps({"when": "@hourly", "run": {"type": "lambda", "details": details}}))
+    with Engine(LocalStore(root), default_registry(), clock=FakeClock(datetime.now(UTC))) as engine:
+        engine.tick(utc(2026, 12, 1, 1))
+    result: dict[str, Any] = json.loads(path.read_text())["last_result"]
+    return result
+
+
+#: Secrets that a JSON encoder writes otherwise than as they are: a quote, a backslash, a
+#: slash (some encoders write ``\/``), a control character, text beyond ASCII.
+ODD_SECRETS = ['pa"ss-word1', "back\\slash-99", "s/l/a/s/h/key", "tab\tin-secret", "pässwörd-123"]
+
+
+class TestSecretsEchoedByTheTarget:
+    """A RequestResponse result is the target's JSON: a secret it echoes comes back encoded."""
+
+    @pytest.mark.parametrize("secret", [*ODD_SECRETS, "tok-😀-1234567"])
+    def test_a_secret_echoed_in_json_is_redacted_however_it_is_encoded(
+        self, recorder: RecordingLambda, tmp_path: Path, secret: str, monkeypatch: Any
+    ) -> None:
+        encodings = [
+            json.dumps({"echo": secret}),  # the Python runtime's encoder: ASCII escapes
+            json.dumps({"echo": secret}, ensure_ascii=False),  # Node.js's JSON.stringify
+            json.dumps({"echo": secret}).replace("/", "\\/"),  # PHP's, Java's org.json
+        ]
+        recorder.reply = Reply(body=" ".join(encodings).encode())
+        output = _lambda_job_output(tmp_path / "jobs", secret, monkeypatch)["output"]
+        assert output == " ".join(['{"echo": "[redacted]"}'] * 3)
+
+    @pytest.mark.parametrize("cut_inside", range(1, 4))
+    def test_a_secret_cut_inside_a_character_by_the_output_limit_leaves_nothing(
+        self, recorder: RecordingLambda, tmp_path: Path, cut_inside: int, monkeypatch: Any
+    ) -> None:
+        secret = "abcdefgh\U0001f600wxyz"
+        head = b"abcdefgh" + "\U0001f600".encode()[:cut_inside]
+        recorder.reply = Reply(body=b"x" * (OUTPUT_LIMIT - len(head)) + secret.encode())
+        output = _lambda_job_output(tmp_path / "jobs", secret, monkeypatch)["output"]
+        assert "abcd" not in output and output.startswith("x" * 100)
+
+    @pytest.mark.parametrize("shift", [0, 9, 20, 33, 44])
+    def test_a_secret_cut_by_the_error_length_leaves_nothing(
+        self, recorder: RecordingLambda, tmp_path: Path, shift: int, monkeypatch: Any
+    ) -> None:
+        secret = "SECRETVALUE0123456789abcdefghijklmnopqrstuvwxyz"
+        recorder.reply = Reply(
+            status=400,
+            # Longer than the error kept, so the cut goes through some occurrence.
+            body=json.dumps({"Type": "User", "Message": "x" * shift + secret * 30}).encode(),
+            headers={"x-amzn-ErrorType": "InvalidRequestContentException"},
+        )
+        error = _lambda_job_output(tmp_path / "jobs", secret, monkeypatch)["error"]
+        assert error.startswith("invoke echo: InvalidRequestContentException")
+        assert not [secret[i : i + 4] for i in range(len(secret) - 3) if secret[i : i + 4] in error]

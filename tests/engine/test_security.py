@@ -173,3 +173,29 @@ def test_printable_text_holds_no_character_that_acts_on_a_terminal(text: str) ->
     shown = printable(text)
     assert not [c for c in shown if unicodedata.category(c) in ("Cc", "Zl", "Zp")]
     assert UNSAFE.findall(shown) == []
+
+
+def test_ls_validate_and_dry_run_print_no_control_character_of_a_job(root: Path) -> None:
+    # A field name, a runner field and a file's own name are all the job's text.
+    stamped = {
+        **command_job("@hourly", ["true"]),
+        "execution_count": 1,
+        "last_run": "2026-01-01T00:00:00Z",
+        "last_result": {"status": FORGERY},
+    }
+    place(root, "status.json", stamped)
+    bad = command_job("@hourly", ["true"])
+    bad["run"]["details"][FORGERY] = "x"
+    place(root, "field.json", bad)
+    place(root, "warn.json", {f"{FORGERY}enabld": False, **command_job("@hourly", ["true"])})
+    named = root.parent / f"{FORGERY.replace(chr(0), '')}.json"
+    named.write_text("{")
+    store = ("--store", str(root))
+    shown = [
+        lambdacron("ls", *store, "--now", "2026-01-01T01:00:00Z"),
+        lambdacron("tick", *store, "--now", "2026-01-01T01:00:00Z", "--dry-run"),
+        lambdacron("validate", *(str(p) for p in sorted(root.glob("*.json"))), str(named)),
+    ]
+    for result in shown:
+        assert "field.json" in result.stdout, result.stderr
+        assert UNSAFE.findall(result.stdout + result.stderr) == [], result.args

@@ -380,6 +380,29 @@ class TestClaims:
         assert sorted(lines(out)) == sorted(f"job{i}" for i in range(20))
         assert sum(r.ran for r in reports) == 20
 
+    def test_another_engine_of_this_process_reading_a_claim_just_written_leaves_it_be(
+        self, root: Path, clock: FakeClock
+    ) -> None:
+        # The instant after a claim lands, before its run starts: another engine of this
+        # process (a handler thread) that reads the job then sees this pid's claim.
+        out = root.parent / "out.txt"
+        path = place(root, "j.json", append_job("@hourly", out, "ran"))
+        seen: list[Any] = []
+        with Engine(LocalStore(root), default_registry(), clock=clock) as other:
+
+            class PeekingStore(LocalStore):
+                def write(self, key: str, body: bytes, expected: Any) -> Any:
+                    version = super().write(key, body, expected)
+                    if b'"claim"' in body and not seen:
+                        seen.append(other.tick(utc(2026, 1, 1, 1)))
+                    return version
+
+            with Engine(PeekingStore(root), default_registry(), clock=clock) as engine:
+                report = engine.tick(utc(2026, 1, 1, 1))
+        assert [e.outcome for e in seen[0].events] == [Outcome.RUNNING]
+        assert report.ran == 1 and lines(out) == ["ran"]
+        assert read_json(path)["last_result"]["status"] == "ok"
+
     def test_a_tick_without_time_to_finish_a_job_leaves_it_due(
         self, root: Path, clock: FakeClock
     ) -> None:

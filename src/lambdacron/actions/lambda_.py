@@ -8,6 +8,7 @@ Lambda API server.
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import threading
 import time
@@ -149,7 +150,10 @@ class LambdaAction(Action):
         if stream is not None:
             # Bounded: keep at most the output limit of the response.
             body = stream.read(OUTPUT_LIMIT + 1)
-        output = body[:OUTPUT_LIMIT].decode("utf-8", errors="replace")
+        # A character the limit cut through is dropped, not replaced: a replacement mark
+        # would hide that the text before it may be the start of a secret, to be redacted.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        output = decoder.decode(body[:OUTPUT_LIMIT], final=len(body) <= OUTPUT_LIMIT)
         function_error = response.get("FunctionError")
         if function_error:
             return Result(

@@ -23,7 +23,7 @@ from ..actions.process import KILL_GRACE_SECONDS, stop_running
 from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, StoreError
 from ..job import Claim, Job, Status
 from ..jobfile import JobFile, encode, load
-from ..redact import redact, redact_window, secrets_in, tail
+from ..redact import redact_window, secrets_in, tail
 from ..store.base import Entry, Store, Version
 from .claims import (
     CLAIM_GRACE,
@@ -440,8 +440,7 @@ class Engine:
         taken = self._claim(due, now, report, time_left)
         if taken is None:
             return
-        file, claim = taken
-        INFLIGHT.add(claim.id)
+        file, claim = taken  # in INFLIGHT since before its write
         try:
             self._run_and_record(file, claim, report)
         finally:
@@ -470,9 +469,13 @@ class Engine:
             claim = self.holder.new_claim(job, due.scheduled, self.clock())
             change = claimed(due.file.document, job, due.file.version.modified, claim, now)
             body = encode(change.document)
+            # Held before the write: from the instant the claim lands, another engine of this
+            # process reading it must find it live. Released below unless the claim is ours.
+            INFLIGHT.add(claim.id)
             try:
                 version = self.store.write(due.key, body, due.file.version)
             except JobNotFoundError:
+                INFLIGHT.discard(claim.id)
                 return None  # deleted before it ran: nothing to do
             except StoreError as exc:
                 # A write whose answer was lost is retried by botocore and then fails its
@@ -480,6 +483,7 @@ class Engine:
                 landed = self._landed(due.key, claim)
                 if landed is not None:
                     return landed, claim
+                INFLIGHT.discard(claim.id)
                 if not isinstance(exc, ConflictError):
                     event = JobEvent(due.key, Outcome.STORE_ERROR, str(exc), due.scheduled)
                     self._emit(report, event)
@@ -492,6 +496,9 @@ class Engine:
                     return None
                 due = fresh
                 continue
+            except BaseException:
+                INFLIGHT.discard(claim.id)
+                raise
             self.bodies.remember(due.key, body, version)
             return JobFile(due.key, change.document, change.applied_to(job), version), claim
         message = "the file keeps changing"
@@ -550,7 +557,8 @@ class Engine:
             result,
             # The output may be a window of a longer stream: a cut secret is redacted too.
             output=tail(redact_window(result.output, secrets), OUTPUT_LIMIT),
-            error=redact(result.error, secrets) if result.error else result.error,
+            # An error may quote a longer message cut to length (a Lambda's answer).
+            error=redact_window(result.error, secrets) if result.error else result.error,
         )
 
     def _run_and_record(self, file: JobFile, claim: Claim, report: TickReport) -> None:
