@@ -69,3 +69,12 @@ def test_failures_of_the_file_the_store_or_lambdacron_are_errors(outcome: Outcom
 def test_a_key_cannot_forge_a_line_of_the_log() -> None:
     line = render_event(JobEvent("a\nran b.json: ok", Outcome.INTERNAL_ERROR, "boom"))
     assert line is not None and "\n" not in line
+
+
+def test_a_run_its_runner_stopped_counts_as_interrupted_not_failed() -> None:
+    report = TickReport(utc(2026, 1, 1))
+    report.add(JobEvent("a.json", Outcome.RAN, "stopped", None, Status.INTERRUPTED))
+    report.add(JobEvent("b.json", Outcome.RAN, "exit 1", None, Status.FAILED))
+    report.add(JobEvent("c.json", Outcome.RAN, "", None, Status.OK))
+    assert (report.ran, report.failed, report.interrupted) == (3, 1, 1)
+    assert "1 failed" in report.summary() and "1 interrupted" in report.summary()

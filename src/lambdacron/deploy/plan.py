@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from ..config import MAX_SHARDS
 from ..errors import UsageError
 
 HANDLER = "lambdacron.lambda_handler"
@@ -110,8 +111,8 @@ class DeployConfig:
             raise UsageError("--timeout must be 1-900 seconds (Lambda's limit)")
         if not 128 <= self.memory_mb <= 10240:
             raise UsageError("--memory must be 128-10240 MB")
-        if not 1 <= self.shards <= 256:
-            raise UsageError("--shards must be 1-256")
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise UsageError(f"--shards must be 1-{MAX_SHARDS}")
 
     @property
     def names(self) -> Names:

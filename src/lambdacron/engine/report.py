@@ -64,7 +64,10 @@ class TickReport:
             match event.outcome:
                 case Outcome.RAN:
                     self.ran += 1
-                    self.failed += event.status is not Status.OK
+                    # A run stopped by its runner is told as interrupted, not as a failure.
+                    stopped = event.status is Status.INTERRUPTED
+                    self.interrupted += stopped
+                    self.failed += not stopped and event.status is not Status.OK
                 case Outcome.INVALID:
                     self.invalid += 1
                 case Outcome.STORE_ERROR:
