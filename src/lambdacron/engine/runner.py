@@ -18,12 +18,13 @@ from enum import StrEnum
 
 from ..errors import JobNotFoundError, StoreError
 from ..job import Job
-from ..jobfile import load
+from ..jobfile import JobFile, load
 from ..store.base import Entry
 from ..times import iso
-from .due import due_occurrence, schedule_since
+from .claims import Change, adopted, interrupted
+from .due import schedule_since
 from .report import TickReport
-from .tick import Clock, Engine
+from .tick import Clock, Engine, Verdict
 
 # --------------------------------------------------------------------------- serve
 
@@ -236,7 +237,8 @@ def _why_due(job: Job, placed: datetime) -> str:
 
 
 def _plan_one(engine: Engine, entry: Entry, now: datetime) -> Iterator[Planned]:
-    """What a tick at ``now`` would do with one listed job; reads only."""
+    """What a tick at ``now`` would do with one listed job: the tick's own ``decide``, with
+    each runner write it would make applied in memory only; reads only."""
     key = entry.key
     try:
         document = engine.store.read(key)
@@ -245,32 +247,47 @@ def _plan_one(engine: Engine, entry: Entry, now: datetime) -> Iterator[Planned]:
     except StoreError as exc:
         yield Planned(key, Would.FAIL, str(exc).removeprefix(f"{key}: "))
         return
-    job, problems, _ = load(key, document.body)
+    job, problems, decoded = load(key, document.body)
     if job is None:
         yield Planned(key, Would.REFUSE, "; ".join(map(str, problems)))
         return
-    if job.run_type not in engine.actions:
-        yield Planned(
-            key, Would.REFUSE, f"run.type: {job.run_type.value!r} is not allowed by this runner"
-        )
-        return
-    claim = job.state.claim
-    if claim is not None:
-        if engine.claim_is_live(claim):
-            yield Planned(key, Would.SKIP, "the previous run is still going", claim.scheduled)
-            return
-        yield Planned(
-            key,
-            Would.RECORD_INTERRUPTED,
-            f"its claim is dead (runner {claim.host} pid {claim.pid}, deadline "
-            f"{iso(claim.deadline)})",
-            claim.scheduled,
-        )
-    # Recording a dead claim changes no field the due rule reads, so the rule can be
-    # applied to the job as it is.
-    scheduled = due_occurrence(job, document.version.modified, now)
-    if scheduled is not None:
-        yield Planned(key, Would.RUN, _why_due(job, document.version.modified), scheduled)
+    file = JobFile(key, decoded, job, document.version)
+    while True:
+        decision = engine.decide(file, now)
+        placed = file.version.modified
+        match decision.verdict:
+            case Verdict.REFUSE:
+                message = f"run.type: {job.run_type.value!r} is not allowed by this runner"
+                yield Planned(key, Would.REFUSE, message)
+                return
+            case Verdict.RUNNING | Verdict.INTERRUPT:
+                claim = file.job.state.claim
+                assert claim is not None
+                if decision.verdict is Verdict.RUNNING:
+                    message = "the previous run is still going"
+                    yield Planned(key, Would.SKIP, message, claim.scheduled)
+                    return
+                yield Planned(
+                    key,
+                    Would.RECORD_INTERRUPTED,
+                    f"its claim is dead (runner {claim.host} pid {claim.pid}, deadline "
+                    f"{iso(claim.deadline)})",
+                    claim.scheduled,
+                )
+                file = _applied(file, interrupted(file.document, file.job, placed, claim))
+            case Verdict.ADOPT:
+                file = _applied(file, adopted(file.document, file.job, placed))
+            case Verdict.DUE:
+                assert decision.scheduled is not None
+                yield Planned(key, Would.RUN, _why_due(file.job, placed), decision.scheduled)
+                return
+            case Verdict.WAIT:
+                return
+
+
+def _applied(file: JobFile, change: Change) -> JobFile:
+    """The job as a runner write would leave it, without writing."""
+    return JobFile(file.key, change.document, change.applied_to(file.job), file.version)
 
 
 def dry_run(engine: Engine, now: datetime) -> DryRun:
