@@ -164,3 +164,25 @@ def test_two_engines_in_one_process_never_take_each_others_runs_for_dead(root: P
     state = read_json(root / "slow.json")
     assert state["last_result"]["status"] == "ok" and state["execution_count"] == 1
     assert out.read_text().splitlines() == ["2026-01-01T00:01:00Z"]
+
+
+def test_an_edit_during_the_run_that_no_file_may_hold_is_left_as_written(
+    engine: Engine, root: Path
+) -> None:
+    path = root / "j.json"
+    # The run rewrites its own file with a number no job file may hold.
+    script = (
+        f"import os; p = {str(path)!r}; "
+        "open(p + '.tmp', 'w').write('{\"when\": \"@hourly\", \"n\": ' + '9' * 5000 + ', "
+        '"run": {"type": "command", "details": {"command": ["true"]}}}\'); '
+        "os.replace(p + '.tmp', p)"
+    )
+    job = {"when": "@hourly", "run": {"type": "python", "details": {"script": script}}}
+    place(root, "j.json", job, placed=utc(2026, 3, 1, 9))
+    report = engine.tick(utc(2026, 3, 1, 10))
+    assert (report.ran, report.internal_errors, report.store_errors) == (1, 0, 0)
+    edited = path.read_bytes()
+    assert b"9" * 5000 in edited and b"last_result" not in edited
+    later = engine.tick(utc(2026, 3, 1, 11))
+    assert [e.outcome for e in later.events] == [Outcome.INVALID]
+    assert path.read_bytes() == edited

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ConflictError, JobNotFoundError, ScheduleError, StoreError
+from ..errors import ConflictError, JobError, JobNotFoundError, ScheduleError, StoreError
 from ..job import Claim, Job, fingerprint_of
 from ..jobfile import JobFile, encode, load, with_runner_fields
 from ..store.base import Store, Version
@@ -72,7 +72,13 @@ def write_back(
     version, merged, failures = claimed.version, False, 0
     fields: dict[str, Any] = {"last_result": result, "claim": None}
     for _ in range(WRITE_ATTEMPTS + STORE_RETRIES):
-        body = encode(current)
+        try:
+            body = encode(current)
+        except JobError:
+            # The user's edit holds what no job file may (a number past every bound, text
+            # that is not Unicode): their version stays as they wrote it, and the next tick
+            # reports it.
+            return None
         try:
             new_version = store.write(key, body, version)
             remember(key, body, new_version)
