@@ -182,10 +182,6 @@ class Engine:
     def stopping(self) -> bool:
         return self._stopping
 
-    def claim_is_live(self, claim: Claim) -> bool:
-        """Whether a tick now would leave this claim be (its run may still be going)."""
-        return self.holder.is_live(claim, self.clock())
-
     def __enter__(self) -> Engine:
         return self
 
