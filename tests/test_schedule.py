@@ -211,6 +211,20 @@ class TestRate:
             2026, 1, 1, 1
         )
 
+    def test_seconds_align_to_the_epoch(self) -> None:
+        assert fires("rate(20 seconds)", utc(2026, 11, 27, 12, 1, 30)) == [
+            utc(2026, 11, 27, 12, 1, 40),
+            utc(2026, 11, 27, 12, 2),
+            utc(2026, 11, 27, 12, 2, 20),
+        ]
+        assert parse("rate(1 second)").next_after(utc(2026, 1, 1)) == utc(2026, 1, 1, 0, 0, 1)
+
+    def test_an_instant_a_microsecond_before_a_boundary_is_before_it(self) -> None:
+        # Far from the epoch a float timestamp has no microseconds left to round with.
+        before = utc(9000, 1, 1) - timedelta(microseconds=1)
+        assert parse("rate(1 minute)").next_after(before) == utc(9000, 1, 1)
+        assert parse("rate(1 second)").latest_at_or_before(before) == utc(8999, 12, 31, 23, 59, 59)
+
     def test_latest_is_the_last_aligned_instant(self) -> None:
         assert parse("rate(15 minutes)").latest_at_or_before(utc(2026, 1, 1, 0, 44)) == utc(
             2026, 1, 1, 0, 30
@@ -312,7 +326,7 @@ class TestErrors:
             ("* * * *", "expected 5 fields (minute hour day-of-month month day-of-week), 6 with"),
             ("* * * * * * * *", "got 8"),
             ("", "empty schedule"),
-            ("rate(5 fortnights)", "rate: 'rate(5 fortnights)' is not of the form rate(N minutes"),
+            ("rate(5 fortnights)", "rate: 'rate(5 fortnights)' is not of the form rate(N seconds"),
             ("rate(0 minutes)", "rate: the number in 'rate(0 minutes)' must be at least 1"),
             ("at(tomorrow)", "at: 'tomorrow' is not an ISO 8601 time"),
             ("cron(0 12 * * ? *)", "without 'cron(...)'"),

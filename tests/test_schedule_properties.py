@@ -115,3 +115,18 @@ def test_rate_fires_on_epoch_multiples_and_nothing_between(minutes: int, start: 
     assert got is not None
     assert int(got.timestamp()) % (minutes * 60) == 0
     assert start < got <= start + timedelta(minutes=minutes)
+
+
+@PROFILE
+@given(st.integers(1, 100_000), starts, st.integers(0, 999_999))
+def test_rate_in_seconds_agrees_with_integer_arithmetic(
+    seconds: int, start: datetime, micro: int
+) -> None:
+    start = start.replace(microsecond=micro)
+    schedule = parse(f"rate({seconds} seconds)")
+    whole = (start - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert schedule.next_after(start) == epoch + timedelta(seconds=(whole // seconds + 1) * seconds)
+    assert schedule.latest_at_or_before(start) == epoch + timedelta(
+        seconds=whole // seconds * seconds
+    )

@@ -9,7 +9,7 @@ Forms (see docs/schedules.md for the full reference):
 * ``@yearly`` ``@annually`` ``@monthly`` ``@weekly`` ``@daily`` ``@midnight`` ``@hourly``.
 * EventBridge extras in the cron fields: ``?``, ``L``, ``NL``, ``DOW#N``, ``NW``, ``LW``.
 * ``at(2026-12-01T18:30:00)``: one time; a naive time is wall-clock time in the job's zone.
-* ``rate(N minutes|hours|days)``: every N units, aligned to the Unix epoch in UTC.
+* ``rate(N seconds|minutes|hours|days)``: every N units, aligned to the Unix epoch in UTC.
 
 Every schedule answers two questions, both with aware datetimes in UTC:
 ``next_after(t)`` (the first fire time strictly after t) and
@@ -220,6 +220,12 @@ class AtSchedule(Schedule):
         return self.when if self.when <= _to_utc(moment) else None
 
 
+def _whole_seconds(moment: datetime) -> int:
+    """Whole seconds since the Unix epoch, floored, exactly: a float timestamp rounds a
+    microsecond before a boundary onto it, which would skip that occurrence."""
+    return (_to_utc(moment) - _UNIX_EPOCH) // timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class RateSchedule(Schedule):
     """``rate(N unit)``: every ``period`` seconds, aligned to the Unix epoch in UTC.
@@ -233,12 +239,10 @@ class RateSchedule(Schedule):
     period: int  # seconds
 
     def next_after(self, after: datetime) -> datetime | None:
-        ts = int(_to_utc(after).timestamp() // self.period + 1) * self.period
-        return self._instant(ts)
+        return self._instant((_whole_seconds(after) // self.period + 1) * self.period)
 
     def latest_at_or_before(self, moment: datetime) -> datetime | None:
-        ts = int(_to_utc(moment).timestamp() // self.period) * self.period
-        return self._instant(ts)
+        return self._instant(_whole_seconds(moment) // self.period * self.period)
 
     @staticmethod
     def _instant(ts: int) -> datetime | None:
@@ -693,8 +697,10 @@ def _parse_cron(expression: str, fields: list[str], zone: tzinfo) -> CronSchedul
     )
 
 
-_RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)", re.IGNORECASE)
-_RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(
+    r"rate\(\s*(\d+)\s+(second|seconds|minute|minutes|hour|hours|day|days)\s*\)", re.IGNORECASE
+)
+_RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 #: A longer period would put the next fire time past what a datetime can hold.
 _RATE_MAX_SECONDS = 36500 * 86400
 
@@ -703,8 +709,8 @@ def _parse_rate(expression: str, zone: tzinfo) -> RateSchedule:
     match = _RATE.fullmatch(expression)
     if not match:
         raise ScheduleError(
-            f"rate: {expression!r} is not of the form rate(N minutes|hours|days),"
-            " e.g. rate(5 minutes)"
+            f"rate: {expression!r} is not of the form rate(N seconds|minutes|hours|days),"
+            " e.g. rate(5 minutes) or rate(30 seconds)"
         )
     count = int(match.group(1))
     if count < 1:
