@@ -18,6 +18,7 @@ COUNTS = (
     "interrupted",
     "skipped",
     "internal_errors",
+    "cancelled",
 )
 
 

@@ -9,6 +9,7 @@ from ._version import __version__
 from .api import add, cancel, get, schedule
 from .errors import (
     ConflictError,
+    DeliveryError,
     DeployError,
     InvalidKeyError,
     JobError,
@@ -25,6 +26,7 @@ from .store import Store, open_store
 
 __all__ = [
     "ConflictError",
+    "DeliveryError",
     "DeployError",
     "InvalidKeyError",
     "JobError",

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -24,10 +24,20 @@ from .actions import default_registry
 from .api import add, cancel, check, get
 from .clock import utcnow
 from .config import MAX_INTERVAL_MINUTES, MAX_SHARDS, Settings, parse_count
+from .engine.delivery import Delivery
 from .engine.inventory import inventory
 from .engine.report import JobEvent
-from .engine.runner import DryRun, StopRequests, dry_run, serve, tick_shards
+from .engine.runner import (
+    MAX_LOOKAHEAD_SECONDS,
+    DryRun,
+    StopRequests,
+    default_lookahead,
+    dry_run,
+    serve,
+    tick_shards,
+)
 from .engine.tick import Engine
+from .engine.timer import TimerQueue
 from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
 from .job import Job
 from .jobfile import describe_problems, encode, load, warnings_of
@@ -90,6 +100,13 @@ def _minutes(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("minutes: ")) from None
 
 
+def _lookahead(text: str) -> int:
+    try:
+        return parse_count("seconds", text, low=0, high=MAX_LOOKAHEAD_SECONDS)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("seconds: ")) from None
+
+
 def _quietly(write: Callable[[str], None]) -> Callable[[str], None]:
     """``write``, but a closed terminal (SIGHUP, a broken pipe) does not stop the runner."""
 
@@ -129,6 +146,7 @@ def _engine(
     store: Store,
     shard: tuple[int, int] | None = None,
     log: Callable[[JobEvent], None] = _log_event,
+    delivery: Delivery | None = None,
 ) -> Engine:
     settings = _settings()
     return Engine(
@@ -138,6 +156,7 @@ def _engine(
         workers=args.workers or settings.workers,
         log=log,
         shard=shard,
+        delivery=delivery,
     )
 
 
@@ -223,7 +242,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         # SIGHUP too: closing the terminal must not kill the runner mid-run, claims held.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, on_signal)
-        with _engine(args, store, log=log) as engine:
+        lookahead = (
+            default_lookahead(args.interval)
+            if args.lookahead is None
+            else timedelta(seconds=args.lookahead)
+        )
+        timer = TimerQueue(lookahead, utcnow) if lookahead else None
+        with _engine(args, store, log=log, delivery=timer) as engine:
             serve(
                 engine,
                 args.interval,
@@ -231,6 +256,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 clock=utcnow,
                 out=_quietly(_out),
                 say=lambda line: err(f"{stamp(utcnow())} {line}"),
+                timer=timer,
             )
     return EXIT_OK
 
@@ -432,7 +458,15 @@ def build_parser() -> argparse.ArgumentParser:
     nxt.add_argument("--tz", default="UTC", help="IANA time zone of the schedule and output")
     nxt.set_defaults(func=_cmd_next)
 
-    tick = with_store(commands.add_parser("tick", help="run one pass over the store"))
+    tick = with_store(
+        commands.add_parser(
+            "tick",
+            help="run one pass over the store",
+            description="Run one pass: every job due at --now runs now. A job runs at its"
+            " tick, not at its second: for that, keep `lambdacron serve` running, which plans"
+            " ahead between its ticks.",
+        )
+    )
     tick.add_argument("--now", help="pretend it is this time (ISO 8601; default: now)")
     tick.add_argument("--json", action="store_true", help="print the summary as JSON")
     tick.add_argument(
@@ -460,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_minutes,
         default=1,
         help=f"minutes, 1 to {MAX_INTERVAL_MINUTES} (default 1)",
+    )
+    serve.add_argument(
+        "--lookahead",
+        type=_lookahead,
+        help="seconds each tick plans ahead, to run each job at its second; 0: run jobs only"
+        " at the ticks, as `tick` does (default: the interval plus 60)",
     )
     with_workers(serve)
     serve.set_defaults(func=_cmd_serve)

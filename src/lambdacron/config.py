@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from .engine.tick import DEFAULT_WORKERS
 from .errors import UsageError
@@ -19,6 +20,8 @@ from .store.base import DEFAULT_MAX_JOB_BYTES
 
 #: The longest master interval, in minutes: a day. A runner ticks at least daily.
 MAX_INTERVAL_MINUTES = 1440
+#: The furthest a Lambda tick plans ahead: SQS delays a message at most 900 seconds.
+MAX_LAMBDA_LOOKAHEAD_SECONDS = 900
 #: The most shards a tick splits into: one per top-level folder of generated keys. Each is
 #: a process of ``tick --shards`` or an invocation of the Lambda fan-out, at every tick.
 MAX_SHARDS = 256
@@ -68,6 +71,18 @@ class Settings:
     workers: int = DEFAULT_WORKERS
     #: Shards a scheduled Lambda invocation fans out into; 1: none.
     shards: int = 1
+    #: ``LAMBDACRON_DELIVERY_QUEUE``: the SQS queue URL the Lambda tick plans occurrences
+    #: into, to run each at its second; None: jobs run at the ticks only.
+    delivery_queue: str | None = None
+    #: ``LAMBDACRON_LOOKAHEAD`` (seconds): how far past its time a Lambda tick plans; by
+    #: default the interval and a minute, at most SQS's 900-second delay.
+    lookahead_seconds: int | None = None
+
+    @property
+    def lookahead(self) -> timedelta:
+        if self.lookahead_seconds is not None:
+            return timedelta(seconds=self.lookahead_seconds)
+        return timedelta(seconds=min(MAX_LAMBDA_LOOKAHEAD_SECONDS, (self.interval or 1) * 60 + 60))
 
     @property
     def store(self) -> str:
@@ -96,6 +111,7 @@ class Settings:
 
         allowed = env.get("LAMBDACRON_ALLOWED_TYPES")
         interval = env.get("LAMBDACRON_INTERVAL")
+        lookahead = env.get("LAMBDACRON_LOOKAHEAD")
         return cls(
             store_variable=env.get("LAMBDACRON_STORE") or None,
             bucket=env.get("LAMBDACRON_BUCKET") or None,
@@ -105,4 +121,12 @@ class Settings:
             max_job_bytes=count("LAMBDACRON_MAX_JOB_BYTES", DEFAULT_MAX_JOB_BYTES),
             workers=count("LAMBDACRON_WORKERS", DEFAULT_WORKERS),
             shards=count("LAMBDACRON_SHARDS", 1, MAX_SHARDS),
+            delivery_queue=env.get("LAMBDACRON_DELIVERY_QUEUE") or None,
+            lookahead_seconds=(
+                parse_count(
+                    "LAMBDACRON_LOOKAHEAD", lookahead, low=0, high=MAX_LAMBDA_LOOKAHEAD_SECONDS
+                )
+                if lookahead
+                else None
+            ),
         )

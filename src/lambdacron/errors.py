@@ -12,6 +12,7 @@ that describes it best, so callers may catch either::
      │    ├── JobNotFoundError (KeyError)     the key does not exist (any more)
      │    ├── JobTooLargeError                the file is larger than the store's size limit
      │    └── ConflictError                   a conditional write lost: someone else changed the job
+     ├── DeliveryError (OSError)         planned occurrences could not be queued for delivery
      └── DeployError (OSError)           AWS refused a step of ``deploy`` or ``undeploy``
 
 Third-party errors (OSError from the file system, botocore's ClientError) are
@@ -72,6 +73,11 @@ class ConflictError(StoreError):
     #: An earlier attempt of the same request was sent, so the precondition may have
     #: failed on that attempt's own effect (a write whose answer was lost).
     retried: bool = False
+
+
+class DeliveryError(LambdacronError, OSError):
+    """Planned occurrences could not be handed to their delivery (the SQS queue refused
+    them); they cost lateness only, as the next tick runs them."""
 
 
 class DeployError(LambdacronError, OSError):

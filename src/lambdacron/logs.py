@@ -25,7 +25,10 @@ _METRICS = (
     ("Skipped", "skipped"),
     ("Interrupted", "interrupted"),
     ("InternalErrors", "internal_errors"),
+    ("Planned", "planned"),
 )
+#: EMF takes at most this many values of one metric in one record.
+_EMF_MAX_VALUES = 100
 
 
 #: Characters that act on a terminal or on how the text around them reads: the C0 and C1
@@ -63,6 +66,15 @@ def json_for_terminal(text: str) -> str:
     return text.translate(_JSON_ESCAPES)
 
 
+def lateness(milliseconds: int) -> str:
+    """``12 ms late``, ``3.4 s late``, ``2 min late``: how late a run started."""
+    if milliseconds < 1000:
+        return f"{milliseconds} ms late"
+    if milliseconds < 60_000:
+        return f"{milliseconds / 1000:.1f} s late"
+    return f"{milliseconds // 60_000} min late"
+
+
 def stamp(moment: datetime | None) -> str:
     """A time as a person reads it in a log line: UTC, to the second; ``-`` for none."""
     if moment is None:
@@ -85,6 +97,8 @@ def _render_event(event: JobEvent) -> str | None:
         case Outcome.RAN:
             status = event.status.value if event.status else "?"
             line = f"ran {event.key}{scheduled}: {status}"
+            if event.lateness_ms is not None:
+                line += f", {lateness(event.lateness_ms)}"
             if event.message:
                 line += f": {event.message}"
             if event.deleted:
@@ -102,6 +116,8 @@ def _render_event(event: JobEvent) -> str | None:
             return f"interrupted {event.key}{scheduled}: {event.message}"
         case Outcome.RUNNING | Outcome.LOST | Outcome.SKIPPED_DEADLINE | Outcome.NOT_STARTED:
             return f"skipped {event.key}{scheduled}: {event.message}"
+        case Outcome.CANCELLED:
+            return f"cancelled {event.key}{scheduled}: {event.message}"
         case _:
             return None
 
@@ -129,6 +145,8 @@ def event_record(event: JobEvent) -> dict[str, Any]:
         record["output_tail"] = event.output[-512:]
     if event.deleted:
         record["deleted"] = True
+    if event.lateness_ms is not None:
+        record["lateness_ms"] = event.lateness_ms
     if event.outcome in _ERROR_OUTCOMES:
         record["level"] = "ERROR"
     return record
@@ -157,3 +175,28 @@ def emf_record(report: TickReport, store: str, timestamp: datetime) -> dict[str,
 
 def line(record: dict[str, Any]) -> str:
     return json_for_terminal(json.dumps(record, separators=(",", ":"), default=str))
+
+
+def emf_lateness_records(
+    report: TickReport, store: str, timestamp: datetime
+) -> list[dict[str, Any]]:
+    """The lateness of each run as the ``Lateness`` metric (milliseconds), so CloudWatch
+    can chart its p50 and p99; as many records as EMF's limit of values per record needs."""
+    values = report.lateness_ms
+    return [
+        {
+            "_aws": {
+                "Timestamp": int(timestamp.timestamp() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": NAMESPACE,
+                        "Dimensions": [["Store"]],
+                        "Metrics": [{"Name": "Lateness", "Unit": "Milliseconds"}],
+                    }
+                ],
+            },
+            "Store": store,
+            "Lateness": values[start : start + _EMF_MAX_VALUES],
+        }
+        for start in range(0, len(values), _EMF_MAX_VALUES)
+    ]

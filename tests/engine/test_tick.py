@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -183,14 +184,18 @@ class TestResultsAndWriteBack:
         good = place(root, "good.json", command_job("@hourly", ["true"]))
         report = engine.tick(utc(2026, 1, 1, 1, 0))
         assert (report.seen, report.due, report.ran, report.failed) == (3, 3, 3, 2)
-        assert read_json(bad)["last_result"] | {"started": None, "duration_ms": None} == {
+        result = read_json(bad)["last_result"]
+        assert result | {"started": None, "duration_ms": None, "lateness_ms": None} == {
             "status": "failed",
             "exit_code": 7,
             "output": "oops\n",
             "error": "exited with status 7",
             "started": None,
             "duration_ms": None,
+            "lateness_ms": None,
         }
+        started = datetime.fromisoformat(result["started"])
+        assert result["lateness_ms"] == (started - utc(2026, 1, 1, 1)) // timedelta(milliseconds=1)
         assert read_json(missing)["last_result"]["status"] == "error"
         assert read_json(good)["last_result"]["status"] == "ok"
 

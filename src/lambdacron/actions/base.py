@@ -86,9 +86,11 @@ class Result:
     exit_code: int | None = None
     output: str = ""
     error: str | None = None
+    #: How long after its scheduled occurrence the run started; set by the engine.
+    lateness_ms: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "status": self.status.value,
             "exit_code": self.exit_code,
             "started": iso(self.started),
@@ -96,6 +98,9 @@ class Result:
             "output": self.output,
             "error": self.error,
         }
+        if self.lateness_ms is not None:
+            record["lateness_ms"] = self.lateness_ms
+        return record
 
 
 class Action(ABC):

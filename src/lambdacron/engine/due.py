@@ -70,3 +70,23 @@ def next_run(job: Job, placed: datetime, now: datetime) -> datetime | None:
         return overdue
     start = window_start(job, placed)
     return job.schedule.next_after(max(now, start) if start else now)
+
+
+def upcoming(
+    job: Job, placed: datetime, now: datetime, horizon: datetime, limit: int
+) -> list[datetime]:
+    """The occurrences in ``(now, horizon]`` that would run if each came in turn: at most
+    ``limit``, and no more than the runs the job has left. A claim in progress is ignored,
+    since its run may well end before the next of them."""
+    if not job.enabled or job.exhausted:
+        return []
+    runs_left = job.max_number_executions - job.state.execution_count
+    if job.max_number_executions > 0:
+        limit = min(limit, runs_left)
+    start = window_start(job, placed)
+    found: list[datetime] = []
+    moment = job.schedule.next_after(max(now, start) if start is not None else now)
+    while moment is not None and moment <= horizon and len(found) < limit:
+        found.append(moment)
+        moment = job.schedule.next_after(moment)
+    return found

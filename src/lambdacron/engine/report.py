@@ -23,6 +23,7 @@ class Outcome(StrEnum):
     SKIPPED_DEADLINE = "skipped_deadline"  # not enough time left in this tick to start it
     INTERNAL_ERROR = "internal_error"  # a bug in lambdacron, confined to this one job
     NOT_STARTED = "not_started"  # the runner is stopping: left unclaimed for the next tick
+    CANCELLED = "cancelled"  # a planned run whose schedule changed before its time
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class JobEvent:
     status: Status | None = None
     deleted: bool = False
     output: str = ""  # the tail of the run's output
+    #: How long after its occurrence the run started (a RAN event), in milliseconds.
+    lateness_ms: int | None = None
 
 
 @dataclass
@@ -51,10 +54,16 @@ class TickReport:
     interrupted: int = 0
     skipped: int = 0
     internal_errors: int = 0
+    #: Occurrences planned ahead, for delivery at their time.
+    planned: int = 0
+    #: Planned runs not made because their schedule changed before their time.
+    cancelled: int = 0
     duration_s: float = 0.0
     #: Why the store could not be listed (the pass saw none or only part of it); else None.
     listing_error: str | None = None
     events: list[JobEvent] = field(default_factory=list)
+    #: The lateness of each run, in milliseconds, in the order they ended.
+    lateness_ms: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, event: JobEvent) -> None:
@@ -64,6 +73,8 @@ class TickReport:
             match event.outcome:
                 case Outcome.RAN:
                     self.ran += 1
+                    if event.lateness_ms is not None:
+                        self.lateness_ms.append(event.lateness_ms)
                     # A run stopped by its runner is told as interrupted, not as a failure.
                     stopped = event.status is Status.INTERRUPTED
                     self.interrupted += stopped
@@ -76,6 +87,8 @@ class TickReport:
                     self.interrupted += 1
                 case Outcome.INTERNAL_ERROR:
                     self.internal_errors += 1
+                case Outcome.CANCELLED:
+                    self.cancelled += 1
                 case (
                     Outcome.LOST | Outcome.RUNNING | Outcome.SKIPPED_DEADLINE | Outcome.NOT_STARTED
                 ):
@@ -97,7 +110,15 @@ class TickReport:
             f"{self.failed} failed",
             f"{self.invalid} invalid",
         ]
-        for name in ("skipped", "deleted", "interrupted", "store_errors", "internal_errors"):
+        for name in (
+            "skipped",
+            "deleted",
+            "interrupted",
+            "store_errors",
+            "internal_errors",
+            "planned",
+            "cancelled",
+        ):
             value = getattr(self, name)
             if value:
                 parts.append(f"{value} {name.replace('_', ' ')}")
@@ -115,6 +136,8 @@ class TickReport:
         "interrupted",
         "skipped",
         "internal_errors",
+        "planned",
+        "cancelled",
     )
 
     def to_json(self) -> dict[str, object]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from ..errors import JobNotFoundError, StoreError
@@ -22,9 +22,11 @@ from ..jobfile import JobFile, load
 from ..store.base import Entry
 from ..times import iso
 from .claims import Change, adopted, interrupted
+from .delivery import Occurrence
 from .due import schedule_since
 from .report import TickReport
-from .tick import Clock, Engine, Verdict
+from .tick import Clock, Delivered, DeliveryResult, Engine, Verdict
+from .timer import TimerQueue
 
 # --------------------------------------------------------------------------- serve
 
@@ -77,6 +79,15 @@ class StopRequests:
         self.close()
 
 
+#: The furthest ``serve`` plans ahead: a day (planned runs are held in memory).
+MAX_LOOKAHEAD_SECONDS = 86_400
+
+
+def default_lookahead(interval_minutes: int) -> timedelta:
+    """Until the next tick has planned: its interval, and a minute for it to list and read."""
+    return timedelta(minutes=interval_minutes, seconds=60)
+
+
 def next_boundary(moment: datetime, interval_minutes: int) -> datetime:
     """The first multiple of the interval (from the Unix epoch) after ``moment``."""
     period = interval_minutes * 60
@@ -91,13 +102,22 @@ def serve(
     clock: Clock,
     out: Callable[[str], None],
     say: Callable[[str], None],
+    timer: TimerQueue | None = None,
 ) -> None:
     """Tick at once (to catch up), then on every interval boundary of ``clock``, until
     ``stop`` is requested. The first request starts nothing more: runs in progress finish
     and are recorded, due occurrences not yet claimed stay for the next runner. A second
     request stops the runs in progress (recorded ``interrupted``). Returns when every tick
-    has ended. ``out`` gets each tick's summary, ``say`` what the runner is doing."""
+    has ended. ``out`` gets each tick's summary, ``say`` what the runner is doing.
+
+    With ``timer`` (the engine's delivery), the ticks plan ahead and each planned
+    occurrence is run at its time, to the second, between the ticks."""
     ticks: list[threading.Event] = []
+
+    def hand(occurrence: Occurrence) -> None:
+        future = engine.submit_delivery(occurrence)
+        if timer is not None:
+            future.add_done_callback(lambda done: _again_if_early(timer, done.result()))
 
     def start_tick(now: datetime) -> None:
         done = threading.Event()
@@ -113,7 +133,11 @@ def serve(
         threading.Thread(target=work, name=f"tick-{iso(now)}").start()
         ticks[:] = [t for t in ticks if not t.is_set()]
 
-    say(f"serving {engine.store.url} every {interval} min (Ctrl-C to stop)")
+    ahead = ""
+    if timer is not None:
+        ahead = f", running jobs at their second ({timer.lookahead.total_seconds():g} s ahead)"
+        timer.start(hand)
+    say(f"serving {engine.store.url} every {interval} min{ahead} (Ctrl-C to stop)")
     start_tick(clock())
     boundary = next_boundary(clock(), interval)
     while stop.count == 0:
@@ -125,6 +149,8 @@ def serve(
         start_tick(boundary)
         boundary = next_boundary(max(boundary, clock()), interval)
     engine.stop_starting()
+    if timer is not None:
+        timer.close()
     say(
         f"{stop.names[0]}: stopping after running jobs end; no new job starts "
         "(again to stop the running jobs now)"
@@ -139,6 +165,12 @@ def serve(
             break
         stop.wait(None)
     say("stopped")
+
+
+def _again_if_early(timer: TimerQueue, delivered: DeliveryResult) -> None:
+    # The engine's clock and the timer's are one clock; this guards a clock stepped back.
+    if delivered.outcome is Delivered.EARLY:
+        timer.plan([delivered.occurrence])
 
 
 # --------------------------------------------------------------------------- shards
@@ -320,10 +352,12 @@ def dry_run(engine: Engine, now: datetime) -> DryRun:
 
 
 __all__ = [
+    "MAX_LOOKAHEAD_SECONDS",
     "DryRun",
     "Planned",
     "StopRequests",
     "Would",
+    "default_lookahead",
     "dry_run",
     "next_boundary",
     "serve",

@@ -12,15 +12,21 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from ..actions.base import OUTPUT_LIMIT, ActionRegistry, Result, RunContext
 from ..actions.process import KILL_GRACE_SECONDS, stop_running
-from ..errors import ConflictError, JobNotFoundError, JobTooLargeError, StoreError
+from ..errors import (
+    ConflictError,
+    DeliveryError,
+    JobNotFoundError,
+    JobTooLargeError,
+    StoreError,
+)
 from ..job import Claim, Job, Status
 from ..jobfile import JobFile, encode, load
 from ..redact import redact_window, secrets_in, tail
@@ -37,7 +43,8 @@ from .claims import (
     interrupted_reason,
     pid_alive,
 )
-from .due import ALWAYS, due_occurrence, next_due
+from .delivery import MAX_PLANNED_PER_JOB, Delivery, Occurrence
+from .due import ALWAYS, due_occurrence, next_due, upcoming
 from .index import BodyCache, Index, IndexEntry, IndexKeeper
 from .report import JobEvent, Outcome, TickReport
 from .writeback import WRITE_ATTEMPTS, Written, write_back
@@ -90,6 +97,22 @@ class _Due:
         return self.file.key
 
 
+class Delivered(Enum):
+    """What came of one delivered occurrence."""
+
+    RAN = "ran"  # claimed and run (its result recorded, or reported)
+    NOTHING = "nothing"  # nothing to run: taken already, rescheduled, deleted, or not due
+    EARLY = "early"  # its time has not come: deliver it again then
+    RETRY = "retry"  # the store failed before a claim: deliver it again
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    occurrence: Occurrence
+    outcome: Delivered
+    report: TickReport
+
+
 def _internal_error(key: str, exc: Exception) -> JobEvent:
     return JobEvent(key, Outcome.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
 
@@ -114,6 +137,7 @@ class Engine:
         shard: tuple[int, int] | None = None,
         io_workers: int = DEFAULT_IO_WORKERS,
         max_run_seconds: float | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self.store = store
         self.actions = actions
@@ -127,9 +151,11 @@ class Engine:
         self.max_run_seconds = max_run_seconds
         #: The environment runs inherit; its credentials are redacted from results.
         self.environ = os.environ if environ is None else environ
-        self._environ_secrets: tuple[str, ...] = ()
+        self._environ_secrets: tuple[str, ...] | None = None
         #: (i, n): this engine ticks shard i of n of the store; None: all of it.
         self.shard = shard
+        #: Where a tick hands the occurrences it plans ahead; None: it plans nothing.
+        self.delivery = delivery
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
         self._io = ThreadPoolExecutor(
             max_workers=min(io_workers, store.read_concurrency), thread_name_prefix="lambdacron-io"
@@ -203,10 +229,12 @@ class Engine:
         listing = self.store.list(self.shard, splits=self.keeper.splits(self.shard is not None))
         listed: set[str] = set()
         runs: list[Future[None]] = []
+        horizon = now + self.delivery.lookahead if self.delivery is not None else now
+        planned: list[Occurrence] | None = [] if self.delivery is not None else None
 
         def consider(entry: Entry) -> _Due | None:
             try:
-                return self._consider(entry, report, now, index)
+                return self._consider(entry, report, now, index, horizon, planned)
             except Exception as exc:  # whatever one job raises is that job's problem
                 index.drop(entry.key)
                 self._emit(report, _internal_error(entry.key, exc))
@@ -225,12 +253,15 @@ class Engine:
         try:
             while not self.stopping and (chunk := list(itertools.islice(listing, chunk_size))):
                 report.seen += len(chunk)
-                to_read = [e for e in chunk if self._needs_read(e, index, now, report, listed)]
+                to_read = [e for e in chunk if self._needs_read(e, index, horizon, report, listed)]
                 due = self._io.map(consider, to_read) if parallel else map(consider, to_read)
                 for job in due:
                     if job is not None:
                         report.due += 1
                         runs.append(self._pool.submit(self._guarded, job, report, now, budget))
+                if planned:
+                    self._plan(planned, report)
+                    planned.clear()
         except Exception as exc:  # StoreError, or a listing bug: the pass goes on regardless
             report.listing_error = str(exc)
             self._emit(report, JobEvent("", Outcome.STORE_ERROR, f"cannot list the store: {exc}"))
@@ -248,9 +279,10 @@ class Engine:
         return report
 
     def _needs_read(
-        self, entry: Entry, index: Index, now: datetime, report: TickReport, listed: set[str]
+        self, entry: Entry, index: Index, horizon: datetime, report: TickReport, listed: set[str]
     ) -> bool:
-        """Whether a listed entry must be read: not while the index vouches for it."""
+        """Whether a listed entry must be read: not while the index vouches for it, that is
+        while it cannot be due, or planned, before ``horizon``."""
         if entry.problem is not None:  # listed, but no job can be read there
             self._emit(report, JobEvent(entry.key, Outcome.INVALID, entry.problem))
             return False
@@ -261,11 +293,80 @@ class Engine:
         if cached.problem is not None:
             self._emit(report, JobEvent(entry.key, Outcome.INVALID, cached.problem))
             return False
-        return cached.due_at is not None and cached.due_at <= now
+        return cached.due_at is not None and cached.due_at <= horizon
+
+    def _plan(self, planned: list[Occurrence], report: TickReport) -> None:
+        assert self.delivery is not None
+        try:
+            self.delivery.plan(planned)
+            report.planned += len(planned)
+        except DeliveryError as exc:
+            # Costs lateness only: each occurrence is run by the first tick after its time.
+            message = f"cannot plan {len(planned)} occurrences ahead: {exc}"
+            self._emit(report, JobEvent("", Outcome.STORE_ERROR, message))
 
     def _emit(self, report: TickReport, event: JobEvent) -> None:
         report.add(event)
         self.log(event)
+
+    # ------------------------------------------------------------------ deliveries
+
+    def submit_delivery(
+        self, occurrence: Occurrence, *, time_left: Callable[[], float] | None = None
+    ) -> Future[DeliveryResult]:
+        """Run ``occurrence`` in the run pool as a tick at this moment would: read the job
+        afresh, and claim and run what is due, unless its schedule changed since the plan.
+        Nothing runs before its time (``Delivered.EARLY``)."""
+        budget = time_left if time_left is not None else self.time_left
+        return self._pool.submit(self._deliver_guarded, occurrence, budget)
+
+    def deliver(
+        self, occurrences: Sequence[Occurrence], *, time_left: Callable[[], float] | None = None
+    ) -> list[DeliveryResult]:
+        """``submit_delivery`` for each, waiting for them all; in the order given."""
+        futures = [self.submit_delivery(o, time_left=time_left) for o in occurrences]
+        return [future.result() for future in futures]
+
+    def _deliver_guarded(
+        self, occurrence: Occurrence, time_left: Callable[[], float] | None
+    ) -> DeliveryResult:
+        report = TickReport(now=self.clock())
+        try:
+            outcome = self._deliver(occurrence, report, time_left)
+        except Exception as exc:  # a bug in lambdacron must not take the runner down
+            self._emit(report, _internal_error(occurrence.key, exc))
+            outcome = Delivered.RETRY
+        return DeliveryResult(occurrence, outcome, report)
+
+    def _deliver(
+        self,
+        occurrence: Occurrence,
+        report: TickReport,
+        time_left: Callable[[], float] | None,
+    ) -> Delivered:
+        now = report.now
+        if now < occurrence.at:
+            return Delivered.EARLY
+        if self._environ_secrets is None:  # a delivery before any tick of this engine
+            self._environ_secrets = secrets_in(self.environ)
+        index = self.keeper.index
+        report.seen = 1
+        file = self._read(occurrence.key, report, index)
+        if file is None:
+            return Delivered.RETRY if report.store_errors else Delivered.NOTHING
+        if file.job.fingerprint != occurrence.fingerprint:
+            message = "its schedule changed since this run was planned; not run"
+            self._emit(report, JobEvent(file.key, Outcome.CANCELLED, message, occurrence.at))
+            return Delivered.NOTHING
+        due = self._settle(file, report, now, index, now, None)
+        if due is not None:
+            report.due += 1
+            self._claim_and_run(due, report, now, time_left)
+        if report.ran:
+            return Delivered.RAN
+        if report.store_errors or report.internal_errors:
+            return Delivered.RETRY
+        return Delivered.NOTHING
 
     # ------------------------------------------------------------------ one job: decide
 
@@ -292,16 +393,22 @@ class Engine:
             return Decision(Verdict.WAIT, due_at=due_at)
         return Decision(Verdict.DUE, scheduled=scheduled)
 
-    def _read(self, entry: Entry, report: TickReport, index: Index) -> JobFile | None:
-        key = entry.key
+    def _read(
+        self, key: str, report: TickReport, index: Index, entry: Entry | None = None
+    ) -> JobFile | None:
         try:
-            doc = self.bodies.recall(entry) or self.store.read(key)
+            doc = (entry is not None and self.bodies.recall(entry)) or self.store.read(key)
         except JobNotFoundError:
             index.drop(key)
             report.forget()  # deleted between the listing and the read
             return None
         except JobTooLargeError as exc:
-            self._refuse(report, index, key, entry.version, str(exc).removeprefix(f"{key}: "))
+            problem = str(exc).removeprefix(f"{key}: ")
+            if entry is None:  # read without a listing: no version to remember it by
+                index.drop(key)
+                self._emit(report, JobEvent(key, Outcome.INVALID, problem))
+            else:
+                self._refuse(report, index, key, entry.version, problem)
             return None
         except StoreError as exc:
             index.drop(key)
@@ -320,14 +427,33 @@ class Engine:
         self._emit(report, JobEvent(key, Outcome.INVALID, problem))
 
     def _consider(
-        self, entry: Entry, report: TickReport, now: datetime, index: Index
+        self,
+        entry: Entry,
+        report: TickReport,
+        now: datetime,
+        index: Index,
+        horizon: datetime,
+        planned: list[Occurrence] | None,
     ) -> _Due | None:
-        """Read one job and decide; records a dead claim, or when its schedule took effect,
-        on the way (each a conditional write, after which the job is decided again)."""
-        file = self._read(entry, report, index)
+        """Read one job and decide."""
+        file = self._read(entry.key, report, index, entry)
         if file is None:
             return None  # reported, and the index told, by the read
-        key = entry.key
+        return self._settle(file, report, now, index, horizon, planned)
+
+    def _settle(
+        self,
+        file: JobFile,
+        report: TickReport,
+        now: datetime,
+        index: Index,
+        horizon: datetime,
+        planned: list[Occurrence] | None,
+    ) -> _Due | None:
+        """Decide for a job as read: the run it is due for, or None. Records a dead claim,
+        or when its schedule took effect, on the way (each a conditional write, after which
+        the job is decided again); plans its occurrences up to ``horizon`` into ``planned``."""
+        key = file.key
         while True:
             decision = self.decide(file, now)
             match decision.verdict:
@@ -341,6 +467,7 @@ class Engine:
                     index.put(key, IndexEntry(file.version.token, ALWAYS))
                     message = "the previous run is still going"
                     self._emit(report, JobEvent(key, Outcome.RUNNING, message, claim.scheduled))
+                    self._plan_ahead(file, now, horizon, planned)
                     return None
                 case Verdict.INTERRUPT:
                     written = self._interrupt(file, report)
@@ -349,6 +476,8 @@ class Engine:
                     written = self._write(file, change, report)
                 case Verdict.WAIT:
                     index.put(key, IndexEntry(file.version.token, decision.due_at))
+                    if decision.due_at is not None and decision.due_at <= horizon:
+                        self._plan_ahead(file, now, horizon, planned)
                     if not file.job.enabled:
                         self._emit(report, JobEvent(key, Outcome.DISABLED))
                     elif file.job.exhausted:
@@ -362,6 +491,17 @@ class Engine:
                 index.drop(key)  # changed meanwhile: decided afresh at the next tick
                 return None
             file = written
+
+    @staticmethod
+    def _plan_ahead(
+        file: JobFile, now: datetime, horizon: datetime, planned: list[Occurrence] | None
+    ) -> None:
+        if planned is None or horizon <= now:
+            return
+        job = file.job
+        found = upcoming(job, file.version.modified, now, horizon, MAX_PLANNED_PER_JOB)
+        # list.extend is atomic under the GIL: reads of one chunk plan from many threads.
+        planned.extend(Occurrence(at, file.key, job.fingerprint) for at in found)
 
     def _interrupt(self, file: JobFile, report: TickReport) -> JobFile | None:
         claim = file.job.state.claim
@@ -548,7 +688,11 @@ class Engine:
         )
         result = self.actions[job.run_type].run(job.action, context)
         job_env = job.action.env
-        secrets = secrets_in(self.environ, job_env) if job_env else self._environ_secrets
+        secrets = (
+            secrets_in(self.environ, job_env)
+            if job_env or self._environ_secrets is None
+            else self._environ_secrets
+        )
         return replace(
             result,
             # The output may be a window of a longer stream: a cut secret is redacted too.
@@ -558,7 +702,9 @@ class Engine:
         )
 
     def _run_and_record(self, file: JobFile, claim: Claim, report: TickReport) -> None:
-        result = self._run(file, claim)
+        # Lateness counts to the claim, the moment the runner took the occurrence to run it.
+        lateness = (claim.started - claim.scheduled) // timedelta(milliseconds=1)
+        result = replace(self._run(file, claim), lateness_ms=lateness)
         written = write_back(
             self.store,
             file,
@@ -590,6 +736,7 @@ class Engine:
             result.status,
             deleted=deleted,
             output=result.output,
+            lateness_ms=result.lateness_ms,
         )
         self._emit(report, event)
 

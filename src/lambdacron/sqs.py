@@ -1,0 +1,110 @@
+"""Delivery on AWS: each planned occurrence is an SQS message delayed until its time.
+
+The tick sends one message per planned occurrence with ``DelaySeconds`` the whole seconds
+until its time (SQS allows at most 900), ten to a ``SendMessageBatch``. The same function
+consumes the queue through an event source mapping; ``handler.py`` turns each record back
+into an ``Occurrence`` and has the engine deliver it. SQS delivers at least once, and the
+claim makes a second delivery find its occurrence taken.
+
+boto3 is imported only when a queue is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from .engine.delivery import Delivery, Occurrence
+from .errors import DeliveryError, LambdacronError
+
+#: SQS's longest message delay.
+MAX_DELAY_SECONDS = 900
+#: SQS's most entries in one SendMessageBatch.
+_BATCH = 10
+
+
+def message_body(occurrence: Occurrence, store: str) -> str:
+    return json.dumps({**occurrence.to_json(), "store": store}, separators=(",", ":"))
+
+
+def occurrence_of(body: str, store: str) -> Occurrence:
+    """The occurrence an SQS message carries; ``LambdacronError`` naming the problem."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise LambdacronError(f"the message body is not JSON: {exc}") from None
+    occurrence = Occurrence.from_json(value)
+    sent_for = value.get("store")
+    if sent_for != store:
+        raise LambdacronError(f"store: planned for {sent_for!r}, but this function runs {store!r}")
+    return occurrence
+
+
+def delay_for(occurrence: Occurrence, now: datetime) -> int:
+    """Whole seconds to hold the message: never past the occurrence (the receiver waits
+    out the fraction left), and at most SQS's limit (the receiver sends it on again)."""
+    seconds = math.floor((occurrence.at - now).total_seconds())
+    return max(0, min(MAX_DELAY_SECONDS, seconds))
+
+
+class SqsDelivery(Delivery):
+    def __init__(
+        self,
+        queue_url: str,
+        store: str,
+        lookahead: timedelta,
+        *,
+        clock: Callable[[], datetime],
+        client: Any = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self.store = store
+        self.lookahead = lookahead
+        self._clock = clock
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client("sqs", config=Config(retries={"mode": "standard"}))
+        return self._client
+
+    def plan(self, occurrences: Sequence[Occurrence]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        failed: list[str] = []
+        for start in range(0, len(occurrences), _BATCH):
+            batch = occurrences[start : start + _BATCH]
+            # The wall clock, not the tick's time: an event that arrived late still delays
+            # each message only until its occurrence.
+            now = self._clock()
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": message_body(occurrence, self.store),
+                    "DelaySeconds": delay_for(occurrence, now),
+                }
+                for i, occurrence in enumerate(batch)
+            ]
+            try:
+                answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except (BotoCoreError, ClientError) as exc:
+                failed.extend(f"{o.key}: {exc}" for o in batch)
+                continue
+            for entry in answer.get("Failed", []):
+                occurrence = batch[int(entry["Id"])]
+                failed.append(f"{occurrence.key}: {entry.get('Code')}: {entry.get('Message')}")
+        if failed:
+            raise DeliveryError(
+                f"{len(failed)} of {len(occurrences)} messages not sent to {self.queue_url}"
+                f" (first: {failed[0]})"
+            )
+
+
+__all__ = ["MAX_DELAY_SECONDS", "SqsDelivery", "delay_for", "message_body", "occurrence_of"]
