@@ -2,8 +2,8 @@
 
 An invocation is one tick, or a batch of planned occurrences delivered by SQS. A tick's time
 is the scheduled time of the triggering EventBridge event (``time``), not the wall clock, so
-a retried or duplicated event evaluates the same window and the claims make it harmless. A manual invoke may pass ``{"now": "..."}``; an
-event with neither uses the clock.
+a retried or duplicated event evaluates the same window and the claims make it harmless. A
+manual invoke may pass ``{"now": "..."}``; an event with neither uses the clock.
 
 Configuration, read by ``config.Settings``:
 ``LAMBDACRON_BUCKET`` and ``LAMBDACRON_PREFIX``, or ``LAMBDACRON_STORE=s3://bucket/prefix/``;
