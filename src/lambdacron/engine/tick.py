@@ -486,6 +486,8 @@ class Engine:
                 case Verdict.DUE:
                     assert decision.scheduled is not None
                     index.drop(key)  # the claim changes the file; the write-back records it
+                    # Its next occurrences may come before the next tick, too.
+                    self._plan_ahead(file, now, horizon, planned, running=1)
                     return _Due(file, decision.scheduled)
             if written is None:
                 index.drop(key)  # changed meanwhile: decided afresh at the next tick
@@ -494,11 +496,20 @@ class Engine:
 
     @staticmethod
     def _plan_ahead(
-        file: JobFile, now: datetime, horizon: datetime, planned: list[Occurrence] | None
+        file: JobFile,
+        now: datetime,
+        horizon: datetime,
+        planned: list[Occurrence] | None,
+        running: int = 0,
     ) -> None:
+        """Plan the job's occurrences in ``(now, horizon]``; ``running``: runs about to be
+        claimed, which count against its ``max_number_executions``."""
         if planned is None or horizon <= now:
             return
         job = file.job
+        if running:
+            count = job.state.execution_count + running
+            job = replace(job, state=replace(job.state, execution_count=count))
         found = upcoming(job, file.version.modified, now, horizon, MAX_PLANNED_PER_JOB)
         # list.extend is atomic under the GIL: reads of one chunk plan from many threads.
         planned.extend(Occurrence(at, file.key, job.fingerprint) for at in found)

@@ -1,0 +1,305 @@
+"""Planning ahead and delivering at the second: what a tick plans, and what a delivery runs.
+
+A delivery is a tick for one job at one moment: it reads the job afresh and runs what a
+tick then would, unless the schedule changed since the plan. The claim keeps every
+occurrence single, whoever delivers it and however often.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cronsim import CronSim
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import FakeClock, append_job, place, read_json, utc
+from lambdacron.actions import default_registry
+from lambdacron.engine import Engine
+from lambdacron.engine.delivery import Delivery, Occurrence
+from lambdacron.engine.report import Outcome
+from lambdacron.engine.tick import Delivered
+from lambdacron.errors import DeliveryError
+from lambdacron.store import LocalStore
+
+NOW = utc(2026, 6, 1, 12)
+PLACED = utc(2026, 6, 1, 11)
+
+
+class Recorder(Delivery):
+    """A delivery that keeps what it is given, for the test to deliver by hand."""
+
+    def __init__(self, lookahead: timedelta, fail: bool = False) -> None:
+        self.lookahead = lookahead
+        self.fail = fail
+        self.planned: list[Occurrence] = []
+
+    def plan(self, occurrences: Sequence[Occurrence]) -> None:
+        if self.fail:
+            raise DeliveryError("the queue is down")
+        self.planned.extend(occurrences)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder(timedelta(minutes=2))
+
+
+@pytest.fixture
+def engine(root: Path, clock: FakeClock, recorder: Recorder) -> Iterator[Engine]:
+    with Engine(
+        LocalStore(root), default_registry(), clock=clock, workers=4, delivery=recorder
+    ) as e:
+        yield e
+
+
+def runs(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def planned_for(recorder: Recorder, key: str) -> list[datetime]:
+    return sorted(o.at for o in recorder.planned if o.key == key)
+
+
+class TestPlanning:
+    def test_a_tick_plans_each_occurrence_up_to_its_lookahead(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder
+    ) -> None:
+        place(root, "fast.json", append_job("rate(30 seconds)", tmp_path / "f", "x"), PLACED)
+        place(root, "cron.json", append_job("1 12 * * *", tmp_path / "c", "x"), PLACED)
+        place(root, "far.json", append_job("0 13 * * *", tmp_path / "x", "x"), PLACED)
+        report = engine.tick(NOW)
+        assert planned_for(recorder, "fast.json") == [
+            NOW + timedelta(seconds=30 * i) for i in range(1, 5)
+        ]
+        assert planned_for(recorder, "cron.json") == [utc(2026, 6, 1, 12, 1)]
+        assert planned_for(recorder, "far.json") == []
+        assert report.planned == 5
+        # The due occurrence (12:00) runs now; each planned one waits for its delivery.
+        assert (report.ran, runs(tmp_path / "f"), runs(tmp_path / "c")) == (1, ["x"], [])
+
+    def test_an_at_job_keeps_its_seconds(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder
+    ) -> None:
+        place(root, "o.json", append_job("at(2026-06-01T12:00:07.5)", tmp_path / "o", "x"))
+        engine.tick(NOW)
+        assert planned_for(recorder, "o.json") == [NOW + timedelta(seconds=7.5)]
+
+    def test_disabled_and_used_up_jobs_are_not_planned_and_runs_left_bound_the_plan(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder
+    ) -> None:
+        job = append_job("rate(10 seconds)", tmp_path / "r", "x")
+        place(root, "off.json", {**job, "enabled": False}, NOW)
+        place(root, "two.json", {**job, "max_number_executions": 2}, NOW)
+        place(root, "done.json", {**job, "max_number_executions": 1, "execution_count": 1})
+        engine.tick(NOW)
+        assert planned_for(recorder, "off.json") == planned_for(recorder, "done.json") == []
+        assert planned_for(recorder, "two.json") == [
+            NOW + timedelta(seconds=10 * i) for i in (1, 2)
+        ]
+
+    def test_a_queue_that_refuses_the_plan_is_reported_and_costs_nothing_else(
+        self, root: Path, clock: FakeClock, tmp_path: Path
+    ) -> None:
+        place(root, "r.json", append_job("rate(10 seconds)", tmp_path / "r", "x"), PLACED)
+        place(root, "due.json", append_job("0 12 * * *", tmp_path / "d", "x"), PLACED)
+        failing = Recorder(timedelta(minutes=1), fail=True)
+        with Engine(LocalStore(root), default_registry(), clock=clock, delivery=failing) as e:
+            report = e.tick(NOW)
+        assert report.store_errors == 1 and report.planned == 0
+        assert any(
+            "cannot plan" in ev.message and "queue is down" in ev.message for ev in report.events
+        )
+        assert runs(tmp_path / "d") == ["x"]  # the due job ran all the same
+
+    def test_a_job_the_index_vouches_for_is_read_again_once_inside_the_lookahead(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        place(root, "later.json", append_job("5 12 * * *", tmp_path / "l", "x"), PLACED)
+        engine.tick(NOW)  # 12:05 is past the two-minute lookahead
+        assert planned_for(recorder, "later.json") == []
+        clock.advance(minutes=4)
+        engine.tick(NOW + timedelta(minutes=4))
+        assert planned_for(recorder, "later.json") == [utc(2026, 6, 1, 12, 5)]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    minute=st.sampled_from(["*", "*/2", "*/7", "3-59/5", "0,1,2,30"]),
+    hour=st.sampled_from(["*", "12", "11-13", "*/3"]),
+    lookahead=st.integers(1, 3 * 3600),
+    offset=st.integers(0, 86_400),
+)
+def test_the_plan_is_every_occurrence_in_the_lookahead_by_an_independent_evaluator(
+    tmp_path_factory: pytest.TempPathFactory, minute: str, hour: str, lookahead: int, offset: int
+) -> None:
+    root = tmp_path_factory.mktemp("store")
+    now = NOW + timedelta(seconds=offset)
+    when = f"{minute} {hour} * * *"
+    place(root, "j.json", append_job(when, root / "out", "x"), now - timedelta(seconds=1))
+    recorder = Recorder(timedelta(seconds=lookahead))
+    with Engine(LocalStore(root), default_registry(), clock=FakeClock(now), delivery=recorder) as e:
+        e.tick(now)
+    horizon = now + timedelta(seconds=lookahead)
+    expected = []
+    for moment in CronSim(when, now):
+        if moment > horizon:
+            break
+        expected.append(moment)
+    assert planned_for(recorder, "j.json") == expected
+
+
+class TestDelivery:
+    def test_a_delivery_runs_the_occurrence_once_at_its_time_and_records_lateness(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        job = append_job("at(2026-06-01T12:00:30)", tmp_path / "o", "x", max_number_executions=0)
+        path = place(root, "o.json", job)
+        engine.tick(NOW)
+        (occurrence,) = recorder.planned
+        clock.now = occurrence.at + timedelta(milliseconds=250)
+        (first,) = engine.deliver([occurrence])
+        assert first.outcome is Delivered.RAN
+        assert runs(tmp_path / "o") == ["x"]
+        result = read_json(path)["last_result"]
+        assert result["lateness_ms"] == 250
+        (event,) = [ev for ev in first.report.events if ev.outcome is Outcome.RAN]
+        assert event.lateness_ms == 250 and first.report.lateness_ms == [250]
+        # The same message again (an at-least-once queue, an overlapping plan): nothing.
+        again = engine.deliver([occurrence, occurrence])
+        assert [d.outcome for d in again] == [Delivered.NOTHING, Delivered.NOTHING]
+        assert runs(tmp_path / "o") == ["x"]
+
+    def test_nothing_runs_before_its_time(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "r.json", append_job("rate(20 seconds)", tmp_path / "r", "x"), NOW)
+        engine.tick(NOW)
+        before = path.read_bytes()
+        occurrence = recorder.planned[0]
+        clock.now = occurrence.at - timedelta(milliseconds=1)
+        (early,) = engine.deliver([occurrence])
+        assert early.outcome is Delivered.EARLY
+        assert path.read_bytes() == before and runs(tmp_path / "r") == []
+
+    def test_a_schedule_edited_after_the_plan_cancels_the_planned_run(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "r.json", append_job("rate(20 seconds)", tmp_path / "r", "x"), NOW)
+        engine.tick(NOW)
+        document = read_json(path)
+        path.write_text(json.dumps({**document, "when": "rate(1 hour)"}))
+        clock.now = recorder.planned[0].at
+        (delivered,) = engine.deliver([recorder.planned[0]])
+        assert delivered.outcome is Delivered.NOTHING
+        assert [ev.outcome for ev in delivered.report.events] == [Outcome.CANCELLED]
+        assert runs(tmp_path / "r") == []
+
+    def test_an_edit_of_anything_but_the_schedule_keeps_the_planned_run(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "r.json", append_job("rate(20 seconds)", tmp_path / "r", "x"), NOW)
+        engine.tick(NOW)
+        path.write_text(json.dumps({**read_json(path), "note": "the customer called"}))
+        clock.now = recorder.planned[0].at
+        (delivered,) = engine.deliver([recorder.planned[0]])
+        assert delivered.outcome is Delivered.RAN
+        assert read_json(path)["note"] == "the customer called"
+
+    def test_a_job_deleted_after_the_plan_is_not_run(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "r.json", append_job("rate(20 seconds)", tmp_path / "r", "x"), NOW)
+        engine.tick(NOW)
+        path.unlink()
+        clock.now = recorder.planned[0].at
+        (delivered,) = engine.deliver([recorder.planned[0]])
+        assert delivered.outcome is Delivered.NOTHING
+        assert not path.exists() and runs(tmp_path / "r") == []
+
+    def test_a_delivery_after_the_next_tick_ran_it_does_nothing(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        place(root, "o.json", append_job("at(2026-06-01T12:00:30)", tmp_path / "o", "x"))
+        engine.tick(NOW)
+        (lost,) = recorder.planned  # never delivered in time
+        clock.now = NOW + timedelta(minutes=1)
+        report = engine.tick(clock.now)  # the catch-up
+        assert report.ran == 1
+        (late,) = engine.deliver([lost])
+        assert late.outcome is Delivered.NOTHING
+        assert runs(tmp_path / "o") == ["x"]
+
+    def test_a_late_delivery_runs_the_latest_occurrence_once(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "r.json", append_job("rate(20 seconds)", tmp_path / "r", "x"), NOW)
+        engine.tick(NOW)
+        first, second = recorder.planned[:2]
+        clock.now = second.at + timedelta(seconds=1)
+        outcomes = [d.outcome for d in engine.deliver([first, second])]
+        assert sorted(o.value for o in outcomes) == ["nothing", "ran"]
+        assert runs(tmp_path / "r") == ["x"]
+        assert read_json(path)["last_scheduled"] == "2026-06-01T12:00:40Z"
+
+    def test_many_engines_delivering_one_occurrence_run_it_once(
+        self, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        place(root, "o.json", append_job("at(2026-06-01T12:00:30)", tmp_path / "o", "x"))
+        engines = [
+            Engine(LocalStore(root), default_registry(), clock=clock, delivery=recorder)
+            for _ in range(4)
+        ]
+        try:
+            engines[0].tick(NOW)
+            (occurrence,) = recorder.planned
+            clock.now = occurrence.at
+            barrier = threading.Barrier(len(engines))
+            outcomes: list[Delivered] = []
+
+            def deliver(engine: Engine) -> None:
+                barrier.wait()
+                outcomes.extend(d.outcome for d in engine.deliver([occurrence] * 3))
+
+            threads = [threading.Thread(target=deliver, args=(e,)) for e in engines]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            for engine in engines:
+                engine.close()
+        assert runs(tmp_path / "o") == ["x"]
+        assert outcomes.count(Delivered.RAN) == 1 and len(outcomes) == 12
+
+    def test_a_store_that_fails_the_read_asks_for_the_delivery_again(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "o.json", append_job("at(2026-06-01T12:00:30)", tmp_path / "o", "x"))
+        engine.tick(NOW)
+        (occurrence,) = recorder.planned
+        clock.now = occurrence.at
+        aside = path.rename(tmp_path / "aside.json")
+        path.mkdir()  # a folder where the job was: the store cannot read it
+        try:
+            (delivered,) = engine.deliver([occurrence])
+        finally:
+            path.rmdir()
+            aside.rename(path)
+        assert delivered.outcome is Delivered.RETRY
+        (again,) = engine.deliver([occurrence])
+        assert again.outcome is Delivered.RAN and runs(tmp_path / "o") == ["x"]
