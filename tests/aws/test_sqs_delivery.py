@@ -1,0 +1,221 @@
+"""Delivery at the second on AWS: the tick plans into SQS (moto over HTTP), the same handler
+runs each SQS batch. A test poller stands in for Lambda's event source mapping.
+
+Every case ends with the occurrence run exactly once or, where the job changed, not at all:
+a delayed message, a duplicate, a lost one, a job deleted or rescheduled in between, and a
+store failure that has the message delivered again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import boto_client
+from faultproxy import FaultProxy
+from helpers import append_job
+from lambdacron import handler
+from sqs_poller import poll_once
+
+
+class Context:
+    def __init__(self, seconds: float = 900) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+@pytest.fixture
+def queue(bucket: str, monkeypatch: pytest.MonkeyPatch, warm_engines: None) -> str:
+    sqs = boto_client("sqs")
+    # A short visibility timeout: a message the handler names as failed comes back soon.
+    url = sqs.create_queue(
+        QueueName=f"delivery-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "2"}
+    )["QueueUrl"]
+    monkeypatch.setenv("LAMBDACRON_BUCKET", bucket)
+    monkeypatch.setenv("LAMBDACRON_PREFIX", "jobs")
+    monkeypatch.setenv("LAMBDACRON_DELIVERY_QUEUE", url)
+    monkeypatch.setenv("LAMBDACRON_LOOKAHEAD", "60")
+    return url
+
+
+def put(bucket: str, key: str, document: Any) -> None:
+    boto_client("s3").put_object(
+        Bucket=bucket, Key=f"jobs/{key}", Body=json.dumps(document).encode()
+    )
+
+
+def get(bucket: str, key: str) -> Any:
+    return json.loads(boto_client("s3").get_object(Bucket=bucket, Key=f"jobs/{key}")["Body"].read())
+
+
+def tick(moment: datetime) -> dict[str, Any]:
+    return handler.lambda_handler({"time": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}, Context())
+
+
+def soon(seconds: int) -> datetime:
+    return (datetime.now(UTC) + timedelta(seconds=seconds + 1)).replace(microsecond=0)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def empty(queue: str) -> bool:
+    """No message left: neither visible, nor delayed, nor held by a receiver."""
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    found = boto_client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=names)
+    return all(int(found["Attributes"].get(name, "0")) == 0 for name in names)
+
+
+def deliver_all(queue: str, until: datetime, limit: float = 40) -> tuple[int, list[str]]:
+    """Poll until the queue has been empty past ``until``: messages seen, ids failed."""
+    sqs = boto_client("sqs")
+    seen, failed = 0, list[str]()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        count, failures = poll_once(sqs, queue, handler.lambda_handler, Context())
+        seen, failed = seen + count, failed + failures
+        if count == 0 and datetime.now(UTC) > until + timedelta(seconds=1) and empty(queue):
+            break
+    return seen, failed
+
+
+def test_a_planned_occurrence_is_held_until_its_second_then_runs_once(
+    bucket: str, queue: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    at = soon(4)
+    put(bucket, "o.json", append_job(f"at({at.isoformat()})", out, "x", max_number_executions=0))
+    report = tick(datetime.now(UTC))
+    assert report["planned"] == 1 and report["ran"] == 0
+    sqs = boto_client("sqs")
+    # Delayed: nothing is visible before its time.
+    assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", []) == []
+    seen, failed = deliver_all(queue, at)
+    assert (seen, failed, lines(out)) == (1, [], ["x"])
+    job = get(bucket, "o.json")
+    assert job["last_scheduled"] == at.isoformat().replace("+00:00", "Z")
+    started = datetime.fromisoformat(job["last_result"]["started"])
+    assert started >= at and job["last_result"]["lateness_ms"] >= 0
+    # The same message once more (SQS delivers at least once): found taken, not run.
+    planned = {
+        "key": "o.json",
+        "at": at.isoformat(),
+        "fingerprint": json.dumps([job["when"], "UTC", True]),
+        "store": f"s3://{bucket}/jobs/",
+    }
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(planned))
+    seen, failed = deliver_all(queue, at)
+    assert (seen, failed, lines(out)) == (1, [], ["x"])
+    assert get(bucket, "o.json")["execution_count"] == 1
+
+
+def test_a_message_that_is_no_occurrence_of_this_store_is_failed_for_the_dead_letter_queue(
+    bucket: str, queue: str
+) -> None:
+    sqs = boto_client("sqs")
+    elsewhere = {"key": "o.json", "at": "2026-01-01T00:00:00Z", "fingerprint": "f"}
+    ids = {
+        sqs.send_message(QueueUrl=queue, MessageBody=body)["MessageId"]
+        for body in (
+            "not json",
+            json.dumps({**elsewhere, "store": "s3://another/"}),
+            json.dumps({"key": "o.json"}),
+        )
+    }
+    seen, failed = 0, list[str]()
+    while seen < 3:
+        count, failures = poll_once(sqs, queue, handler.lambda_handler, Context())
+        seen, failed = seen + count, failed + failures
+    assert set(failed) == ids
+
+
+def test_a_lost_message_costs_lateness_only(bucket: str, queue: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    at = soon(2)
+    put(bucket, "o.json", append_job(f"at({at.isoformat()})", out, "x", max_number_executions=0))
+    assert tick(datetime.now(UTC))["planned"] == 1
+    boto_client("sqs").purge_queue(QueueUrl=queue)  # the message is lost
+    time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.5)
+    report = tick(datetime.now(UTC))  # the next tick's catch-up
+    assert report["ran"] == 1 and lines(out) == ["x"]
+
+
+def test_a_job_deleted_or_rescheduled_after_the_plan_is_not_run(
+    bucket: str, queue: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone, moved = tmp_path / "gone", tmp_path / "moved"
+    at = soon(3)
+    put(bucket, "gone.json", append_job(f"at({at.isoformat()})", gone, "x"))
+    put(bucket, "moved.json", append_job(f"at({at.isoformat()})", moved, "x"))
+    assert tick(datetime.now(UTC))["planned"] == 2
+    boto_client("s3").delete_object(Bucket=bucket, Key="jobs/gone.json")
+    later = at + timedelta(hours=1)
+    put(bucket, "moved.json", append_job(f"at({later.isoformat()})", moved, "x"))
+    seen, failed = deliver_all(queue, at)
+    assert (seen, failed, lines(gone), lines(moved)) == (2, [], [], [])
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert any(r.get("outcome") == "cancelled" and r.get("key") == "moved.json" for r in logged)
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(moto_endpoint).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)  # the handler's S3, not its SQS
+    yield proxy
+    proxy.stop()
+
+
+def test_a_store_failure_has_the_message_delivered_again_and_it_runs_once(
+    bucket: str, queue: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    at = soon(2)
+    put(bucket, "o.json", append_job(f"at({at.isoformat()})", out, "x", max_number_executions=0))
+    assert tick(datetime.now(UTC))["planned"] == 1
+    time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.2)
+    proxy.inject("internal", method="GET", count=50)
+    sqs = boto_client("sqs")
+    count, failed = poll_once(sqs, queue, handler.lambda_handler, Context(), wait_seconds=5)
+    assert count == 1 and len(failed) == 1 and lines(out) == []
+    proxy.calm()
+    seen, failed = deliver_all(queue, at)  # back after its visibility timeout
+    assert (seen, failed, lines(out)) == (1, [], ["x"])
+
+
+def test_an_occurrence_delivered_well_before_its_time_waits_in_the_queue_again(
+    bucket: str, queue: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    at = soon(30)
+    put(bucket, "o.json", append_job(f"at({at.isoformat()})", out, "x"))
+    tick(datetime.now(UTC))
+    boto_client("sqs").purge_queue(QueueUrl=queue)
+    occurrence = {
+        "key": "o.json",
+        "at": at.isoformat(),
+        "fingerprint": json.dumps([f"at({at.isoformat()})", "UTC", True]),
+        "store": f"s3://{bucket}/jobs/",
+    }
+    early = {
+        "Records": [{"messageId": "m1", "body": json.dumps(occurrence), "eventSource": "aws:sqs"}]
+    }
+    assert handler.lambda_handler(early, Context()) == {"batchItemFailures": []}
+    assert lines(out) == []
+    attributes = boto_client("sqs").get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
