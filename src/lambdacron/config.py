@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .engine.tick import DEFAULT_WORKERS
-from .errors import UsageError
+from .errors import JobError, UsageError
 from .job import RunType
+from .notify import Destination, parse_destination
 from .store import DEFAULT_STORE
 from .store.base import DEFAULT_MAX_JOB_BYTES
 
@@ -53,6 +54,16 @@ def parse_count(name: str, text: str, *, low: int = 1, high: int | None = None) 
 _MAX_DIGITS = 100
 
 
+def parse_on_failure(text: str, name: str = "LAMBDACRON_ON_FAILURE") -> Destination:
+    """A JSON destination (``{"sns": "arn:..."}``) from the variable ``name``."""
+    from .jobfile import decode  # the job file's reader: no NaN, no field named twice
+
+    try:
+        return parse_destination(decode(text.encode("utf-8", "surrogatepass")), path="")
+    except JobError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     #: ``LAMBDACRON_STORE``; None when unset (the CLI then uses ``./jobs``).
@@ -68,6 +79,8 @@ class Settings:
     workers: int = DEFAULT_WORKERS
     #: Shards a scheduled Lambda invocation fans out into; 1: none.
     shards: int = 1
+    #: ``LAMBDACRON_ON_FAILURE``: where a job without its own ``on_failure`` sends notices.
+    on_failure: Destination | None = None
 
     @property
     def store(self) -> str:
@@ -96,6 +109,7 @@ class Settings:
 
         allowed = env.get("LAMBDACRON_ALLOWED_TYPES")
         interval = env.get("LAMBDACRON_INTERVAL")
+        on_failure = env.get("LAMBDACRON_ON_FAILURE")
         return cls(
             store_variable=env.get("LAMBDACRON_STORE") or None,
             bucket=env.get("LAMBDACRON_BUCKET") or None,
@@ -105,4 +119,5 @@ class Settings:
             max_job_bytes=count("LAMBDACRON_MAX_JOB_BYTES", DEFAULT_MAX_JOB_BYTES),
             workers=count("LAMBDACRON_WORKERS", DEFAULT_WORKERS),
             shards=count("LAMBDACRON_SHARDS", 1, MAX_SHARDS),
+            on_failure=parse_on_failure(on_failure) if on_failure else None,
         )
