@@ -4,6 +4,7 @@ real command. The AWS destinations are in tests/aws/test_notify_aws.py."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -394,6 +395,15 @@ class TestCommandDestination:
         delivery = Notifier(attempts=1).send(python_command(code), notice())
         assert delivery.error is not None
         assert "s3cr3t" not in delivery.error and "[redacted]" in delivery.error
+
+
+def test_notices_and_settings_import_without_boto3() -> None:
+    # The local runner reads its settings, and so this module, without boto3 installed.
+    code = (
+        "import sys, lambdacron.config, lambdacron.notify\n"
+        "assert not any(m.split('.')[0] in ('boto3', 'botocore') for m in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 class TestStoreDefault:
