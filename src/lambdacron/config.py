@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .engine.tick import DEFAULT_WORKERS
-from .errors import UsageError
+from .errors import JobError, UsageError
 from .job import RunType
+from .notify import Destination, parse_destination
 from .store import DEFAULT_STORE
 from .store.base import DEFAULT_MAX_JOB_BYTES
 
@@ -56,6 +57,16 @@ def parse_count(name: str, text: str, *, low: int = 1, high: int | None = None) 
 _MAX_DIGITS = 100
 
 
+def parse_on_failure(text: str, name: str = "LAMBDACRON_ON_FAILURE") -> Destination:
+    """A JSON destination (``{"sns": "arn:..."}``) from the variable ``name``."""
+    from .jobfile import decode  # the job file's reader: no NaN, no field named twice
+
+    try:
+        return parse_destination(decode(text.encode("utf-8", "surrogatepass")), path="")
+    except JobError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     #: ``LAMBDACRON_STORE``; None when unset (the CLI then uses ``./jobs``).
@@ -83,6 +94,8 @@ class Settings:
         if self.lookahead_seconds is not None:
             return timedelta(seconds=self.lookahead_seconds)
         return timedelta(seconds=min(MAX_LAMBDA_LOOKAHEAD_SECONDS, (self.interval or 1) * 60 + 60))
+    #: ``LAMBDACRON_ON_FAILURE``: where a job without its own ``on_failure`` sends notices.
+    on_failure: Destination | None = None
 
     @property
     def store(self) -> str:
@@ -112,6 +125,7 @@ class Settings:
         allowed = env.get("LAMBDACRON_ALLOWED_TYPES")
         interval = env.get("LAMBDACRON_INTERVAL")
         lookahead = env.get("LAMBDACRON_LOOKAHEAD")
+        on_failure = env.get("LAMBDACRON_ON_FAILURE")
         return cls(
             store_variable=env.get("LAMBDACRON_STORE") or None,
             bucket=env.get("LAMBDACRON_BUCKET") or None,
@@ -129,4 +143,5 @@ class Settings:
                 if lookahead
                 else None
             ),
+            on_failure=parse_on_failure(on_failure) if on_failure else None,
         )
