@@ -321,9 +321,13 @@ class TestLs:
             "RUN",
             "LAST",
             "RUN",
+            "LATE",
             "RUNS",
             "STATUS",
         ]
+        # The tick pretended 18:31 long ago: the run started that late after 18:30.
+        late = read_json(root / "a.json")["last_result"]["lateness_ms"]
+        assert late >= 300 * 86_400_000
         assert rows[1].split() == [
             "a.json",
             "30",
@@ -335,6 +339,7 @@ class TestLs:
             "*",
             "2026-01-02T18:30:00Z",
             "2026-01-01T18:31:00Z",
+            f"{late // 86_400_000}d",
             "1/∞",
             "ok",
         ]

@@ -41,7 +41,7 @@ from .engine.timer import TimerQueue
 from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
 from .job import Job
 from .jobfile import describe_problems, encode, load, warnings_of
-from .logs import json_for_terminal, printable, render_event, stamp
+from .logs import json_for_terminal, printable, render_event, short_duration, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store import open_store
 from .store.base import Store
@@ -270,19 +270,22 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no jobs in {store.url}")
         return EXIT_OK
-    table: list[tuple[str, ...]] = [("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "STATUS")]
+    table: list[tuple[str, ...]] = [
+        ("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "LATE", "RUNS", "STATUS")
+    ]
     for row in rows:
         when = row.when or "-"
         if row.timezone and row.timezone != "UTC":
             when += f" ({row.timezone})"
         runs = f"{row.runs}/{row.max_runs or '∞'}"
         status = row.status + (f": {row.error}" if row.error else "")
-        cells = (row.key, when, stamp(row.next_run), stamp(row.last_run), runs, status)
+        late = "-" if row.lateness_ms is None else short_duration(row.lateness_ms)
+        cells = (row.key, when, stamp(row.next_run), stamp(row.last_run), late, runs, status)
         # A job file may hold any text, the runner's fields included (last_result.status).
         table.append(tuple(printable(cell) for cell in cells))
-    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    widths = [max(len(r[i]) for r in table) for i in range(6)]
     for r in table:
-        _out("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[5])
+        _out("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[6])
     return EXIT_OK
 
 

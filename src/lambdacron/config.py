@@ -94,6 +94,7 @@ class Settings:
         if self.lookahead_seconds is not None:
             return timedelta(seconds=self.lookahead_seconds)
         return timedelta(seconds=min(MAX_LAMBDA_LOOKAHEAD_SECONDS, (self.interval or 1) * 60 + 60))
+
     #: ``LAMBDACRON_ON_FAILURE``: where a job without its own ``on_failure`` sends notices.
     on_failure: Destination | None = None
 

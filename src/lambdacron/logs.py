@@ -68,11 +68,24 @@ def json_for_terminal(text: str) -> str:
 
 def lateness(milliseconds: int) -> str:
     """``12 ms late``, ``3.4 s late``, ``2 min late``: how late a run started."""
+    return _duration(milliseconds, " ") + " late"
+
+
+def short_duration(milliseconds: int) -> str:
+    """``12ms``, ``3.4s``, ``2min``, ``5h``, ``3d``: a duration in one word, for a table."""
+    return _duration(milliseconds, "")
+
+
+def _duration(milliseconds: int, space: str) -> str:
     if milliseconds < 1000:
-        return f"{milliseconds} ms late"
-    if milliseconds < 60_000:
-        return f"{milliseconds / 1000:.1f} s late"
-    return f"{milliseconds // 60_000} min late"
+        return f"{milliseconds}{space}ms"
+    if milliseconds < 59_950:  # below what rounds to 60.0 s
+        return f"{milliseconds / 1000:.1f}{space}s"
+    if milliseconds < 3_600_000:
+        return f"{milliseconds // 60_000}{space}min"
+    if milliseconds < 2 * 86_400_000:
+        return f"{milliseconds // 3_600_000}{space}h"
+    return f"{milliseconds // 86_400_000}{space}d"
 
 
 def stamp(moment: datetime | None) -> str:

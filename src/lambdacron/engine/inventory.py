@@ -30,6 +30,8 @@ class JobRow:
     status: str = ""
     enabled: bool = True
     error: str | None = None
+    #: How late the last run started, in milliseconds, when it was recorded.
+    lateness_ms: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class JobRow:
             "status": self.status,
             "enabled": self.enabled,
             "error": self.error,
+            "lateness_ms": self.lateness_ms,
         }
 
 
@@ -91,6 +94,7 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
     status = str(state.last_result.get("status", "")) if state.last_result else "never run"
     if state.claim is not None:
         status = "running"
+    late = state.last_result.get("lateness_ms") if state.last_result else None
     return JobRow(
         entry.key,
         job.when,
@@ -101,4 +105,6 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
         job.max_number_executions,
         status if job.enabled else "disabled",
         job.enabled,
+        # A number the runner wrote, though the file may hold anything there.
+        lateness_ms=late if isinstance(late, int) and not isinstance(late, bool) else None,
     )
