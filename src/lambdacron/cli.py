@@ -157,6 +157,7 @@ def _engine(
         log=log,
         shard=shard,
         delivery=delivery,
+        policies=settings.policies,
     )
 
 

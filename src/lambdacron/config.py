@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .engine.outcomes import NO_RETRY, Policies
 from .engine.tick import DEFAULT_WORKERS
 from .errors import JobError, UsageError
-from .job import RunType
+from .job import RetryPolicy, RunType
 from .notify import Destination, parse_destination
 from .store import DEFAULT_STORE
 from .store.base import DEFAULT_MAX_JOB_BYTES
@@ -67,6 +68,24 @@ def parse_on_failure(text: str, name: str = "LAMBDACRON_ON_FAILURE") -> Destinat
         raise UsageError(f"{name}: {exc}") from None
 
 
+def parse_retry(text: str, name: str = "LAMBDACRON_RETRY") -> RetryPolicy:
+    """A JSON retry policy (``{"attempts": 3, "backoff_seconds": 30}``) from ``name``."""
+    from .fields import Problems
+    from .jobfile import check_retry, decode
+
+    problems = Problems()
+    try:
+        value = decode(text.encode("utf-8", "surrogatepass"))
+    except JobError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f'{name}: expected a JSON object such as {{"attempts": 3}}')
+    policy = check_retry(value, problems, "")
+    if policy is None:
+        raise UsageError(f"{name}: {problems.items[0]}".replace(": .", ": "))
+    return policy
+
+
 @dataclass(frozen=True)
 class Settings:
     #: ``LAMBDACRON_STORE``; None when unset (the CLI then uses ``./jobs``).
@@ -97,6 +116,14 @@ class Settings:
 
     #: ``LAMBDACRON_ON_FAILURE``: where a job without its own ``on_failure`` sends notices.
     on_failure: Destination | None = None
+    #: ``LAMBDACRON_RETRY``: the retry policy of a job without its own ``retry``.
+    retry: RetryPolicy | None = None
+    #: ``LAMBDACRON_DEADLINE_SECONDS``: the deadline of a job without ``deadline_seconds``.
+    deadline_seconds: int | None = None
+
+    @property
+    def policies(self) -> Policies:
+        return Policies(self.retry or NO_RETRY, self.deadline_seconds, self.on_failure)
 
     @property
     def store(self) -> str:
@@ -127,6 +154,8 @@ class Settings:
         interval = env.get("LAMBDACRON_INTERVAL")
         lookahead = env.get("LAMBDACRON_LOOKAHEAD")
         on_failure = env.get("LAMBDACRON_ON_FAILURE")
+        retry = env.get("LAMBDACRON_RETRY")
+        deadline = env.get("LAMBDACRON_DEADLINE_SECONDS")
         return cls(
             store_variable=env.get("LAMBDACRON_STORE") or None,
             bucket=env.get("LAMBDACRON_BUCKET") or None,
@@ -145,4 +174,10 @@ class Settings:
                 else None
             ),
             on_failure=parse_on_failure(on_failure) if on_failure else None,
+            retry=parse_retry(retry) if retry else None,
+            deadline_seconds=(
+                parse_count("LAMBDACRON_DEADLINE_SECONDS", deadline, high=30 * 86_400)
+                if deadline
+                else None
+            ),
         )

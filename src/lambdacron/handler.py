@@ -85,6 +85,7 @@ def _engine(settings: Settings, shard: tuple[int, int] | None = None) -> tuple[s
         shard,
         settings.delivery_queue,
         settings.lookahead,
+        settings.policies,
     )
     if cache_key not in _engines:
         store = open_store(name, max_job_bytes=settings.max_job_bytes)
@@ -101,6 +102,7 @@ def _engine(settings: Settings, shard: tuple[int, int] | None = None) -> tuple[s
             log=lambda event: _log(event_record(event)),
             shard=shard,
             delivery=delivery,
+            policies=settings.policies,
         )
     return name, _engines[cache_key]
 

@@ -14,9 +14,20 @@ from datetime import datetime
 from typing import Any
 
 from .actions.base import RunType, Spec, Status
+from .notify import Destination
 from .schedule import Schedule
 
-__all__ = ["RUNNER_FIELDS", "Claim", "Job", "RunType", "State", "Status", "fingerprint_of"]
+__all__ = [
+    "RUNNER_FIELDS",
+    "Claim",
+    "Job",
+    "Retry",
+    "RetryPolicy",
+    "RunType",
+    "State",
+    "Status",
+    "fingerprint_of",
+]
 
 #: Fields the runner writes. Everything else belongs to the user.
 RUNNER_FIELDS = (
@@ -26,8 +37,11 @@ RUNNER_FIELDS = (
     "last_result",
     "scheduled_from",
     "claim",
+    "retry_pending",
+    "history",
 )
 DEFAULT_TIMEOUT_SECONDS = 300.0
+DEFAULT_HISTORY_LIMIT = 5
 MAX_NESTING = 64
 
 
@@ -41,6 +55,35 @@ class Claim:
     pid: int
     started: datetime
     deadline: datetime
+    #: Which attempt at the occurrence this run is: 1, then one more for each retry.
+    attempt: int = 1
+    #: Run by hand (``lambdacron run``), out of schedule: it moves no schedule window.
+    manual: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``retry``: how an occurrence whose run ended failed, timeout or error is tried again.
+
+    ``attempts`` counts every try, the first included: 1 is no retry. The wait before try
+    ``n + 1`` is drawn uniformly from ``[0, min(max_backoff, backoff * 2 ** (n - 1))]``
+    (exponential backoff with full jitter, so runners that failed together do not retry
+    together)."""
+
+    attempts: int = 1
+    backoff_seconds: float = 30.0
+    max_backoff_seconds: float = 900.0
+    #: Retry an interrupted run too; off by default, since it may have done its work.
+    on_interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A retry waiting for its time: attempt ``attempt`` at occurrence ``scheduled``."""
+
+    scheduled: datetime
+    attempt: int
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -54,6 +97,8 @@ class State:
     #: The schedule fingerprint and the time from which its occurrences count.
     scheduled_from: tuple[str, datetime] | None = None
     claim: Claim | None = None
+    #: The retry of an occurrence that is still to come; while it waits, the job waits.
+    retry: Retry | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +113,14 @@ class Job:
     enabled: bool = True
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     state: State = State()
+    #: None: the runner's default (``LAMBDACRON_RETRY``), else no retry.
+    retry: RetryPolicy | None = None
+    #: An occurrence that cannot start within this many seconds of its time is missed;
+    #: None: the runner's default; 0: no deadline.
+    deadline_seconds: float | None = None
+    #: Where notices go; None: the runner's default (``LAMBDACRON_ON_FAILURE``).
+    on_failure: Destination | None = None
+    history_limit: int = DEFAULT_HISTORY_LIMIT
 
     @property
     def fingerprint(self) -> str:
@@ -77,8 +130,9 @@ class Job:
 
     @property
     def exhausted(self) -> bool:
+        """Used up its runs: it never runs again (a retry still waiting is not a new run)."""
         limit = self.max_number_executions
-        return limit > 0 and self.state.execution_count >= limit
+        return limit > 0 and self.state.execution_count >= limit and self.state.retry is None
 
 
 def fingerprint_of(document: Mapping[str, Any]) -> str:

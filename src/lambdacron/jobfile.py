@@ -20,7 +20,18 @@ from .actions import SPECS
 from .actions.base import RunType, Spec
 from .errors import JobError, ScheduleError
 from .fields import Problems, get, type_name
-from .job import DEFAULT_TIMEOUT_SECONDS, MAX_NESTING, RUNNER_FIELDS, Claim, Job, State
+from .job import (
+    DEFAULT_HISTORY_LIMIT,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_NESTING,
+    RUNNER_FIELDS,
+    Claim,
+    Job,
+    Retry,
+    RetryPolicy,
+    State,
+)
+from .notify import check_destination
 from .schedule import AtSchedule, get_zone, parse
 from .store.base import Version
 from .times import RECORDABLE, iso, parse_instant, recordable
@@ -46,6 +57,11 @@ MAX_INT_DIGITS = 64
 MAX_COUNT = 10**9
 MAX_TIMEOUT_SECONDS = 30 * 86400
 MAX_PID = 2**31 - 1
+#: EventBridge Scheduler's most retry attempts, plus the first.
+MAX_ATTEMPTS = 186
+MAX_BACKOFF_SECONDS = 86_400
+#: The most results a job file keeps in its history.
+MAX_HISTORY = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -278,6 +294,27 @@ def _parse_state(doc: Mapping[str, Any], problems: Problems) -> State:
     raw_claim = get(doc, "claim", (dict, type(None)), "claim", problems, None, "an object")
     if raw_claim is not None:
         claim = _parse_claim(raw_claim, problems)
+    retry = None
+    raw_retry = get(doc, "retry_pending", dict, "retry_pending", problems, None, "an object")
+    if raw_retry is not None:
+        scheduled = _instant(raw_retry, "scheduled", problems, "retry_pending.scheduled")
+        at = _instant(raw_retry, "at", problems, "retry_pending.at")
+        attempt = raw_retry.get("attempt")
+        if (
+            scheduled is None
+            or at is None
+            or not isinstance(attempt, int)
+            or isinstance(attempt, bool)
+            or not 2 <= attempt <= MAX_ATTEMPTS
+        ):
+            problems.add("retry_pending", "is damaged; remove it to drop the retry")
+        else:
+            retry = Retry(scheduled, attempt, at)
+    history = doc.get("history")
+    if history is not None and not (
+        isinstance(history, list) and all(isinstance(entry, dict) for entry in history)
+    ):
+        problems.add("history", "must be a list of objects (the runner keeps it; remove it)")
     return State(
         execution_count=count,
         last_run=_instant(doc, "last_run", problems),
@@ -285,6 +322,7 @@ def _parse_state(doc: Mapping[str, Any], problems: Problems) -> State:
         last_result=last_result,
         scheduled_from=scheduled_from,
         claim=claim,
+        retry=retry,
     )
 
 
@@ -293,8 +331,13 @@ def _parse_claim(raw: Mapping[str, Any], problems: Problems) -> Claim | None:
     started = _instant(raw, "started", problems, "claim.started")
     deadline = _instant(raw, "deadline", problems, "claim.deadline")
     ident, host, pid = raw.get("id"), raw.get("host"), raw.get("pid")
+    attempt, manual = raw.get("attempt", 1), raw.get("manual", False)
     if (
-        not isinstance(ident, str)
+        not isinstance(attempt, int)
+        or isinstance(attempt, bool)
+        or not 1 <= attempt <= MAX_ATTEMPTS
+        or not isinstance(manual, bool)
+        or not isinstance(ident, str)
         or not isinstance(host, str)
         or not isinstance(pid, int)
         or isinstance(pid, bool)
@@ -305,7 +348,39 @@ def _parse_claim(raw: Mapping[str, Any], problems: Problems) -> Claim | None:
     ):
         problems.add("claim", "is damaged; remove the claim field to release the job")
         return None
-    return Claim(ident, scheduled, host, pid, started, deadline)
+    return Claim(ident, scheduled, host, pid, started, deadline, attempt, manual)
+
+
+def _parse_retry(document: Mapping[str, Any], problems: Problems) -> RetryPolicy | None:
+    raw = get(document, "retry", (dict, type(None)), "retry", problems, None, "an object")
+    return None if raw is None else check_retry(raw, problems, "retry")
+
+
+def check_retry(raw: Mapping[str, Any], problems: Problems, path: str) -> RetryPolicy | None:
+    """A ``retry`` object (a job's, or ``LAMBDACRON_RETRY``), each problem with its path."""
+    known = ("attempts", "backoff_seconds", "max_backoff_seconds", "on_interrupted")
+    before = len(problems.items)
+    for name in raw:
+        if name not in known:
+            problems.add(f"{path}.{name}", f"is not a field of retry (known: {', '.join(known)})")
+    attempts = get(raw, "attempts", int, f"{path}.attempts", problems, 1, "a whole number")
+    if not 1 <= attempts <= MAX_ATTEMPTS:
+        problems.add(
+            f"{path}.attempts", f"must be 1 to {MAX_ATTEMPTS} (1: no retry), got {attempts}"
+        )
+    seconds: list[float] = []
+    for name, default in (("backoff_seconds", 30.0), ("max_backoff_seconds", 900.0)):
+        value = get(raw, name, (int, float), f"{path}.{name}", problems, default, "a number")
+        if not 0 <= value <= MAX_BACKOFF_SECONDS:
+            problems.add(
+                f"{path}.{name}", f"must be 0 to {MAX_BACKOFF_SECONDS} seconds, got {value:g}"
+            )
+            value = default
+        seconds.append(float(value))
+    on_interrupted = get(raw, "on_interrupted", bool, f"{path}.on_interrupted", problems, False)
+    if len(problems.items) > before:
+        return None
+    return RetryPolicy(attempts, seconds[0], max(seconds), on_interrupted)
 
 
 def problems_of(key: str, document: Any) -> tuple[Job | None, list[JobError]]:
@@ -357,13 +432,41 @@ def problems_of(key: str, document: Any) -> tuple[Job | None, list[JobError]]:
         timeout = DEFAULT_TIMEOUT_SECONDS
     run_type, action = _parse_run(document, problems)
     state = _parse_state(document, problems)
+    retry = _parse_retry(document, problems)
+    deadline = get(
+        document, "deadline_seconds", (int, float, type(None)), "deadline_seconds", problems, None
+    )
+    if deadline is not None and not 0 <= deadline <= MAX_TIMEOUT_SECONDS:
+        problems.add(
+            "deadline_seconds",
+            f"must be 0 (none) to {MAX_TIMEOUT_SECONDS} seconds (30 days), got {deadline:g}",
+        )
+    history_limit = _count(document, "history_limit", problems, DEFAULT_HISTORY_LIMIT)
+    if history_limit is not None and history_limit > MAX_HISTORY:
+        problems.add("history_limit", f"must be at most {MAX_HISTORY}, got {history_limit}")
+    on_failure = None
+    if document.get("on_failure") is not None:
+        on_failure = check_destination(document["on_failure"], problems)
     if problems.items or schedule is None or run_type is None or action is None:
         return None, problems.items
     if limit is None:
         limit = 1 if schedule.one_time else 0
     assert isinstance(when, str) and timezone is not None  # schedule parsed, so both are set
     return Job(
-        key, when, timezone, schedule, run_type, action, limit, enabled, float(timeout), state
+        key,
+        when,
+        timezone,
+        schedule,
+        run_type,
+        action,
+        limit,
+        enabled,
+        float(timeout),
+        state,
+        retry=retry,
+        deadline_seconds=None if deadline is None else float(deadline),
+        on_failure=on_failure,
+        history_limit=DEFAULT_HISTORY_LIMIT if history_limit is None else history_limit,
     ), []
 
 
@@ -420,7 +523,7 @@ def load(key: str, body: bytes) -> tuple[Job | None, list[JobError], Any]:
 
 
 def claim_to_json(claim: Claim) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "id": claim.id,
         "scheduled": iso(claim.scheduled),
         "host": claim.host,
@@ -428,6 +531,15 @@ def claim_to_json(claim: Claim) -> dict[str, Any]:
         "started": iso(claim.started),
         "deadline": iso(claim.deadline),
     }
+    if claim.attempt != 1:
+        record["attempt"] = claim.attempt
+    if claim.manual:
+        record["manual"] = True
+    return record
+
+
+def retry_to_json(retry: Retry) -> dict[str, Any]:
+    return {"scheduled": iso(retry.scheduled), "attempt": retry.attempt, "at": iso(retry.at)}
 
 
 def with_runner_fields(document: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -455,6 +567,10 @@ KNOWN_FIELDS = (
     "enabled",
     "timeout_seconds",
     "run",
+    "retry",
+    "deadline_seconds",
+    "on_failure",
+    "history_limit",
     *RUNNER_FIELDS,
 )
 

@@ -34,6 +34,7 @@ class Status(StrEnum):
     TIMEOUT = "timeout"  # killed after timeout_seconds
     ERROR = "error"  # the action could not be started (missing executable, AWS error)
     INTERRUPTED = "interrupted"  # the runner died after claiming the occurrence
+    MISSED = "missed"  # it could not start within its deadline_seconds; never run
 
 
 @dataclass(frozen=True)

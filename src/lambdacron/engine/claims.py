@@ -25,6 +25,7 @@ from ..job import Claim, Job, State, Status
 from ..jobfile import claim_to_json, with_runner_fields
 from ..times import iso
 from .due import schedule_since
+from .outcomes import Ending, state_after
 
 #: A claim outlives its run's timeout by this much before it is presumed dead.
 CLAIM_GRACE = timedelta(seconds=120)
@@ -101,9 +102,18 @@ class Holder:
             return claim.id in INFLIGHT
         return self.is_alive(claim.pid)
 
-    def new_claim(self, job: Job, scheduled: datetime, started: datetime) -> Claim:
+    def new_claim(
+        self,
+        job: Job,
+        scheduled: datetime,
+        started: datetime,
+        attempt: int = 1,
+        manual: bool = False,
+    ) -> Claim:
         deadline = started + timedelta(seconds=job.timeout_seconds) + CLAIM_GRACE
-        return Claim(uuid.uuid4().hex, scheduled, self.host, self.pid, started, deadline)
+        return Claim(
+            uuid.uuid4().hex, scheduled, self.host, self.pid, started, deadline, attempt, manual
+        )
 
 
 @dataclass(frozen=True)
@@ -139,24 +149,30 @@ def claimed(
 ) -> Change:
     """Take occurrence ``claim.scheduled`` for a run starting now, at the tick ``tick``.
 
-    Every runner write records when the schedule took effect, because the write itself
-    moves the file's modification time."""
+    A retry takes the occurrence its first attempt counted; a manual run counts as a run
+    but takes no occurrence, so it moves no schedule window. Every runner write records
+    when the schedule took effect, because the write itself moves the file's modification
+    time."""
     written, held = _since(job, placed)
-    count = job.state.execution_count + 1
-    fields = {
+    retry = claim.attempt > 1
+    count = job.state.execution_count + (0 if retry else 1)
+    last_scheduled = job.state.last_scheduled if retry or claim.manual else claim.scheduled
+    fields: dict[str, Any] = {
         "execution_count": count,
         "last_run": iso(tick),
-        "last_scheduled": iso(claim.scheduled),
+        "last_scheduled": iso(last_scheduled) if last_scheduled else None,
         "scheduled_from": written,
         "claim": claim_to_json(claim),
+        "retry_pending": None,
     }
     state = replace(
         job.state,
         execution_count=count,
         last_run=tick,
-        last_scheduled=claim.scheduled,
+        last_scheduled=last_scheduled,
         scheduled_from=held,
         claim=claim,
+        retry=None,
     )
     return Change(with_runner_fields(document, fields), state)
 
@@ -168,9 +184,8 @@ def interrupted_reason(claim: Claim) -> str:
     )
 
 
-def interrupted(document: Mapping[str, Any], job: Job, placed: datetime, claim: Claim) -> Change:
-    """Record a dead claim's occurrence as interrupted; it is never run again."""
-    result = {
+def interrupted_result(claim: Claim) -> dict[str, Any]:
+    return {
         "status": Status.INTERRUPTED.value,
         "exit_code": None,
         "started": iso(claim.started),
@@ -178,7 +193,12 @@ def interrupted(document: Mapping[str, Any], job: Job, placed: datetime, claim: 
         "output": "",
         "error": interrupted_reason(claim),
     }
+
+
+def settled(document: Mapping[str, Any], job: Job, placed: datetime, ending: Ending) -> Change:
+    """Record an attempt's end that no run writes back: a dead claim's (interrupted, and
+    never run again unless its retry policy retries interrupted runs), or a missed one."""
     written, held = _since(job, placed)
-    fields = {"last_result": result, "claim": None, "scheduled_from": written}
-    state = replace(job.state, last_result=result, claim=None, scheduled_from=held)
+    fields = {**ending.fields, "scheduled_from": written}
+    state = replace(state_after(job, ending), scheduled_from=held)
     return Change(with_runner_fields(document, fields), state)

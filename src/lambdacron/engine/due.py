@@ -49,14 +49,20 @@ def next_due(job: Job, placed: datetime) -> datetime | None:
         return None
     if job.state.claim is not None:
         return ALWAYS
+    if job.state.retry is not None:
+        return job.state.retry.at
     start = window_start(job, placed)
     return job.schedule.next_after(start if start is not None else _BEFORE_ALL)
 
 
 def due_occurrence(job: Job, placed: datetime, now: datetime) -> datetime | None:
-    """The occurrence this tick should run, or None. Pure: time is passed in."""
+    """The occurrence this tick should run, or None. Pure: time is passed in. A retry
+    waiting for its time holds the job: later occurrences wait for it, coalesced."""
     if not job.enabled or job.exhausted:
         return None
+    retry = job.state.retry
+    if retry is not None:
+        return retry.scheduled if retry.at <= now else None
     return job.schedule.latest_in(window_start(job, placed), now)
 
 
@@ -68,6 +74,8 @@ def next_run(job: Job, placed: datetime, now: datetime) -> datetime | None:
     overdue = due_occurrence(job, placed, now)
     if overdue is not None:
         return overdue
+    if job.state.retry is not None:
+        return job.state.retry.at
     start = window_start(job, placed)
     return job.schedule.next_after(max(now, start) if start else now)
 
@@ -80,6 +88,9 @@ def upcoming(
     since its run may well end before the next of them."""
     if not job.enabled or job.exhausted:
         return []
+    retry = job.state.retry
+    if retry is not None:  # the retry first: what comes after it is planned after it ran
+        return [retry.at] if now < retry.at <= horizon else []
     runs_left = job.max_number_executions - job.state.execution_count
     if job.max_number_executions > 0:
         limit = min(limit, runs_left)

@@ -24,6 +24,9 @@ class Outcome(StrEnum):
     INTERNAL_ERROR = "internal_error"  # a bug in lambdacron, confined to this one job
     NOT_STARTED = "not_started"  # the runner is stopping: left unclaimed for the next tick
     CANCELLED = "cancelled"  # a planned run whose schedule changed before its time
+    MISSED = "missed"  # it could not start within its deadline: recorded, never run
+    NOTIFIED = "notified"  # a failure notice was sent
+    NOTICE_FAILED = "notice_failed"  # a failure notice could not be sent, after retries
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class JobEvent:
     output: str = ""  # the tail of the run's output
     #: How long after its occurrence the run started (a RAN event), in milliseconds.
     lateness_ms: int | None = None
+    #: A failed run whose occurrence is tried again (a RAN event).
+    retrying: bool = False
 
 
 @dataclass
@@ -58,6 +63,11 @@ class TickReport:
     planned: int = 0
     #: Planned runs not made because their schedule changed before their time.
     cancelled: int = 0
+    missed: int = 0
+    #: Runs whose failure is tried again later (each counted in ``failed`` too).
+    retried: int = 0
+    notices: int = 0
+    notices_failed: int = 0
     duration_s: float = 0.0
     #: Why the store could not be listed (the pass saw none or only part of it); else None.
     listing_error: str | None = None
@@ -79,6 +89,7 @@ class TickReport:
                     stopped = event.status is Status.INTERRUPTED
                     self.interrupted += stopped
                     self.failed += not stopped and event.status is not Status.OK
+                    self.retried += event.retrying
                 case Outcome.INVALID:
                     self.invalid += 1
                 case Outcome.STORE_ERROR:
@@ -89,6 +100,12 @@ class TickReport:
                     self.internal_errors += 1
                 case Outcome.CANCELLED:
                     self.cancelled += 1
+                case Outcome.MISSED:
+                    self.missed += 1
+                case Outcome.NOTIFIED:
+                    self.notices += 1
+                case Outcome.NOTICE_FAILED:
+                    self.notices_failed += 1
                 case (
                     Outcome.LOST | Outcome.RUNNING | Outcome.SKIPPED_DEADLINE | Outcome.NOT_STARTED
                 ):
@@ -118,6 +135,10 @@ class TickReport:
             "internal_errors",
             "planned",
             "cancelled",
+            "missed",
+            "retried",
+            "notices",
+            "notices_failed",
         ):
             value = getattr(self, name)
             if value:
@@ -138,6 +159,10 @@ class TickReport:
         "internal_errors",
         "planned",
         "cancelled",
+        "missed",
+        "retried",
+        "notices",
+        "notices_failed",
     )
 
     def to_json(self) -> dict[str, object]:

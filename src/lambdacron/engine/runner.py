@@ -21,9 +21,10 @@ from ..job import Job
 from ..jobfile import JobFile, load
 from ..store.base import Entry
 from ..times import iso
-from .claims import Change, adopted, interrupted
+from .claims import Change, adopted, interrupted_result, settled
 from .delivery import Occurrence
 from .due import schedule_since
+from .outcomes import ended
 from .report import TickReport
 from .tick import Clock, Delivered, DeliveryResult, Engine, Verdict
 from .timer import TimerQueue
@@ -212,6 +213,7 @@ class Would(StrEnum):
 
     RUN = "run"
     RECORD_INTERRUPTED = "record_interrupted"  # a dead claim would be recorded first
+    RECORD_MISSED = "record_missed"  # past its deadline: recorded, never run
     SKIP = "skip"  # its previous run is still going
     REFUSE = "refuse"  # invalid, or of a type this runner does not accept
     FAIL = "fail"  # it cannot be read
@@ -306,7 +308,26 @@ def _plan_one(engine: Engine, entry: Entry, now: datetime) -> Iterator[Planned]:
                     f"{iso(claim.deadline)})",
                     claim.scheduled,
                 )
-                file = _applied(file, interrupted(file.document, file.job, placed, claim))
+                ending = ended(
+                    file.job,
+                    file.document,
+                    claim,
+                    interrupted_result(claim),
+                    now,
+                    engine.policies,
+                    engine.rng,
+                )
+                file = _applied(file, settled(file.document, file.job, placed, ending))
+            case Verdict.MISS:
+                assert decision.scheduled is not None
+                deadline = engine.policies.deadline_of(file.job)
+                yield Planned(
+                    key,
+                    Would.RECORD_MISSED,
+                    f"it cannot start within its deadline ({deadline}) of its time",
+                    decision.scheduled,
+                )
+                return
             case Verdict.ADOPT:
                 file = _applied(file, adopted(file.document, file.job, placed))
             case Verdict.DUE:

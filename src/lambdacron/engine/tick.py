@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,8 +30,10 @@ from ..errors import (
 )
 from ..job import Claim, Job, Status
 from ..jobfile import JobFile, encode, load
+from ..notify import Notice, Notifier
 from ..redact import redact_window, secrets_in, tail
 from ..store.base import Entry, Store, Version
+from ..times import iso
 from .claims import (
     CLAIM_GRACE,
     INFLIGHT,
@@ -39,13 +42,15 @@ from .claims import (
     adopted,
     claimed,
     host_identity,
-    interrupted,
     interrupted_reason,
+    interrupted_result,
     pid_alive,
+    settled,
 )
 from .delivery import MAX_PLANNED_PER_JOB, Delivery, Occurrence
 from .due import ALWAYS, due_occurrence, next_due, upcoming
 from .index import BodyCache, Index, IndexEntry, IndexKeeper
+from .outcomes import Ending, Policies, ended, missed
 from .report import JobEvent, Outcome, TickReport
 from .writeback import WRITE_ATTEMPTS, Written, write_back
 
@@ -75,6 +80,7 @@ class Verdict(Enum):
     INTERRUPT = "interrupt"  # a dead claim: record that occurrence as interrupted first
     ADOPT = "adopt"  # record when its schedule took effect first
     DUE = "due"  # run ``scheduled`` now
+    MISS = "miss"  # ``scheduled`` is past its deadline: record it missed, never run it
     WAIT = "wait"  # nothing to do until ``due_at`` (None: until the file changes)
 
 
@@ -83,6 +89,7 @@ class Decision:
     verdict: Verdict
     scheduled: datetime | None = None
     due_at: datetime | None = None
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,8 @@ class _Due:
 
     file: JobFile
     scheduled: datetime
+    attempt: int = 1
+    manual: bool = False
 
     @property
     def key(self) -> str:
@@ -138,6 +147,9 @@ class Engine:
         io_workers: int = DEFAULT_IO_WORKERS,
         max_run_seconds: float | None = None,
         delivery: Delivery | None = None,
+        policies: Policies | None = None,
+        notifier: Notifier | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.actions = actions
@@ -156,6 +168,10 @@ class Engine:
         self.shard = shard
         #: Where a tick hands the occurrences it plans ahead; None: it plans nothing.
         self.delivery = delivery
+        #: Retry, deadline and notice defaults for jobs that set none of their own.
+        self.policies = policies or Policies()
+        self._notifier = notifier
+        self.rng = rng or random.Random()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
         self._io = ThreadPoolExecutor(
             max_workers=min(io_workers, store.read_concurrency), thread_name_prefix="lambdacron-io"
@@ -391,7 +407,11 @@ class Engine:
         scheduled = due_occurrence(job, placed, now)
         if scheduled is None:
             return Decision(Verdict.WAIT, due_at=due_at)
-        return Decision(Verdict.DUE, scheduled=scheduled)
+        attempt = job.state.retry.attempt if job.state.retry is not None else 1
+        deadline = self.policies.deadline_of(job)
+        if deadline is not None and now - scheduled > deadline:
+            return Decision(Verdict.MISS, scheduled=scheduled, attempt=attempt)
+        return Decision(Verdict.DUE, scheduled=scheduled, attempt=attempt)
 
     def _read(
         self, key: str, report: TickReport, index: Index, entry: Entry | None = None
@@ -470,7 +490,10 @@ class Engine:
                     self._plan_ahead(file, now, horizon, planned)
                     return None
                 case Verdict.INTERRUPT:
-                    written = self._interrupt(file, report)
+                    written = self._interrupt(file, report, now)
+                case Verdict.MISS:
+                    assert decision.scheduled is not None
+                    written = self._miss(file, decision.scheduled, decision.attempt, report, now)
                 case Verdict.ADOPT:
                     change = adopted(file.document, file.job, file.version.modified)
                     written = self._write(file, change, report)
@@ -488,7 +511,7 @@ class Engine:
                     index.drop(key)  # the claim changes the file; the write-back records it
                     # Its next occurrences may come before the next tick, too.
                     self._plan_ahead(file, now, horizon, planned, running=1)
-                    return _Due(file, decision.scheduled)
+                    return _Due(file, decision.scheduled, decision.attempt)
             if written is None:
                 index.drop(key)  # changed meanwhile: decided afresh at the next tick
                 return None
@@ -514,22 +537,97 @@ class Engine:
         # list.extend is atomic under the GIL: reads of one chunk plan from many threads.
         planned.extend(Occurrence(at, file.key, job.fingerprint) for at in found)
 
-    def _interrupt(self, file: JobFile, report: TickReport) -> JobFile | None:
+    def _interrupt(self, file: JobFile, report: TickReport, now: datetime) -> JobFile | None:
         claim = file.job.state.claim
         assert claim is not None
+        ending = ended(
+            file.job,
+            file.document,
+            claim,
+            interrupted_result(claim),
+            self.clock(),
+            self.policies,
+            self.rng,
+        )
         written = self._write(
-            file, interrupted(file.document, file.job, file.version.modified, claim), report
+            file, settled(file.document, file.job, file.version.modified, ending), report
         )
         if written is not None:
             event = JobEvent(
                 file.key,
                 Outcome.INTERRUPTED,
-                interrupted_reason(claim),
+                interrupted_reason(claim) + self._retrying(ending),
                 claim.scheduled,
                 Status.INTERRUPTED,
             )
             self._emit(report, event)
+            self._after(written, claim.scheduled, ending, report)
         return written
+
+    def _miss(
+        self, file: JobFile, scheduled: datetime, attempt: int, report: TickReport, now: datetime
+    ) -> JobFile | None:
+        deadline = self.policies.deadline_of(file.job)
+        assert deadline is not None
+        ending = missed(file.job, file.document, scheduled, now, attempt, deadline)
+        written = self._write(
+            file, settled(file.document, file.job, file.version.modified, ending), report
+        )
+        if written is not None:
+            message = str(ending.fields["last_result"]["error"])
+            self._emit(report, JobEvent(file.key, Outcome.MISSED, message, scheduled))
+            self._after(written, scheduled, ending, report)
+        return written
+
+    def _retrying(self, ending: Ending) -> str:
+        retry = ending.retry
+        if retry is None:
+            return ""
+        return f"; attempt {ending.attempts} failed, attempt {retry.attempt} at {iso(retry.at)}"
+
+    def _after(
+        self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
+    ) -> None:
+        """What an attempt's end sets going once it is written: its retry's delivery, or
+        the notice it owes."""
+        if ending.retry is not None and self.delivery is not None:
+            occurrence = Occurrence(ending.retry.at, file.key, file.job.fingerprint)
+            with_plan = [occurrence]
+            self._plan(with_plan, report)
+        if ending.notice is not None:
+            self._notify(file, scheduled, ending, report)
+
+    @property
+    def notifier(self) -> Notifier:
+        if self._notifier is None:
+            self._notifier = Notifier()
+        return self._notifier
+
+    def _notify(
+        self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
+    ) -> None:
+        destination = self.policies.destination_of(file.job)
+        reason = ending.notice
+        if destination is None or reason is None:
+            return
+        run = file.document.get("run")
+        notice = Notice(
+            file.key,
+            self.store.url,
+            scheduled,
+            reason,
+            ending.attempts,
+            ending.fields.get("last_result"),
+            run if isinstance(run, dict) else None,
+            self.clock(),
+        )
+        sent = self.notifier.send(destination, notice)
+        if sent.delivered:
+            message = f"{reason.value} notice sent to {destination.describe()}"
+            self._emit(report, JobEvent(file.key, Outcome.NOTIFIED, message, scheduled))
+        else:
+            message = sent.error or f"could not notify {destination.describe()}"
+            self._emit(report, JobEvent(file.key, Outcome.NOTICE_FAILED, message, scheduled))
 
     def _write(self, file: JobFile, change: Change, report: TickReport) -> JobFile | None:
         """Write a runner change conditionally; the new JobFile, or None if the file changed
@@ -613,7 +711,7 @@ class Engine:
                 event = JobEvent(due.key, Outcome.SKIPPED_DEADLINE, message, due.scheduled)
                 self._emit(report, event)
                 return None
-            claim = self.holder.new_claim(job, due.scheduled, self.clock())
+            claim = self.holder.new_claim(job, due.scheduled, self.clock(), due.attempt, due.manual)
             change = claimed(due.file.document, job, due.file.version.modified, claim, now)
             body = encode(change.document)
             # Held before the write: from the instant the claim lands, another engine of this
@@ -634,6 +732,10 @@ class Engine:
                 if not isinstance(exc, ConflictError):
                     event = JobEvent(due.key, Outcome.STORE_ERROR, str(exc), due.scheduled)
                     self._emit(report, event)
+                    return None
+                if due.manual:
+                    message = "the job changed while it was being claimed; run it again"
+                    self._emit(report, JobEvent(due.key, Outcome.LOST, message, due.scheduled))
                     return None
                 # Lost the race, or the user edited the file: decide again on fresh state.
                 fresh = self._reconsider(due.key, now)
@@ -676,7 +778,7 @@ class Engine:
         decision = self.decide(file, now)
         if decision.verdict is not Verdict.DUE or decision.scheduled is None:
             return None
-        return _Due(file, decision.scheduled)
+        return _Due(file, decision.scheduled, decision.attempt)
 
     def _never_fits(self, job: Job) -> bool:
         limit = self.max_run_seconds
@@ -716,17 +818,20 @@ class Engine:
         # Lateness counts to the claim, the moment the runner took the occurrence to run it.
         lateness = (claim.started - claim.scheduled) // timedelta(milliseconds=1)
         result = replace(self._run(file, claim), lateness_ms=lateness)
+        ending = ended(
+            file.job, file.document, claim, result.to_json(), self.clock(), self.policies, self.rng
+        )
         written = write_back(
             self.store,
             file,
             claim,
-            result.to_json(),
+            ending,
             remember=self.bodies.remember,
             on_error=lambda message: self._emit(
                 report, JobEvent(file.key, Outcome.STORE_ERROR, message)
             ),
         )
-        deleted = written is not None and self._delete_if_done(file, written, report)
+        deleted = written is not None and self._delete_if_done(file, written, ending, report)
         index = self.keeper.index
         if deleted:
             index.drop(file.key)
@@ -734,7 +839,7 @@ class Engine:
             # Remember the new state, so the next tick need not read the job back.
             due_at = next_due(written.job, written.version.modified)
             index.put(file.key, IndexEntry(written.version.token, due_at))
-        message: str = result.error or ""
+        message: str = (result.error or "") + (self._retrying(ending) if written else "")
         if written is None:
             message = (
                 message + "; " if message else ""
@@ -748,14 +853,29 @@ class Engine:
             deleted=deleted,
             output=result.output,
             lateness_ms=result.lateness_ms,
+            retrying=written is not None and ending.retry is not None,
         )
         self._emit(report, event)
+        if written is not None and written.job is not None:
+            after = JobFile(file.key, written.document, written.job, written.version)
+            self._after(after, claim.scheduled, ending, report)
+        elif ending.notice is not None:
+            # The result could not be written (the file was deleted or taken over, or the
+            # store failed): whoever must hear of a failure still does.
+            self._notify(file, claim.scheduled, ending, report)
 
-    def _delete_if_done(self, file: JobFile, written: Written, report: TickReport) -> bool:
-        """Delete a job that reached max_number_executions, unless edited during the run."""
+    def _delete_if_done(
+        self, file: JobFile, written: Written, ending: Ending, report: TickReport
+    ) -> bool:
+        """Delete a job whose last run ended ok and reached max_number_executions, unless
+        it was edited during the run. A job that used up its runs without success is
+        kept, with its result, until someone removes it or runs it (``lambdacron run``)."""
         job = file.job
         limit = job.max_number_executions
+        status = ending.fields["last_result"]["status"]
         if written.merged or limit <= 0 or job.state.execution_count < limit:
+            return False
+        if status != Status.OK.value or ending.retry is not None:
             return False
         try:
             self.store.delete(file.key, written.version)

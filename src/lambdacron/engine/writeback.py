@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..job import Claim, Job, fingerprint_of
 from ..jobfile import JobFile, encode, load, with_runner_fields
 from ..store.base import Store, Version
 from ..times import iso, parse_instant
+from .outcomes import Ending, state_after
 
 #: Conflicting writes (edits racing the write-back) tried before the result is given up.
 WRITE_ATTEMPTS = 5
@@ -34,13 +35,15 @@ class Written:
     body: bytes
     job: Job | None  # None when the user's merged edit is not a valid job any more
     merged: bool  # written into a version the user edited during the run
+    document: dict[str, Any] = field(default_factory=dict)
 
 
-def finished(job_file: JobFile, result: dict[str, Any]) -> tuple[dict[str, Any], Job]:
-    """The claimed document with the run's result in place of the claim."""
-    document = with_runner_fields(job_file.document, {"last_result": result, "claim": None})
+def finished(job_file: JobFile, ending: Ending) -> tuple[dict[str, Any], Job]:
+    """The claimed document with the attempt's end (result, retry, history) in place of
+    the claim."""
+    document = with_runner_fields(job_file.document, ending.fields)
     job = job_file.job
-    return document, replace(job, state=replace(job.state, last_result=result, claim=None))
+    return document, replace(job, state=state_after(job, ending))
 
 
 def ran_later(document: dict[str, Any], scheduled: datetime) -> bool:
@@ -58,19 +61,18 @@ def write_back(
     store: Store,
     claimed: JobFile,
     claim: Claim,
-    result: dict[str, Any],
+    ending: Ending,
     *,
     remember: Callable[[str, bytes, Version], None],
     on_error: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> Written | None:
-    """Write ``result`` for the run of ``claim``; None when it was not written (the file
-    was deleted, taken over, or the store kept failing: ``on_error`` was told)."""
+    """Write the end of the run of ``claim``; None when it was not written (the file was
+    deleted, taken over, or the store kept failing: ``on_error`` was told)."""
     key = claimed.key
-    current, finished_job = finished(claimed, result)
+    current, finished_job = finished(claimed, ending)
     job: Job | None = finished_job
     version, merged, failures = claimed.version, False, 0
-    fields: dict[str, Any] = {"last_result": result, "claim": None}
     for _ in range(WRITE_ATTEMPTS + STORE_RETRIES):
         try:
             body = encode(current)
@@ -82,7 +84,7 @@ def write_back(
         try:
             new_version = store.write(key, body, version)
             remember(key, body, new_version)
-            return Written(new_version, body, job, merged)
+            return Written(new_version, body, job, merged, current)
         except (ConflictError, JobNotFoundError):
             pass
         except StoreError as exc:
@@ -98,7 +100,8 @@ def write_back(
         except StoreError:
             continue
         if fresh.body == body:
-            return Written(fresh.version, body, job, merged)  # landed; only its answer was lost
+            # Landed; only its answer was lost.
+            return Written(fresh.version, body, job, merged, current)
         if fresh.version.token == version.token:
             continue  # unchanged: the failure was the store's, try again
         fresh_job, _, fresh_document = load(key, fresh.body)
@@ -115,7 +118,7 @@ def write_back(
             name: claimed.document.get(name)
             for name in ("execution_count", "last_run", "last_scheduled", "scheduled_from")
         }
-        fields = {**runner_fields, "last_result": result, "claim": None}
+        fields = {**runner_fields, **ending.fields}
         if fingerprint_of(fresh_document) != fingerprint_of(claimed.document):
             # The schedule was edited during the run: its window starts at the edit, not at
             # this write-back, or an occurrence between the two would be lost.
