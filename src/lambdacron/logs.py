@@ -16,6 +16,8 @@ from .engine.report import JobEvent, Outcome, TickReport
 from .times import iso
 
 NAMESPACE = "lambdacron"
+#: Published as 1 by every tick report: a dead-man alarm pages when it stops coming.
+TICKS = "Ticks"
 _METRICS = (
     ("Due", "due"),
     ("Ran", "ran"),
@@ -25,6 +27,7 @@ _METRICS = (
     ("Skipped", "skipped"),
     ("Interrupted", "interrupted"),
     ("InternalErrors", "internal_errors"),
+    ("Missed", "missed"),
 )
 
 
@@ -146,11 +149,15 @@ def emf_record(report: TickReport, store: str, timestamp: datetime) -> dict[str,
                 {
                     "Namespace": NAMESPACE,
                     "Dimensions": [["Store"]],
-                    "Metrics": [{"Name": name, "Unit": "Count"} for name, _ in _METRICS],
+                    "Metrics": [
+                        {"Name": name, "Unit": "Count"}
+                        for name in (TICKS, *(name for name, _ in _METRICS))
+                    ],
                 }
             ],
         },
         "Store": store,
+        TICKS: 1,
         **{name: getattr(report, attribute) for name, attribute in _METRICS},
     }
 

@@ -1,5 +1,6 @@
-"""``deploy`` and ``undeploy`` against moto's IAM, Lambda and EventBridge APIs. (The zip of
-``package``, the plan and the policy are tested in tests/deploy, without AWS.)"""
+"""``deploy`` and ``undeploy`` against moto's IAM, Lambda, EventBridge, SQS and CloudWatch
+APIs. (The zip of ``package``, the plan and the policy are tested in tests/deploy, without
+AWS.)"""
 
 from __future__ import annotations
 
@@ -42,9 +43,14 @@ def aws(moto_endpoint: str) -> tuple[Deployer, Recorder, list[str]]:
         boto_client("lambda"),
         boto_client("events"),
         boto_client("s3"),
+        boto_client("sqs"),
+        boto_client("cloudwatch"),
         log=lines.append,
     )
-    return deployer, Recorder(deployer.iam, deployer.lambda_, deployer.events), lines
+    recorder = Recorder(
+        deployer.iam, deployer.lambda_, deployer.events, deployer.sqs, deployer.cloudwatch
+    )
+    return deployer, recorder, lines
 
 
 def wanted(bucket: str, **overrides: Any) -> Wanted:
@@ -67,11 +73,14 @@ class TestDeploy:
         assert lines == [
             f"role {names.role}: create",
             f"role {names.role} policy: create",
+            f"queue {names.dlq}: create",
+            f"queue {names.queue}: create",
             f"function {names.function}: create",
+            f"event source mapping {names.queue} → {names.function}: create",
             f"rule {names.rule}: create",
             f"rule {names.rule} target: create",
             f"function {names.function} permission for the rule: create",
-            f"dry run: 6 changes for function {names.function}, none applied",
+            f"dry run: 9 changes for function {names.function}, none applied",
         ]
 
     def test_deploy_creates_everything_configured_and_a_second_run_changes_nothing(
@@ -87,13 +96,16 @@ class TestDeploy:
             [
                 "CreateRole",
                 "PutRolePolicy",
+                "CreateQueue",
+                "CreateQueue",
                 "CreateFunction",
+                "CreateEventSourceMapping",
                 "PutRule",
                 "PutTargets",
                 "AddPermission",
             ]
         )
-        assert lines[-1] == f"6 changes for function {names.function} applied"
+        assert lines[-1] == f"9 changes for function {names.function} applied"
 
         iam, lam, events = deployer.iam, deployer.lambda_, deployer.events
         role = iam.get_role(RoleName=names.role)["Role"]
@@ -110,12 +122,39 @@ class TestDeploy:
             function["MemorySize"],
             function["Role"],
         ) == ("lambdacron.lambda_handler", "python3.12", 900, 512, role["Arn"])
+        queue_url = deployer.sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]
         assert function["Environment"]["Variables"] == {
             "LAMBDACRON_BUCKET": bucket,
             "LAMBDACRON_PREFIX": "jobs/",
             "LAMBDACRON_INTERVAL": "5",
+            "LAMBDACRON_DELIVERY_QUEUE": queue_url,
         }
         assert function["CodeSha256"] == code_sha256(zip_bytes)
+        queue, dlq = delivery_queues(deployer, names)
+        # Six times the function's timeout: a batch the mapping retries is not seen twice.
+        assert queue["VisibilityTimeout"] == "5400"
+        assert json.loads(queue["RedrivePolicy"]) == {
+            "deadLetterTargetArn": dlq["QueueArn"],
+            "maxReceiveCount": 5,
+        }
+        assert dlq["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+        assert "RedrivePolicy" not in dlq
+        (mapping,) = lam.list_event_source_mappings(FunctionName=names.function)[
+            "EventSourceMappings"
+        ]
+        assert (
+            mapping["EventSourceArn"],
+            mapping["FunctionArn"],
+            mapping["BatchSize"],
+            mapping["FunctionResponseTypes"],
+            mapping["State"],
+        ) == (
+            queue["QueueArn"],
+            function["FunctionArn"],
+            10,
+            ["ReportBatchItemFailures"],
+            "Enabled",
+        )
 
         rule = events.describe_rule(Name=names.rule)
         assert (rule["ScheduleExpression"], rule["State"]) == ("rate(5 minutes)", "ENABLED")
@@ -249,18 +288,22 @@ class TestDeploy:
         deployer.deploy(want, zip_bytes=zip_bytes)
         lines.clear()
         deployer.undeploy(names.function, dry_run=True)
-        assert lines[-1] == f"dry run: 5 changes for function {names.function}, none applied"
+        assert lines[-1] == f"dry run: 8 changes for function {names.function}, none applied"
         assert deployer.lambda_.get_function(FunctionName=names.function)
         lines.clear()
         deployer.undeploy(names.function)
         assert lines == [
             f"rule {names.rule} targets: delete",
             f"rule {names.rule}: delete",
+            f"event source mapping {names.queue} → {names.function}: delete",
             f"function {names.function}: delete",
+            f"queue {names.queue}: delete",
+            f"queue {names.dlq}: delete",
             f"role {names.role} policy: delete",
             f"role {names.role}: delete",
-            f"5 changes for function {names.function} applied",
+            f"8 changes for function {names.function} applied",
         ]
+        assert queue_names(deployer) & {names.queue, names.dlq} == set()
         functions = [f["FunctionName"] for f in deployer.lambda_.list_functions()["Functions"]]
         assert names.function not in functions
         assert names.rule not in [r["Name"] for r in deployer.events.list_rules()["Rules"]]
@@ -275,3 +318,18 @@ def written_policy(deployer: Deployer, names: Names) -> Any:
     policy = deployer.iam.get_role_policy(RoleName=names.role, PolicyName="lambdacron")
     document = policy["PolicyDocument"]
     return json.loads(document) if isinstance(document, str) else document
+
+
+def delivery_queues(deployer: Deployer, names: Names) -> tuple[dict[str, str], dict[str, str]]:
+    """The attributes of the delivery queue and of its dead-letter queue."""
+    found = []
+    for name in (names.queue, names.dlq):
+        url = deployer.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        read = deployer.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        found.append(read["Attributes"])
+    return found[0], found[1]
+
+
+def queue_names(deployer: Deployer) -> set[str]:
+    urls = deployer.sqs.list_queues().get("QueueUrls", [])
+    return {url.rsplit("/", 1)[-1] for url in urls}

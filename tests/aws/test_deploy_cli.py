@@ -29,11 +29,14 @@ def test_the_cli_deploy_dry_run(run_cli: Any, bucket: str) -> None:
     assert result.stdout.splitlines() == [
         f"role {name}-role: create",
         f"role {name}-role policy: create",
+        f"queue {name}-delivery-dlq: create",
+        f"queue {name}-delivery: create",
         f"function {name}: create",
+        f"event source mapping {name}-delivery → {name}: create",
         f"rule {name}-tick: create",
         f"rule {name}-tick target: create",
         f"function {name} permission for the rule: create",
-        f"dry run: 6 changes for function {name}, none applied",
+        f"dry run: 9 changes for function {name}, none applied",
     ]
     bad = run_cli("deploy", "--bucket", bucket, "--timeout", "1000")
     assert (bad.returncode, bad.stderr) == (

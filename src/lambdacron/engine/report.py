@@ -51,6 +51,8 @@ class TickReport:
     interrupted: int = 0
     skipped: int = 0
     internal_errors: int = 0
+    #: Occurrences that passed without a run (counted by the engine; alarmed by deploy).
+    missed: int = 0
     duration_s: float = 0.0
     #: Why the store could not be listed (the pass saw none or only part of it); else None.
     listing_error: str | None = None
@@ -115,6 +117,7 @@ class TickReport:
         "interrupted",
         "skipped",
         "internal_errors",
+        "missed",
     )
 
     def to_json(self) -> dict[str, object]:
