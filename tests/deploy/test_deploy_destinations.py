@@ -179,8 +179,10 @@ def test_no_on_failure_text_raises_anything_but_a_usage_error(text: str) -> None
 
 def test_an_alarm_topic_must_be_an_sns_topic() -> None:
     function = "arn:aws:lambda:us-east-1:123456789012:function:f"
-    with pytest.raises(UsageError, match=r"^--alarm-topic: '.*' is not an SNS topic ARN$"):
-        DeployConfig(bucket="b", alarm_topic=function)
+    for arn in (function, "pager", "arn:aws:sns:us-east-1:123456789012:*"):
+        with pytest.raises(UsageError) as refused:
+            DeployConfig(bucket="b", alarm_topic=arn)
+        assert str(refused.value) == f"--alarm-topic: {arn!r} is not an SNS topic ARN"
     with pytest.raises(UsageError, match=r"^--alarm-topic: CloudWatch cannot watch 3 intervals"):
         DeployConfig(bucket="b", interval=3361, alarm_topic="arn:aws:sns:us-east-1:123456789012:t")
 

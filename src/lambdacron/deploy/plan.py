@@ -283,7 +283,12 @@ class DeployConfig:
         if not 1 <= self.shards <= MAX_SHARDS:
             raise UsageError(f"--shards must be 1-{MAX_SHARDS}")
         if self.alarm_topic:
-            if destination_arn("--alarm-topic", self.alarm_topic).service is not Service.SNS:
+            match = _ARN.fullmatch(self.alarm_topic)
+            if (
+                match is None
+                or match["service"] != "sns"
+                or not _RESOURCE[Service.SNS].fullmatch(match["resource"])
+            ):
                 raise UsageError(f"--alarm-topic: {self.alarm_topic!r} is not an SNS topic ARN")
             if self.interval > MAX_ALARM_INTERVAL:
                 raise UsageError(
