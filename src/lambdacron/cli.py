@@ -407,6 +407,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         invoke_arns=None if args.invoke_arn is None else tuple(a for a in args.invoke_arn if a),
         allowed_types=allowed,
         shards=args.shards,
+        delivery_queue=args.delivery_queue,
+        alarm_topic=args.alarm_topic,
+        # As --invoke-arn: the list replaces the deployed one, '' alone empties it.
+        notify_arns=None if args.notify_arn is None else tuple(a for a in args.notify_arn if a),
+        on_failure=args.on_failure,
     )
     Deployer.from_session(args.region).deploy(wanted, dry_run=args.dry_run)
     return EXIT_OK
@@ -566,6 +571,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument(
         "--shards", type=_positive, help="fan each tick out into N shard invocations (default 1)"
+    )
+    deploy.add_argument(
+        "--delivery-queue",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the SQS queue that delivers occurrences to the second (default: on for a new "
+        "function); --no-delivery-queue: tick-only, and removes the queue, its dead-letter "
+        "queue and mapping",
+    )
+    deploy.add_argument(
+        "--alarm-topic",
+        metavar="SNS_ARN",
+        help="create CloudWatch alarms notifying this topic ('' removes them)",
+    )
+    deploy.add_argument(
+        "--notify-arn",
+        action="append",
+        metavar="ARN",
+        help="an SNS topic, SQS queue or Lambda function jobs may report failures to "
+        "(repeatable; replaces the deployed list; '' for none)",
+    )
+    deploy.add_argument(
+        "--on-failure",
+        metavar="JSON",
+        help='the store-wide failure destination: {"sns": TOPIC_ARN}, {"sqs": QUEUE_URL} or '
+        "{\"lambda\": FUNCTION_ARN} ('' for none)",
     )
     deploy.add_argument("--dry-run", action="store_true", help="print the changes, apply none")
     deploy.set_defaults(func=_cmd_deploy)

@@ -232,7 +232,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     time_left = _time_left(context, engine)
     failures, report = deliver_records(engine, event["Records"], time_left=time_left)
     _log({"level": "INFO", "event": "deliver", "store": name, **report.to_json()})
-    _log(emf_record(report, name, utcnow()))
+    _log(emf_record(report, name, utcnow(), tick=False))
     for record in emf_lateness_records(report, name, utcnow()):
         _log(record)
     return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}

@@ -16,6 +16,8 @@ from .engine.report import JobEvent, Outcome, TickReport
 from .times import iso
 
 NAMESPACE = "lambdacron"
+#: Published as 1 by every tick report: a dead-man alarm pages when it stops coming.
+TICKS = "Ticks"
 _METRICS = (
     ("Due", "due"),
     ("Ran", "ran"),
@@ -26,6 +28,9 @@ _METRICS = (
     ("Interrupted", "interrupted"),
     ("InternalErrors", "internal_errors"),
     ("Planned", "planned"),
+    ("Missed", "missed"),
+    ("Retried", "retried"),
+    ("NoticesFailed", "notices_failed"),
 )
 #: EMF takes at most this many values of one metric in one record.
 _EMF_MAX_VALUES = 100
@@ -169,7 +174,11 @@ def summary_record(report: TickReport, store: str) -> dict[str, Any]:
     return {"level": "INFO", "event": "tick", "store": store, **report.to_json()}
 
 
-def emf_record(report: TickReport, store: str, timestamp: datetime) -> dict[str, Any]:
+def emf_record(
+    report: TickReport, store: str, timestamp: datetime, *, tick: bool = True
+) -> dict[str, Any]:
+    """The report's counts as metrics. ``Ticks`` is 1 for a tick and 0 for a batch of
+    deliveries, so the dead-man's alarm on it sees only the ticks, which plan everything."""
     return {
         "_aws": {
             "Timestamp": int(timestamp.timestamp() * 1000),
@@ -177,11 +186,15 @@ def emf_record(report: TickReport, store: str, timestamp: datetime) -> dict[str,
                 {
                     "Namespace": NAMESPACE,
                     "Dimensions": [["Store"]],
-                    "Metrics": [{"Name": name, "Unit": "Count"} for name, _ in _METRICS],
+                    "Metrics": [
+                        {"Name": name, "Unit": "Count"}
+                        for name in (TICKS, *(name for name, _ in _METRICS))
+                    ],
                 }
             ],
         },
         "Store": store,
+        TICKS: int(tick),
         **{name: getattr(report, attribute) for name, attribute in _METRICS},
     }
 

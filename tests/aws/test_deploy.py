@@ -1,5 +1,6 @@
-"""``deploy`` and ``undeploy`` against moto's IAM, Lambda and EventBridge APIs. (The zip of
-``package``, the plan and the policy are tested in tests/deploy, without AWS.)"""
+"""``deploy`` and ``undeploy`` against moto's IAM, Lambda, EventBridge, SQS and CloudWatch
+APIs. (The zip of ``package``, the plan and the policy are tested in tests/deploy, without
+AWS.)"""
 
 from __future__ import annotations
 
@@ -42,9 +43,14 @@ def aws(moto_endpoint: str) -> tuple[Deployer, Recorder, list[str]]:
         boto_client("lambda"),
         boto_client("events"),
         boto_client("s3"),
+        boto_client("sqs"),
+        boto_client("cloudwatch"),
         log=lines.append,
     )
-    return deployer, Recorder(deployer.iam, deployer.lambda_, deployer.events), lines
+    recorder = Recorder(
+        deployer.iam, deployer.lambda_, deployer.events, deployer.sqs, deployer.cloudwatch
+    )
+    return deployer, recorder, lines
 
 
 def wanted(bucket: str, **overrides: Any) -> Wanted:
@@ -67,11 +73,14 @@ class TestDeploy:
         assert lines == [
             f"role {names.role}: create",
             f"role {names.role} policy: create",
+            f"queue {names.dlq}: create",
+            f"queue {names.queue}: create",
             f"function {names.function}: create",
+            f"event source mapping {names.queue} → {names.function}: create",
             f"rule {names.rule}: create",
             f"rule {names.rule} target: create",
             f"function {names.function} permission for the rule: create",
-            f"dry run: 6 changes for function {names.function}, none applied",
+            f"dry run: 9 changes for function {names.function}, none applied",
         ]
 
     def test_deploy_creates_everything_configured_and_a_second_run_changes_nothing(
@@ -87,13 +96,16 @@ class TestDeploy:
             [
                 "CreateRole",
                 "PutRolePolicy",
+                "CreateQueue",
+                "CreateQueue",
                 "CreateFunction",
+                "CreateEventSourceMapping",
                 "PutRule",
                 "PutTargets",
                 "AddPermission",
             ]
         )
-        assert lines[-1] == f"6 changes for function {names.function} applied"
+        assert lines[-1] == f"9 changes for function {names.function} applied"
 
         iam, lam, events = deployer.iam, deployer.lambda_, deployer.events
         role = iam.get_role(RoleName=names.role)["Role"]
@@ -110,12 +122,39 @@ class TestDeploy:
             function["MemorySize"],
             function["Role"],
         ) == ("lambdacron.lambda_handler", "python3.12", 900, 512, role["Arn"])
+        queue_url = deployer.sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]
         assert function["Environment"]["Variables"] == {
             "LAMBDACRON_BUCKET": bucket,
             "LAMBDACRON_PREFIX": "jobs/",
             "LAMBDACRON_INTERVAL": "5",
+            "LAMBDACRON_DELIVERY_QUEUE": queue_url,
         }
         assert function["CodeSha256"] == code_sha256(zip_bytes)
+        queue, dlq = delivery_queues(deployer, names)
+        # Six times the function's timeout: a batch the mapping retries is not seen twice.
+        assert queue["VisibilityTimeout"] == "5400"
+        assert json.loads(queue["RedrivePolicy"]) == {
+            "deadLetterTargetArn": dlq["QueueArn"],
+            "maxReceiveCount": 5,
+        }
+        assert dlq["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+        assert "RedrivePolicy" not in dlq
+        (mapping,) = lam.list_event_source_mappings(FunctionName=names.function)[
+            "EventSourceMappings"
+        ]
+        assert (
+            mapping["EventSourceArn"],
+            mapping["FunctionArn"],
+            mapping["BatchSize"],
+            mapping["FunctionResponseTypes"],
+            mapping["State"],
+        ) == (
+            queue["QueueArn"],
+            function["FunctionArn"],
+            10,
+            ["ReportBatchItemFailures"],
+            "Enabled",
+        )
 
         rule = events.describe_rule(Name=names.rule)
         assert (rule["ScheduleExpression"], rule["State"]) == ("rate(5 minutes)", "ENABLED")
@@ -249,18 +288,22 @@ class TestDeploy:
         deployer.deploy(want, zip_bytes=zip_bytes)
         lines.clear()
         deployer.undeploy(names.function, dry_run=True)
-        assert lines[-1] == f"dry run: 5 changes for function {names.function}, none applied"
+        assert lines[-1] == f"dry run: 8 changes for function {names.function}, none applied"
         assert deployer.lambda_.get_function(FunctionName=names.function)
         lines.clear()
         deployer.undeploy(names.function)
         assert lines == [
             f"rule {names.rule} targets: delete",
             f"rule {names.rule}: delete",
+            f"event source mapping {names.queue} → {names.function}: delete",
             f"function {names.function}: delete",
+            f"queue {names.queue}: delete",
+            f"queue {names.dlq}: delete",
             f"role {names.role} policy: delete",
             f"role {names.role}: delete",
-            f"5 changes for function {names.function} applied",
+            f"8 changes for function {names.function} applied",
         ]
+        assert queue_names(deployer) & {names.queue, names.dlq} == set()
         functions = [f["FunctionName"] for f in deployer.lambda_.list_functions()["Functions"]]
         assert names.function not in functions
         assert names.rule not in [r["Name"] for r in deployer.events.list_rules()["Rules"]]
@@ -271,7 +314,244 @@ class TestDeploy:
         assert lines == [f"function {names.function}: nothing deployed, nothing to remove"]
 
 
+TOPIC = "arn:aws:sns:us-east-1:123456789012:pager"
+FAILURES_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/failures"
+
+
+class TestAlarmsAndDestinations:
+    def test_alarms_destinations_and_their_rights_are_made_once_and_removed(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, recorder, lines = aws
+        place_order = "arn:aws:lambda:us-east-1:123456789012:function:place-order"
+        want = wanted(
+            bucket,
+            alarm_topic=TOPIC,
+            notify_arns=(TOPIC, "arn:aws:sqs:us-east-1:123456789012:audit", place_order),
+            on_failure=f'{{"sqs": "{FAILURES_URL}"}}',
+        )
+        names = Names(want.function_name)
+        deployer.deploy(want, dry_run=True, zip_bytes=zip_bytes)
+        assert recorder.writes == []
+        assert [line for line in lines if line.startswith("alarm ")] == [
+            f"alarm {names.function}-{kind}: create"
+            for kind in ("dead-man", "failed", "missed", "store-errors", "dead-letters")
+        ]
+        deployer.deploy(want, zip_bytes=zip_bytes)
+        assert recorder.writes.count("PutMetricAlarm") == 5
+
+        described = deployer.cloudwatch.describe_alarms(AlarmNamePrefix=f"{names.function}-")
+        found = {
+            a["AlarmName"].removeprefix(f"{names.function}-"): a for a in described["MetricAlarms"]
+        }
+        assert set(found) == {"dead-man", "failed", "missed", "store-errors", "dead-letters"}
+        store = [{"Name": "Store", "Value": f"s3://{bucket}/jobs/"}]
+        summary = {
+            kind: (
+                a["Namespace"],
+                a["MetricName"],
+                a["Dimensions"],
+                a["Statistic"],
+                a["Period"],
+                a["EvaluationPeriods"],
+                a["Threshold"],
+                a["ComparisonOperator"],
+                a["TreatMissingData"],
+                a["AlarmActions"],
+            )
+            for kind, a in found.items()
+        }
+        above, below = "GreaterThanThreshold", "LessThanThreshold"
+
+        def runner(metric: str, periods: int, threshold: float, op: str, missing: str) -> Any:
+            return (
+                "lambdacron",
+                metric,
+                store,
+                "Sum",
+                300,
+                periods,
+                threshold,
+                op,
+                missing,
+                [TOPIC],
+            )
+
+        queue_dimension = [{"Name": "QueueName", "Value": names.dlq}]
+        assert summary == {
+            "dead-man": runner("Ticks", 3, 1.0, below, "breaching"),
+            "failed": runner("Failed", 1, 0.0, above, "notBreaching"),
+            "missed": runner("Missed", 1, 0.0, above, "notBreaching"),
+            "store-errors": runner("StoreErrors", 3, 0.0, above, "notBreaching"),
+            "dead-letters": (
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                queue_dimension,
+                "Maximum",
+                300,
+                1,
+                0.0,
+                above,
+                "notBreaching",
+                [TOPIC],
+            ),
+        }
+
+        env = deployer.lambda_.get_function(FunctionName=names.function)["Configuration"][
+            "Environment"
+        ]["Variables"]
+        assert env["LAMBDACRON_ON_FAILURE"] == f'{{"sqs": "{FAILURES_URL}"}}'
+        policy = written_policy(deployer, names)
+        extra = {
+            s["Sid"]: (s["Action"], s["Resource"])
+            for s in policy["Statement"]
+            if s["Sid"] not in ("ListJobs", "ReadWriteJobs", "Logs")
+        }
+        delivery = f"arn:aws:sqs:*:*:{names.queue}"
+        assert extra == {
+            "PlanDeliveries": ("sqs:SendMessage", delivery),
+            "ConsumeDeliveries": (
+                [
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                ],
+                delivery,
+            ),
+            "NotifyTopics": ("sns:Publish", [TOPIC]),
+            "NotifyQueues": ("sqs:SendMessage", ["arn:aws:sqs:us-east-1:123456789012:audit"]),
+            "NotifyFunctions": ("lambda:InvokeFunction", [place_order]),
+            "OnFailureDefault": ("sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:failures"),
+        }
+        # The dead-letter queue is SQS's own business: nothing in the role names it.
+        assert names.dlq not in json.dumps(policy)
+
+        recorder.writes.clear()
+        lines.clear()
+        deployer.deploy(Wanted(function_name=names.function), zip_bytes=zip_bytes)
+        assert recorder.writes == []
+        assert lines == [f"function {names.function}: up to date, nothing to change"]
+
+        lines.clear()
+        deployer.undeploy(names.function)
+        assert lines[0] == f"alarm {names.function}-dead-man: delete"
+        described = deployer.cloudwatch.describe_alarms(AlarmNamePrefix=f"{names.function}-")
+        assert described["MetricAlarms"] == []
+        assert queue_names(deployer) & {names.queue, names.dlq} == set()
+
+    def test_an_empty_alarm_topic_removes_the_alarms(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, recorder, _ = aws
+        want = wanted(bucket, alarm_topic=TOPIC, delivery_queue=False)
+        names = Names(want.function_name)
+        deployer.deploy(want, zip_bytes=zip_bytes)
+        described = deployer.cloudwatch.describe_alarms(AlarmNamePrefix=f"{names.function}-")
+        assert len(described["MetricAlarms"]) == 4  # no queue, no dead-letter alarm
+        recorder.writes.clear()
+        deployer.deploy(Wanted(function_name=names.function, alarm_topic=""), zip_bytes=zip_bytes)
+        assert recorder.writes == ["DeleteAlarms"]
+        described = deployer.cloudwatch.describe_alarms(AlarmNamePrefix=f"{names.function}-")
+        assert described["MetricAlarms"] == []
+
+
+class TestOptingOutOfTheDeliveryQueue:
+    def test_no_delivery_queue_removes_the_queues_the_mapping_and_the_variable(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, recorder, lines = aws
+        want = wanted(bucket)
+        names = Names(want.function_name)
+        deployer.deploy(want, zip_bytes=zip_bytes)
+        recorder.writes.clear()
+        lines.clear()
+        deployer.deploy(
+            Wanted(function_name=names.function, delivery_queue=False), zip_bytes=zip_bytes
+        )
+        assert sorted(recorder.writes) == sorted(
+            [
+                "PutRolePolicy",
+                "UpdateFunctionConfiguration",
+                "DeleteEventSourceMapping",
+                "DeleteQueue",
+                "DeleteQueue",
+            ]
+        )
+        lam = deployer.lambda_
+        assert (
+            lam.list_event_source_mappings(FunctionName=names.function)["EventSourceMappings"] == []
+        )
+        assert queue_names(deployer) & {names.queue, names.dlq} == set()
+        env = lam.get_function(FunctionName=names.function)["Configuration"]["Environment"]
+        assert "LAMBDACRON_DELIVERY_QUEUE" not in env["Variables"]
+        assert "sqs:" not in json.dumps(written_policy(deployer, names))
+
+        # Tick-only stays so without the flag, and --delivery-queue brings it all back.
+        recorder.writes.clear()
+        deployer.deploy(Wanted(function_name=names.function), zip_bytes=zip_bytes)
+        assert recorder.writes == []
+        deployer.deploy(
+            Wanted(function_name=names.function, delivery_queue=True), zip_bytes=zip_bytes
+        )
+        queue, _ = delivery_queues(deployer, names)
+        env = lam.get_function(FunctionName=names.function)["Configuration"]["Environment"]
+        assert (
+            env["Variables"]["LAMBDACRON_DELIVERY_QUEUE"]
+            == deployer.sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]
+        )
+        (mapping,) = lam.list_event_source_mappings(FunctionName=names.function)[
+            "EventSourceMappings"
+        ]
+        assert mapping["EventSourceArn"] == queue["QueueArn"]
+
+    def test_a_queue_changed_by_hand_and_a_lost_mapping_are_put_back(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, recorder, lines = aws
+        want = wanted(bucket, timeout_s=60)
+        names = Names(want.function_name)
+        deployer.deploy(want, zip_bytes=zip_bytes)
+        url = deployer.sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]
+        deployer.sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={"VisibilityTimeout": "30", "RedrivePolicy": ""}
+        )
+        (mapping,) = deployer.lambda_.list_event_source_mappings(FunctionName=names.function)[
+            "EventSourceMappings"
+        ]
+        deployer.lambda_.update_event_source_mapping(UUID=mapping["UUID"], BatchSize=1)
+        recorder.writes.clear()
+        lines.clear()
+        deployer.deploy(Wanted(function_name=names.function), zip_bytes=zip_bytes)
+        assert sorted(recorder.writes) == ["SetQueueAttributes", "UpdateEventSourceMapping"]
+        queue, dlq = delivery_queues(deployer, names)
+        assert queue["VisibilityTimeout"] == "360"
+        assert json.loads(queue["RedrivePolicy"])["deadLetterTargetArn"] == dlq["QueueArn"]
+        (mapping,) = deployer.lambda_.list_event_source_mappings(FunctionName=names.function)[
+            "EventSourceMappings"
+        ]
+        assert mapping["BatchSize"] == 10
+        recorder.writes.clear()
+        deployer.deploy(Wanted(function_name=names.function), zip_bytes=zip_bytes)
+        assert recorder.writes == []
+
+
 def written_policy(deployer: Deployer, names: Names) -> Any:
     policy = deployer.iam.get_role_policy(RoleName=names.role, PolicyName="lambdacron")
     document = policy["PolicyDocument"]
     return json.loads(document) if isinstance(document, str) else document
+
+
+def delivery_queues(deployer: Deployer, names: Names) -> tuple[dict[str, str], dict[str, str]]:
+    """The attributes of the delivery queue and of its dead-letter queue."""
+    found = []
+    for name in (names.queue, names.dlq):
+        url = deployer.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        read = deployer.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        found.append(read["Attributes"])
+    return found[0], found[1]
+
+
+def queue_names(deployer: Deployer) -> set[str]:
+    urls = deployer.sqs.list_queues().get("QueueUrls", [])
+    return {url.rsplit("/", 1)[-1] for url in urls}

@@ -29,11 +29,14 @@ def test_the_cli_deploy_dry_run(run_cli: Any, bucket: str) -> None:
     assert result.stdout.splitlines() == [
         f"role {name}-role: create",
         f"role {name}-role policy: create",
+        f"queue {name}-delivery-dlq: create",
+        f"queue {name}-delivery: create",
         f"function {name}: create",
+        f"event source mapping {name}-delivery → {name}: create",
         f"rule {name}-tick: create",
         f"rule {name}-tick target: create",
         f"function {name} permission for the rule: create",
-        f"dry run: 6 changes for function {name}, none applied",
+        f"dry run: 9 changes for function {name}, none applied",
     ]
     bad = run_cli("deploy", "--bucket", bucket, "--timeout", "1000")
     assert (bad.returncode, bad.stderr) == (
@@ -106,3 +109,48 @@ def test_a_bad_allowed_type_names_the_flag(run_cli: Any, bucket: str) -> None:
         "",
         "lambdacron: --allowed-types: 'shell'; use a list of command, python, lambda\n",
     )
+
+
+def test_bad_destinations_are_refused_in_one_line_naming_the_flag(
+    run_cli: Any, bucket: str
+) -> None:
+    name = function_name()
+    arn = "arn:aws:s3:::orders"
+    result = run_cli("deploy", "--bucket", bucket, "--function-name", name, "--notify-arn", arn)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"lambdacron: --notify-arn: {arn!r} is not the ARN of an SNS topic, an SQS queue or "
+        "a Lambda function\n",
+    )
+    result = run_cli("deploy", "--bucket", bucket, "--function-name", name, "--on-failure", "{")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        "lambdacron: --on-failure: '{' is not a JSON object with one key; expected "
+        '{"sns": TOPIC_ARN}, {"sqs": QUEUE_URL} or {"lambda": FUNCTION_ARN}\n',
+    )
+    functions = boto_client("lambda").list_functions()["Functions"]
+    assert name not in [f["FunctionName"] for f in functions]
+
+
+def test_the_cli_deploys_tick_only_with_alarms_and_destinations(run_cli: Any, bucket: str) -> None:
+    name = function_name()
+    topic = "arn:aws:sns:us-east-1:123456789012:pager"
+    on_failure = '{"lambda": "arn:aws:lambda:us-east-1:123456789012:function:report"}'
+    args = (
+        "deploy", "--bucket", bucket, "--function-name", name, "--no-delivery-queue",
+        "--alarm-topic", topic, "--notify-arn", topic, "--on-failure", on_failure,
+    )  # fmt: skip
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert f"queue {name}-delivery: create" not in result.stdout
+    env, _ = deployed(name)
+    assert env["LAMBDACRON_ON_FAILURE"] == on_failure
+    assert "LAMBDACRON_DELIVERY_QUEUE" not in env
+    alarms = boto_client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]
+    assert sorted(a["AlarmName"] for a in alarms) == [
+        f"{name}-{kind}" for kind in ("dead-man", "failed", "missed", "store-errors")
+    ]
+    again = run_cli(*args)
+    assert again.stdout == f"function {name}: up to date, nothing to change\n", again.stderr

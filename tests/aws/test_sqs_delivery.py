@@ -219,3 +219,13 @@ def test_an_occurrence_delivered_well_before_its_time_waits_in_the_queue_again(
         QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+
+
+def test_a_batch_of_deliveries_is_no_tick_to_the_dead_mans_alarm(
+    bucket: str, queue: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tick(datetime.now(UTC))
+    records = {"Records": [{"messageId": "m", "body": "{}", "eventSource": "aws:sqs"}]}
+    handler.lambda_handler(records, Context())
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["Ticks"] for r in logged if "Ticks" in r] == [1, 0]

@@ -3,18 +3,30 @@ asked (its own function when sharded); deploy/template.yaml writes the same poli
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambdacron.deploy import DeployConfig, role_policy
+from lambdacron.deploy import (
+    DeployConfig,
+    Service,
+    alarms,
+    on_failure_destination,
+    role_policy,
+)
+from lambdacron.deploy.plan import (
+    DLQ_ATTRIBUTES,
+    MAPPING_SETTINGS,
+    destination_arn,
+    queue_attributes,
+)
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "template.yaml"
 
@@ -98,19 +110,25 @@ def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> _Tag:
 _Loader.add_multi_constructor("!", _construct)
 
 
+@functools.cache
+def _template() -> Any:
+    """The template, parsed once: nothing evaluating it changes it."""
+    return yaml.load(TEMPLATE.read_text(), Loader=_Loader)
+
+
 class Stack:
     """Evaluates the intrinsic functions the template uses, for given parameters."""
 
     def __init__(self, parameters: dict[str, Any], pseudo: dict[str, str]) -> None:
-        self.template = yaml.load(TEMPLATE.read_text(), Loader=_Loader)
+        self.template = _template()
         self.values: dict[str, Any] = {
             name: spec.get("Default") for name, spec in self.template["Parameters"].items()
         }
         self.values.update(parameters)
         self.values.update(pseudo)
-        self.conditions = {
-            name: self.eval(expr) for name, expr in self.template["Conditions"].items()
-        }
+        self.conditions: dict[str, Any] = {}
+        for name, expr in self.template["Conditions"].items():  # each after those it names
+            self.conditions[name] = self.eval(expr)
 
     def eval(self, value: Any) -> Any:
         if isinstance(value, dict):
@@ -122,6 +140,8 @@ class Stack:
             return value
         name, arg = value.name, value.value
         if name == "Ref":
+            if arg in self.template["Resources"]:
+                return f"(the reference of {arg})"
             return _NO_VALUE if arg == "AWS::NoValue" else self.values[arg]
         if name == "Sub":
             return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.values[m.group(1)]), arg)
@@ -136,6 +156,19 @@ class Stack:
             return str(left) == str(right)
         if name == "Not":
             return not self.eval(arg[0])
+        if name == "And":
+            return all(self.eval(a) for a in arg)
+        if name == "Condition":
+            return self.conditions[arg]
+        if name == "FindInMap":
+            table, key, item = (self.eval(a) for a in arg)
+            return self.template["Mappings"][table][key][item]
+        if name == "GetAtt":
+            # The attributes the template reads, as CloudFormation gives them.
+            resource, attribute = arg.split(".")
+            if attribute != "QueueName":
+                return f"(the {attribute} of {resource})"
+            return self.eval(self.template["Resources"][resource]["Properties"]["QueueName"])
         raise AssertionError(f"the test does not evaluate !{name}")
 
     def policy(self) -> Any:
@@ -143,6 +176,15 @@ class Stack:
         (policy,) = self.eval(role["Policies"])
         assert policy["PolicyName"] == "lambdacron"
         return policy["PolicyDocument"]
+
+    def resources(self, kind: str) -> list[dict[str, Any]]:
+        """The properties of the resources of type ``kind`` the stack creates."""
+        return [
+            self.eval(resource["Properties"])
+            for resource in self.template["Resources"].values()
+            if resource["Type"] == kind
+            and self.conditions.get(resource.get("Condition"), True) is True
+        ]
 
 
 _NO_VALUE = object()
@@ -152,42 +194,108 @@ _NO_VALUE = object()
 ANY_REGION_AND_ACCOUNT = {"AWS::Partition": "aws", "AWS::Region": "*", "AWS::AccountId": "*"}
 
 
-@pytest.mark.parametrize(
-    ("shards", "invoke_arns"),
-    [
-        (1, ()),
-        (8, ()),
-        (1, ("arn:aws:lambda:us-east-1:123456789012:function:place-order",)),
-        (
-            4,
-            (
-                "arn:aws:lambda:us-east-1:123456789012:function:a",
-                "arn:aws:lambda:us-east-1:123456789012:function:b",
-            ),
-        ),
-    ],
+ACCOUNT = "123456789012"
+TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT}:pager"
+FAILURES_QUEUE = f"arn:aws:sqs:us-east-1:{ACCOUNT}:failures"
+FUNCTIONS = tuple(f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{n}" for n in "ab")
+ON_FAILURE = {
+    "": ("", ""),
+    "sns": (f'{{"sns": "{TOPIC}"}}', TOPIC),
+    "sqs": (f'{{"sqs": "https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/failures"}}', FAILURES_QUEUE),
+    "lambda": (f'{{"lambda": "{FUNCTIONS[0]}"}}', FUNCTIONS[0]),
+}
+
+configurations = st.builds(
+    DeployConfig,
+    bucket=st.just("orders-bucket"),
+    prefix=st.sampled_from(["", "jobs/", "orders/2026/"]),
+    function_name=st.sampled_from(["runner", "lambdacron"]),
+    interval=st.sampled_from([1, 5, 60]),
+    shards=st.sampled_from([1, 8]),
+    invoke_arns=st.lists(st.sampled_from(FUNCTIONS), unique=True).map(tuple),
+    delivery_queue=st.booleans(),
+    alarm_topic=st.sampled_from(["", TOPIC]),
+    notify_arns=st.lists(
+        st.sampled_from([TOPIC, FAILURES_QUEUE, *FUNCTIONS]), unique=True, max_size=4
+    ).map(tuple),
+    on_failure=st.sampled_from(list(ON_FAILURE)).map(lambda k: ON_FAILURE[k][0]),
 )
-def test_the_template_writes_the_policy_deploy_writes(
-    shards: int, invoke_arns: tuple[str, ...]
-) -> None:
-    config = DeployConfig(
-        bucket="orders-bucket",
-        prefix="jobs/",
-        function_name="runner",
-        shards=shards,
-        invoke_arns=invoke_arns,
-    )
-    stack = Stack(
+
+
+def stack_of(config: DeployConfig) -> Stack:
+    """The stack given the parameters that say what ``config`` says."""
+    notify = [destination_arn("--notify-arn", arn) for arn in config.notify_arns]
+
+    def listed(service: Service) -> list[str]:
+        return sorted(d.arn for d in notify if d.service is service) or [""]
+
+    on_failure = on_failure_destination(config.on_failure)[1] if config.on_failure else None
+    return Stack(
         {
             "JobBucket": config.bucket,
             "JobPrefix": config.clean_prefix,
             "FunctionName": config.function_name,
-            "Shards": shards,
-            "InvokeFunctionArns": sorted(invoke_arns) or [""],
+            "IntervalMinutes": config.interval,
+            "AlarmPeriod": config.interval * 60,
+            "Shards": config.shards,
+            "InvokeFunctionArns": sorted(config.invoke_arns) or [""],
+            "DeliveryQueueEnabled": "true" if config.delivery_queue else "false",
+            "AlarmTopic": config.alarm_topic,
+            "NotifyTopicArns": listed(Service.SNS),
+            "NotifyQueueArns": listed(Service.SQS),
+            "NotifyFunctionArns": listed(Service.LAMBDA),
+            "OnFailure": config.on_failure,
+            "OnFailureService": on_failure.service.value if on_failure else "sns",
+            "OnFailureArn": on_failure.arn if on_failure else "",
         },
         ANY_REGION_AND_ACCOUNT,
     )
-    assert stack.policy() == role_policy(config)
+
+
+@settings(max_examples=150, deadline=None)
+@given(config=configurations)
+def test_the_template_writes_the_policy_deploy_writes(config: DeployConfig) -> None:
+    assert stack_of(config).policy() == role_policy(config)
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=configurations)
+def test_the_template_makes_the_alarms_deploy_makes(config: DeployConfig) -> None:
+    made = {
+        alarm.pop("AlarmName"): alarm
+        for alarm in stack_of(config).resources("AWS::CloudWatch::Alarm")
+    }
+    # CloudFormation reads the numbers of the template as numbers of the API.
+    for alarm in made.values():
+        alarm["Threshold"] = float(alarm["Threshold"])
+    assert made == alarms(config)
+
+
+@settings(max_examples=30, deadline=None)
+@given(config=configurations)
+def test_the_template_makes_the_queues_and_the_mapping_deploy_makes(config: DeployConfig) -> None:
+    stack = stack_of(config)
+    queues = {q["QueueName"]: q for q in stack.resources("AWS::SQS::Queue")}
+    mappings = stack.resources("AWS::Lambda::EventSourceMapping")
+    if not config.delivery_queue:
+        assert (queues, mappings) == ({}, [])
+        return
+    names = config.names
+    assert set(queues) == {names.queue, names.dlq}
+    assert queues[names.dlq]["MessageRetentionPeriod"] == DLQ_ATTRIBUTES["MessageRetentionPeriod"]
+    wanted = queue_attributes(config, "the DLQ's ARN")
+    assert (
+        queues[names.queue]["RedrivePolicy"]["maxReceiveCount"]
+        == (wanted["RedrivePolicy"]["maxReceiveCount"])
+    )
+    # Six times the longest timeout there is: at least the function's, as a mapping needs.
+    assert queues[names.queue]["VisibilityTimeout"] >= wanted["VisibilityTimeout"]
+    (mapping,) = mappings
+    assert {
+        "BatchSize": mapping["BatchSize"],
+        "FunctionResponseTypes": mapping["FunctionResponseTypes"],
+        "Enabled": mapping["Enabled"],
+    } == MAPPING_SETTINGS
 
 
 TEMPLATE_PARAMETERS = Stack({}, ANY_REGION_AND_ACCOUNT).template["Parameters"]
@@ -217,6 +325,6 @@ def test_the_policy_has_no_invoke_right_unless_asked() -> None:
 
 def test_deploy_with_shards_may_invoke_only_itself() -> None:
     config = DeployConfig(bucket="b", prefix="jobs", interval=1, function_name="lc", shards=8)
-    assert config.environment()["LAMBDACRON_SHARDS"] == "8"
+    assert config.environment("")["LAMBDACRON_SHARDS"] == "8"
     (fan,) = [s for s in role_policy(config)["Statement"] if s["Sid"] == "FanOutToShards"]
     assert fan["Resource"] == "arn:aws:lambda:*:*:function:lc"

@@ -1,14 +1,19 @@
 """``lambdacron deploy`` / ``undeploy``: the Lambda runner on AWS, idempotently.
 
-deploy creates or updates four things and nothing else:
+deploy creates or updates these and nothing else:
 
 1. an IAM role with a least-privilege inline policy: list the job prefix; get, put and
    delete objects under it; invoke only the functions named with ``--invoke-arn``; write
-   the function's own logs;
-2. the Lambda function (handler ``lambdacron.lambda_handler``, the zip of ``package``);
-3. an EventBridge rule ``rate(N minutes)`` targeting the function with retries off (the
+   the function's own logs; send to, and consume, its delivery queue; notify only the
+   failure destinations named with ``--notify-arn`` and ``--on-failure``;
+2. the delivery queue ``NAME-delivery`` (the tick plans occurrences into it, to the second)
+   and its dead-letter queue ``NAME-delivery-dlq``, unless ``--no-delivery-queue``;
+3. the Lambda function (handler ``lambdacron.lambda_handler``, the zip of ``package``);
+4. the event source mapping from the delivery queue to the same function;
+5. an EventBridge rule ``rate(N minutes)`` targeting the function with retries off (the
    next tick is the retry, and a retried event would only re-evaluate the same window);
-4. the permission for that rule to invoke the function.
+6. the permission for that rule to invoke the function;
+7. with ``--alarm-topic``, CloudWatch alarms on the runner's metrics, notifying the topic.
 
 It reads what exists once, plans the difference to what is wanted (:mod:`.plan`, pure),
 prints it and applies it (:mod:`.apply`); a second run finds no difference. A setting not
@@ -20,14 +25,18 @@ from ..errors import DeployError
 from .apply import Deployer
 from .plan import (
     Action,
+    AlarmKind,
     Change,
     Current,
     DeployConfig,
     Names,
     Op,
     Plan,
+    Service,
     Wanted,
+    alarms,
     iam_literal,
+    on_failure_destination,
     plan_deploy,
     plan_undeploy,
     resolve,
@@ -36,6 +45,7 @@ from .plan import (
 
 __all__ = [
     "Action",
+    "AlarmKind",
     "Change",
     "Current",
     "DeployConfig",
@@ -44,8 +54,11 @@ __all__ = [
     "Names",
     "Op",
     "Plan",
+    "Service",
     "Wanted",
+    "alarms",
     "iam_literal",
+    "on_failure_destination",
     "plan_deploy",
     "plan_undeploy",
     "resolve",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
 from ..config import MAX_SHARDS
 from ..errors import UsageError
+from ..logs import NAMESPACE as ALARM_NAMESPACE
 
 HANDLER = "lambdacron.lambda_handler"
 RUNTIME = "python3.12"
@@ -43,6 +44,22 @@ DEFAULT_MEMORY_MB = 512
 DEFAULT_TIMEOUT_S = 900
 DEFAULT_SHARDS = 1
 
+# The delivery queue: the tick plans occurrences into it, the function consumes it.
+DELIVERY_ENV = "LAMBDACRON_DELIVERY_QUEUE"
+ON_FAILURE_ENV = "LAMBDACRON_ON_FAILURE"
+DELIVERY_BATCH_SIZE = 10
+DELIVERY_RESPONSE_TYPES = ("ReportBatchItemFailures",)
+MAX_RECEIVE_COUNT = 5
+DLQ_RETENTION_S = 14 * 24 * 3600  # SQS's longest: time to look at what failed five times
+# AWS asks for a visibility timeout of six times the function's timeout on a queue that feeds
+# a function, so that a batch retried by the mapping is not delivered to a second poller.
+VISIBILITY_PER_TIMEOUT = 6
+MAX_VISIBILITY_S = 12 * 3600  # SQS's limit
+# CloudWatch evaluates an alarm whose period is an hour or more over at most 7 days; the
+# dead-man alarm watches three intervals.
+DEAD_MAN_PERIODS = 3
+MAX_ALARM_INTERVAL = 7 * 24 * 60 // DEAD_MAN_PERIODS
+
 # IAM reads these as wildcards or the start of a policy variable; its own escapes for them
 # (policy variables with fixed values) are valid in a Resource and in a StringLike value.
 _IAM_LITERAL = {"*": "${*}", "?": "${?}", "$": "${$}"}
@@ -51,6 +68,139 @@ _IAM_LITERAL = {"*": "${*}", "?": "${?}", "$": "${$}"}
 def iam_literal(text: str) -> str:
     """``text`` as IAM matches it literally, in an ARN or a condition value."""
     return "".join(_IAM_LITERAL.get(char, char) for char in text)
+
+
+# -- failure destinations: where a failed run may be reported, and the right to report there
+
+
+class Service(Enum):
+    """The services a failure destination may be in, and the one action each needs."""
+
+    SNS = "sns"
+    SQS = "sqs"
+    LAMBDA = "lambda"
+
+    @property
+    def action(self) -> str:
+        return {
+            Service.SNS: "sns:Publish",
+            Service.SQS: "sqs:SendMessage",
+            Service.LAMBDA: "lambda:InvokeFunction",
+        }[self]
+
+    @property
+    def noun(self) -> str:
+        return {Service.SNS: "an SNS topic", Service.SQS: "an SQS queue"}.get(
+            self, "a Lambda function"
+        )
+
+    @property
+    def sid(self) -> str:
+        """The policy statement granting the destinations of ``--notify-arn`` here."""
+        return {
+            Service.SNS: "NotifyTopics",
+            Service.SQS: "NotifyQueues",
+            Service.LAMBDA: "NotifyFunctions",
+        }[self]
+
+
+# Names hold none of IAM's wildcard characters, so an ARN of this form grants itself only.
+_ARN = re.compile(
+    r"arn:(?P<partition>aws(?:-[a-z]+)*):(?P<service>sns|sqs|lambda):"
+    r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):\d{12}:(?P<resource>.+)"
+)
+_RESOURCE = {
+    Service.SNS: re.compile(r"[A-Za-z0-9_-]{1,256}(?:\.fifo)?"),
+    Service.SQS: re.compile(r"[A-Za-z0-9_-]{1,80}(?:\.fifo)?"),
+    Service.LAMBDA: re.compile(r"function:[A-Za-z0-9_-]{1,64}(?::[A-Za-z0-9$_-]{1,128})?"),
+}
+_KINDS = "an SNS topic, an SQS queue or a Lambda function"
+
+
+@dataclass(frozen=True)
+class Destination:
+    service: Service
+    arn: str
+
+
+def destination_arn(flag: str, text: str) -> Destination:
+    """An SNS topic, SQS queue or Lambda function ARN, told apart by its service part."""
+    match = _ARN.fullmatch(text)
+    service = Service(match.group("service")) if match else None
+    if match is None or service is None or not _RESOURCE[service].fullmatch(match["resource"]):
+        raise UsageError(f"{flag}: {text!r} is not the ARN of {_KINDS}")
+    return Destination(service, text)
+
+
+# Both forms SQS has used for a queue's URL: sqs.REGION.amazonaws.com and REGION.queue....
+_QUEUE_URL = re.compile(
+    r"https://(?:sqs\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)|(?P<legacy>[a-z]{2}(?:-[a-z]+)+-\d)"
+    r"\.queue)\.amazonaws\.com(?P<china>\.cn)?/(?P<account>\d{12})/(?P<name>[A-Za-z0-9_-]{1,80}"
+    r"(?:\.fifo)?)"
+)
+
+
+def queue_arn_of_url(url: str) -> str | None:
+    """The ARN of the queue at ``url``: region from the host, account and name from the
+    path; None when ``url`` is not an SQS queue URL."""
+    match = _QUEUE_URL.fullmatch(url)
+    if match is None:
+        return None
+    region = match["region"] or match["legacy"]
+    partition = (
+        "aws-cn" if match["china"] else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    )
+    return f"arn:{partition}:sqs:{region}:{match['account']}:{match['name']}"
+
+
+_ON_FAILURE_FORMS = '{"sns": TOPIC_ARN}, {"sqs": QUEUE_URL} or {"lambda": FUNCTION_ARN}'
+
+
+def on_failure_destination(text: str) -> tuple[str, Destination]:
+    """The canonical JSON text of ``--on-failure`` and the destination it names."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len(items) != 1:
+            raise ValueError("one key")
+        return dict(items)
+
+    def refuse(why: str) -> UsageError:
+        return UsageError(f"--on-failure: {why}; expected {_ON_FAILURE_FORMS}")
+
+    try:
+        document = json.loads(text, object_pairs_hook=pairs)
+    except ValueError:
+        raise refuse(f"{text!r} is not a JSON object with one key") from None
+    if not isinstance(document, dict):
+        raise refuse(f"{text!r} is not a JSON object with one key")
+    ((kind, value),) = document.items()
+    if kind not in {service.value for service in Service} or not isinstance(value, str):
+        raise refuse(f"{text!r} names no destination")
+    service = Service(kind)
+    if service is Service.SQS:
+        arn = queue_arn_of_url(value)
+        if arn is None:
+            raise refuse(f"sqs: {value!r} is not an SQS queue URL")
+    else:
+        arn = value
+        match = _ARN.fullmatch(value)
+        if (
+            match is None
+            or match["service"] != kind
+            or not _RESOURCE[service].fullmatch(match["resource"])
+        ):
+            raise refuse(f"{kind}: {value!r} is not the ARN of {service.noun}")
+    return json.dumps({kind: value}), Destination(service, arn)
+
+
+class AlarmKind(Enum):
+    """The alarms of ``--alarm-topic``; the value names the alarm after the function."""
+
+    DEAD_MAN = "dead-man"  # no tick reported: the schedule, the function or its store broke
+    FAILED = "failed"
+    MISSED = "missed"
+    STORE_ERRORS = "store-errors"
+    DEAD_LETTERS = "dead-letters"  # deliveries that failed five times, in the DLQ
 
 
 @dataclass(frozen=True)
@@ -66,6 +216,17 @@ class Names:
     @property
     def rule(self) -> str:
         return f"{self.function}-tick"
+
+    @property
+    def queue(self) -> str:
+        return f"{self.function}-delivery"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.function}-delivery-dlq"
+
+    def alarm(self, kind: AlarmKind) -> str:
+        return f"{self.function}-{kind.value}"
 
     def is_managed_role(self, role_arn: str) -> bool:
         return role_arn.rsplit("/", 1)[-1] == self.role
@@ -86,6 +247,10 @@ class Wanted:
     invoke_arns: tuple[str, ...] | None = None
     allowed_types: tuple[str, ...] | None = None
     shards: int | None = None
+    delivery_queue: bool | None = None
+    alarm_topic: str | None = None  # "": no alarms
+    notify_arns: tuple[str, ...] | None = None
+    on_failure: str | None = None  # JSON text; "": none
 
 
 @dataclass(frozen=True)
@@ -103,6 +268,10 @@ class DeployConfig:
     allowed_types: tuple[str, ...] = ()
     runtime: str = RUNTIME
     shards: int = DEFAULT_SHARDS  # > 1: each tick fans out into this many shard invocations
+    delivery_queue: bool = True  # False: tick-only, at the interval's resolution
+    alarm_topic: str = ""  # an SNS topic ARN: the alarms notify it; "": no alarms
+    notify_arns: tuple[str, ...] = ()  # failure destinations jobs may name
+    on_failure: str = ""  # the store-wide failure destination, as canonical JSON
 
     def __post_init__(self) -> None:
         if self.interval < 1:
@@ -113,6 +282,23 @@ class DeployConfig:
             raise UsageError("--memory must be 128-10240 MB")
         if not 1 <= self.shards <= MAX_SHARDS:
             raise UsageError(f"--shards must be 1-{MAX_SHARDS}")
+        if self.alarm_topic:
+            match = _ARN.fullmatch(self.alarm_topic)
+            if (
+                match is None
+                or match["service"] != "sns"
+                or not _RESOURCE[Service.SNS].fullmatch(match["resource"])
+            ):
+                raise UsageError(f"--alarm-topic: {self.alarm_topic!r} is not an SNS topic ARN")
+            if self.interval > MAX_ALARM_INTERVAL:
+                raise UsageError(
+                    f"--alarm-topic: CloudWatch cannot watch {DEAD_MAN_PERIODS} intervals of "
+                    f"{self.interval} minutes (at most {MAX_ALARM_INTERVAL} minutes each)"
+                )
+        for arn in self.notify_arns:
+            destination_arn("--notify-arn", arn)
+        if self.on_failure:
+            on_failure_destination(self.on_failure)
 
     @property
     def names(self) -> Names:
@@ -128,7 +314,18 @@ class DeployConfig:
         unit = "minute" if self.interval == 1 else "minutes"
         return f"rate({self.interval} {unit})"
 
-    def environment(self) -> dict[str, str]:
+    @property
+    def store(self) -> str:
+        """The store's URL as the function names it, the ``Store`` dimension of its metrics."""
+        return f"s3://{self.bucket}/{self.clean_prefix}"
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        return min(VISIBILITY_PER_TIMEOUT * self.timeout_s, MAX_VISIBILITY_S)
+
+    def environment(self, queue_url: str) -> dict[str, str]:
+        """The function's environment; ``queue_url`` is the delivery queue's (unused when
+        there is none)."""
         env = {
             "LAMBDACRON_BUCKET": self.bucket,
             "LAMBDACRON_PREFIX": self.clean_prefix,
@@ -138,16 +335,20 @@ class DeployConfig:
             env["LAMBDACRON_ALLOWED_TYPES"] = ",".join(self.allowed_types)
         if self.shards > 1:
             env["LAMBDACRON_SHARDS"] = str(self.shards)
+        if self.delivery_queue:
+            env[DELIVERY_ENV] = queue_url
+        if self.on_failure:
+            env[ON_FAILURE_ENV] = self.on_failure
         return env
 
-    def function_configuration(self) -> dict[str, Any]:
+    def function_configuration(self, queue_url: str) -> dict[str, Any]:
         """The fields of Lambda's function configuration deploy owns (the role aside)."""
         return {
             "Runtime": self.runtime,
             "Handler": HANDLER,
             "Timeout": self.timeout_s,
             "MemorySize": self.memory_mb,
-            "Environment": {"Variables": self.environment()},
+            "Environment": {"Variables": self.environment(queue_url)},
         }
 
 
@@ -195,7 +396,153 @@ def role_policy(config: DeployConfig, partition: str = "aws") -> dict[str, Any]:
                 "Resource": sorted(config.invoke_arns),
             }
         )
+    if config.delivery_queue:
+        # By name in any region and account, as the logs: the role is written before the
+        # queue exists. The dead-letter queue needs nothing: SQS itself moves messages there.
+        queue = f"arn:{partition}:sqs:*:*:{config.names.queue}"
+        statements += [
+            {
+                "Sid": "PlanDeliveries",
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": queue,
+            },
+            {
+                # What the event source mapping does with the function's role.
+                "Sid": "ConsumeDeliveries",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                ],
+                "Resource": queue,
+            },
+        ]
+    destinations = [destination_arn("--notify-arn", arn) for arn in config.notify_arns]
+    for service in Service:
+        arns = sorted({d.arn for d in destinations if d.service is service})
+        if arns:
+            statements.append(
+                {"Sid": service.sid, "Effect": "Allow", "Action": service.action, "Resource": arns}
+            )
+    if config.on_failure:
+        _, default = on_failure_destination(config.on_failure)
+        statements.append(
+            {
+                "Sid": "OnFailureDefault",
+                "Effect": "Allow",
+                "Action": default.service.action,
+                "Resource": default.arn,
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def queue_attributes(config: DeployConfig, dlq_arn: str) -> dict[str, Any]:
+    """The attributes of the delivery queue deploy owns, as compared (numbers as numbers)."""
+    return {
+        "VisibilityTimeout": config.visibility_timeout_s,
+        "RedrivePolicy": {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT},
+    }
+
+
+DLQ_ATTRIBUTES: dict[str, Any] = {"MessageRetentionPeriod": DLQ_RETENTION_S}
+
+MAPPING_SETTINGS: dict[str, Any] = {
+    "BatchSize": DELIVERY_BATCH_SIZE,
+    "FunctionResponseTypes": list(DELIVERY_RESPONSE_TYPES),
+    "Enabled": True,
+}
+
+
+#: The fields of an alarm deploy owns: those it passes to PutMetricAlarm, the name aside.
+ALARM_FIELDS = (
+    "AlarmDescription",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "Period",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "AlarmActions",
+)
+
+
+def alarms(config: DeployConfig) -> dict[str, dict[str, Any]]:
+    """The alarms of ``--alarm-topic``, by name, each as the fields of PutMetricAlarm."""
+    if not config.alarm_topic:
+        return {}
+    names = config.names
+    period = config.interval * 60
+    store = [{"Name": "Store", "Value": config.store}]
+
+    def alarm(
+        metric: str,
+        comparison: str,
+        threshold: float,
+        description: str,
+        *,
+        periods: int = 1,
+        missing: str = "notBreaching",
+        namespace: str = ALARM_NAMESPACE,
+        dimensions: list[dict[str, str]] = store,
+        statistic: str = "Sum",
+        seconds: int = period,
+    ) -> dict[str, Any]:
+        return {
+            "AlarmDescription": f"lambdacron {names.function}: {description}",
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": dimensions,
+            "Statistic": statistic,
+            "Period": seconds,
+            "EvaluationPeriods": periods,
+            "DatapointsToAlarm": periods,
+            "Threshold": threshold,
+            "ComparisonOperator": comparison,
+            "TreatMissingData": missing,
+            "AlarmActions": [config.alarm_topic],
+        }
+
+    above = "GreaterThanThreshold"
+    specs = {
+        AlarmKind.DEAD_MAN: alarm(
+            "Ticks",
+            "LessThanThreshold",
+            1.0,
+            f"no tick reported for {DEAD_MAN_PERIODS} intervals",
+            periods=DEAD_MAN_PERIODS,
+            missing="breaching",  # a runner that never runs reports nothing at all
+        ),
+        AlarmKind.FAILED: alarm("Failed", above, 0.0, "a job ran and failed"),
+        AlarmKind.MISSED: alarm("Missed", above, 0.0, "an occurrence was missed"),
+        AlarmKind.STORE_ERRORS: alarm(
+            "StoreErrors",
+            above,
+            0.0,
+            f"store errors for {DEAD_MAN_PERIODS} intervals in a row",
+            # One is usually made good at the next tick; a run of them is not.
+            periods=DEAD_MAN_PERIODS,
+        ),
+    }
+    if config.delivery_queue:
+        specs[AlarmKind.DEAD_LETTERS] = alarm(
+            "ApproximateNumberOfMessagesVisible",
+            above,
+            0.0,
+            f"deliveries failed {MAX_RECEIVE_COUNT} times, kept in {names.dlq}",
+            namespace="AWS/SQS",
+            dimensions=[{"Name": "QueueName", "Value": names.dlq}],
+            statistic="Maximum",
+            seconds=300,
+        )
+    return {names.alarm(kind): spec for kind, spec in specs.items()}
 
 
 # -- the deployed state, as read from AWS
@@ -232,6 +579,19 @@ class RuleState:
 
 
 @dataclass(frozen=True)
+class QueueState:
+    url: str
+    arn: str
+    attributes: Mapping[str, Any]  # those deploy owns, as compared (see queue_attributes)
+
+
+@dataclass(frozen=True)
+class MappingState:
+    uuid: str
+    settings: Mapping[str, Any]  # the fields of MAPPING_SETTINGS
+
+
+@dataclass(frozen=True)
 class Current:
     """What exists now under the names of one function."""
 
@@ -240,25 +600,42 @@ class Current:
     function: FunctionState | None = None
     rule: RuleState | None = None
     missing_buckets: frozenset[str] = frozenset()
+    queue: QueueState | None = None
+    dlq: QueueState | None = None
+    mapping: MappingState | None = None  # the delivery queue's, to this function
+    alarms: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # ours, by name
 
 
 # -- the plan
 
 
 class Op(Enum):
-    """The API operations of a plan, declared in the order they must run."""
+    """The API operations of a plan, declared in the order they must run: the role may
+    consume the queue before the mapping is made, the queue exists before the function
+    names it, and a mapping stops before its queue goes."""
 
     CREATE_ROLE = "create role"
     PUT_ROLE_POLICY = "put role policy"
+    CREATE_DLQ = "create dead-letter queue"
+    UPDATE_DLQ = "set dead-letter queue attributes"
+    CREATE_QUEUE = "create queue"
+    UPDATE_QUEUE = "set queue attributes"
     CREATE_FUNCTION = "create function"
     UPDATE_CODE = "update function code"
     UPDATE_CONFIGURATION = "update function configuration"
+    CREATE_MAPPING = "create event source mapping"
+    UPDATE_MAPPING = "update event source mapping"
     PUT_RULE = "put rule"
     PUT_TARGETS = "put targets"
     ADD_PERMISSION = "add permission"
+    PUT_ALARMS = "put metric alarm"
+    DELETE_ALARMS = "delete alarms"
     REMOVE_TARGETS = "remove targets"
     DELETE_RULE = "delete rule"
+    DELETE_MAPPING = "delete event source mapping"
     DELETE_FUNCTION = "delete function"
+    DELETE_QUEUE = "delete queue"
+    DELETE_DLQ = "delete dead-letter queue"
     DELETE_ROLE_POLICY = "delete role policy"
     DELETE_ROLE = "delete role"
 
@@ -282,6 +659,7 @@ class Change:
     field: str = ""
     old: Any = _ABSENT
     new: Any = _ABSENT
+    name: str = ""  # the resource's own name, where one operation serves several (alarms)
 
     def __str__(self) -> str:
         if self.action is not Action.UPDATE:
@@ -304,6 +682,10 @@ class Plan:
         """Each operation the changes need, once, in the order they must run."""
         needed = {change.op for change in self.changes}
         return [op for op in Op if op in needed]
+
+    def names_for(self, op: Op) -> list[str]:
+        """The resources ``op`` acts on, each once, in the plan's order."""
+        return list(dict.fromkeys(c.name for c in self.changes if c.op is op and c.name))
 
     def summary(self, dry_run: bool) -> str:
         """The line that closes the printed plan."""
@@ -358,14 +740,30 @@ def _deployed_interval(current: Current) -> int | None:
     return int(text) if text and text.isdigit() else None
 
 
-def _deployed_invoke_arns(current: Current) -> tuple[str, ...] | None:
+def _granted(current: Current, *sids: str) -> tuple[str, ...] | None:
+    """The resources of the deployed policy's statements ``sids``; None without a policy."""
     if current.role is None or current.role.policy is None:
         return None
+    found: list[str] = []
     for statement in current.role.policy.get("Statement", []):
-        if statement.get("Sid") == "InvokeTargets":
+        if statement.get("Sid") in sids:
             resource = statement.get("Resource", [])
-            return tuple([resource] if isinstance(resource, str) else resource)
-    return ()
+            found += [resource] if isinstance(resource, str) else resource
+    return tuple(found)
+
+
+def _deployed_alarm_topic(current: Current) -> str | None:
+    for alarm in current.alarms.values():
+        actions = alarm.get("AlarmActions") or []
+        if actions:
+            return str(actions[0])
+    return None
+
+
+def _deployed_delivery(current: Current) -> bool | None:
+    if current.function is None:
+        return None
+    return DELIVERY_ENV in current.function.environment
 
 
 def resolve(wanted: Wanted, current: Current) -> DeployConfig:
@@ -392,6 +790,7 @@ def resolve(wanted: Wanted, current: Current) -> DeployConfig:
         )
     allowed = env.get("LAMBDACRON_ALLOWED_TYPES")
     shards = env.get("LAMBDACRON_SHARDS", "")
+    on_failure = first(wanted.on_failure, env.get(ON_FAILURE_ENV), "")
     deployed_role = function.role if function else None
     return DeployConfig(
         bucket=bucket,
@@ -407,11 +806,27 @@ def resolve(wanted: Wanted, current: Current) -> DeployConfig:
         ),
         memory_mb=first(wanted.memory_mb, config.get("MemorySize"), DEFAULT_MEMORY_MB),
         timeout_s=first(wanted.timeout_s, config.get("Timeout"), DEFAULT_TIMEOUT_S),
-        invoke_arns=first(wanted.invoke_arns, _deployed_invoke_arns(current), ()),
+        invoke_arns=first(wanted.invoke_arns, _granted(current, "InvokeTargets"), ()),
         allowed_types=first(
             wanted.allowed_types, tuple(allowed.split(",")) if allowed else None, ()
         ),
         shards=first(wanted.shards, int(shards) if shards.isdigit() else None, DEFAULT_SHARDS),
+        # A function deployed without the queue (before it existed, or opted out) stays
+        # tick-only until --delivery-queue is given.
+        delivery_queue=first(wanted.delivery_queue, _deployed_delivery(current), True),
+        alarm_topic=first(wanted.alarm_topic, _deployed_alarm_topic(current), ""),
+        notify_arns=tuple(
+            sorted(
+                set(
+                    first(
+                        wanted.notify_arns,
+                        _granted(current, *(service.sid for service in Service)),
+                        (),
+                    )
+                )
+            )
+        ),
+        on_failure=on_failure_destination(on_failure)[0] if on_failure else "",
     )
 
 
@@ -436,6 +851,9 @@ def plan_deploy(wanted: Wanted, current: Current, code_sha256: str) -> Plan:
                 _flatten(policy),
             )
 
+    changes += _plan_queues(config, current)
+    queue_url = pending_queue_url(names) if current.queue is None else current.queue.url
+
     function = f"function {names.function}"
     if current.function is None:
         changes.append(Change(function, Action.CREATE, Op.CREATE_FUNCTION))
@@ -453,15 +871,23 @@ def plan_deploy(wanted: Wanted, current: Current, code_sha256: str) -> Plan:
                 )
             )
         old = {k: v for k, v in deployed.configuration.items() if k != "Environment"}
-        new = config.function_configuration()
+        new = config.function_configuration(queue_url)
         del new["Environment"]
         # A role of the user's own is kept by resolve(), so only a new --role-arn moves it.
         if config.role_arn is not None:
             old["Role"], new["Role"] = deployed.role, config.role_arn
         old_env = {f"environment {k}": v for k, v in deployed.environment.items()}
-        new_env = {f"environment {k}": v for k, v in config.environment().items()}
+        new_env = {f"environment {k}": v for k, v in config.environment(queue_url).items()}
         changes += _diff(function, Op.UPDATE_CONFIGURATION, old, new)
         changes += _diff(function, Op.UPDATE_CONFIGURATION, old_env, new_env)
+
+    if config.delivery_queue:
+        mapping = _mapping_label(names)
+        if current.mapping is None:
+            changes.append(Change(mapping, Action.CREATE, Op.CREATE_MAPPING))
+        else:
+            settings = current.mapping.settings
+            changes += _diff(mapping, Op.UPDATE_MAPPING, settings, MAPPING_SETTINGS)
 
     rule = f"rule {names.rule}"
     target = f"{rule} target"
@@ -496,19 +922,99 @@ def plan_deploy(wanted: Wanted, current: Current, code_sha256: str) -> Plan:
         changes.append(
             Change(f"{function} permission for the rule", Action.CREATE, Op.ADD_PERMISSION)
         )
+
+    wanted_alarms = alarms(config)
+    for name, spec in wanted_alarms.items():
+        label = f"alarm {name}"
+        if name not in current.alarms:
+            changes.append(Change(label, Action.CREATE, Op.PUT_ALARMS, name=name))
+        else:
+            changes += [
+                replace(change, name=name)
+                for change in _diff(label, Op.PUT_ALARMS, current.alarms[name], spec)
+            ]
+    # Alarms of an earlier deploy that this one does not want (--alarm-topic '', or the
+    # dead-letter alarm of a queue now gone) would watch nothing, or page for nothing.
+    changes += [
+        Change(f"alarm {name}", Action.DELETE, Op.DELETE_ALARMS, name=name)
+        for name in current.alarms
+        if name not in wanted_alarms
+    ]
+    if not config.delivery_queue:
+        changes += _remove_delivery(current)
     return Plan(config, names, tuple(changes))
+
+
+def _mapping_label(names: Names) -> str:
+    return f"event source mapping {names.queue} → {names.function}"
+
+
+def pending_queue_url(names: Names) -> str:
+    """What a plan shows for the URL of a delivery queue it creates: SQS makes the URL."""
+    return f"(the URL of the new queue {names.queue})"
+
+
+def _sibling_arn(arn: str, name: str) -> str:
+    """The ARN of the queue ``name`` in the region and account of the queue ``arn``."""
+    return f"{arn.rsplit(':', 1)[0]}:{name}"
+
+
+def _plan_queues(config: DeployConfig, current: Current) -> list[Change]:
+    names = current.names
+    if not config.delivery_queue:
+        return []
+    changes: list[Change] = []
+    dlq = f"queue {names.dlq}"
+    if current.dlq is None:
+        changes.append(Change(dlq, Action.CREATE, Op.CREATE_DLQ))
+    else:
+        changes += _diff(dlq, Op.UPDATE_DLQ, current.dlq.attributes, DLQ_ATTRIBUTES)
+    queue = f"queue {names.queue}"
+    if current.queue is None:
+        changes.append(Change(queue, Action.CREATE, Op.CREATE_QUEUE))
+    else:
+        # Both queues live in one region and account: the DLQ's ARN is known even while
+        # this plan creates it.
+        dlq_arn = (
+            current.dlq.arn
+            if current.dlq is not None
+            else _sibling_arn(current.queue.arn, names.dlq)
+        )
+        changes += _diff(
+            queue, Op.UPDATE_QUEUE, current.queue.attributes, queue_attributes(config, dlq_arn)
+        )
+    return changes
+
+
+def _remove_delivery(current: Current) -> list[Change]:
+    """The mapping first, so that nothing consumes a queue being deleted."""
+    names = current.names
+    changes: list[Change] = []
+    if current.mapping is not None:
+        changes.append(Change(_mapping_label(names), Action.DELETE, Op.DELETE_MAPPING))
+    if current.queue is not None:
+        changes.append(Change(f"queue {names.queue}", Action.DELETE, Op.DELETE_QUEUE))
+    if current.dlq is not None:
+        changes.append(Change(f"queue {names.dlq}", Action.DELETE, Op.DELETE_DLQ))
+    return changes
 
 
 def plan_undeploy(current: Current, delete_role: bool = True) -> Plan:
     """The changes that remove what deploy made under ``current.names``; never a bucket."""
     names = current.names
-    changes: list[Change] = []
+    changes: list[Change] = [
+        Change(f"alarm {name}", Action.DELETE, Op.DELETE_ALARMS, name=name)
+        for name in current.alarms
+    ]
     if current.rule is not None:
         if current.rule.targets:
             changes.append(Change(f"rule {names.rule} targets", Action.DELETE, Op.REMOVE_TARGETS))
         changes.append(Change(f"rule {names.rule}", Action.DELETE, Op.DELETE_RULE))
+    delivery = _remove_delivery(current)
+    changes += [c for c in delivery if c.op is Op.DELETE_MAPPING]
     if current.function is not None:
         changes.append(Change(f"function {names.function}", Action.DELETE, Op.DELETE_FUNCTION))
+    changes += [c for c in delivery if c.op is not Op.DELETE_MAPPING]
     if delete_role and current.role is not None:
         if current.role.policy is not None:
             changes.append(
