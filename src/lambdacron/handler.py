@@ -222,13 +222,14 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     never an exception."""
     try:
         settings = Settings.from_env(os.environ)
-        if _is_sqs(event):
+        sqs = _is_sqs(event)
+        if sqs:
             name, engine = _engine(settings)
-        else:
-            return _tick(event, context, settings)
     except LambdacronError as exc:
         _log({"level": "ERROR", "event": "config", "error": str(exc)})
         raise
+    if not sqs:
+        return _tick(event, context, settings)
     time_left = _time_left(context, engine)
     failures, report = deliver_records(engine, event["Records"], time_left=time_left)
     _log({"level": "INFO", "event": "deliver", "store": name, **report.to_json()})
