@@ -26,7 +26,7 @@ from .clock import utcnow
 from .config import MAX_INTERVAL_MINUTES, MAX_SHARDS, Settings, parse_count
 from .engine.delivery import Delivery
 from .engine.inventory import inventory
-from .engine.report import JobEvent
+from .engine.report import JobEvent, Outcome
 from .engine.runner import (
     MAX_LOOKAHEAD_SECONDS,
     DryRun,
@@ -38,8 +38,15 @@ from .engine.runner import (
 )
 from .engine.tick import Engine
 from .engine.timer import TimerQueue
-from .errors import JobError, JobTooLargeError, LambdacronError, ScheduleError, UsageError
-from .job import Job
+from .errors import (
+    JobError,
+    JobNotFoundError,
+    JobTooLargeError,
+    LambdacronError,
+    ScheduleError,
+    UsageError,
+)
+from .job import Job, Status
 from .jobfile import describe_problems, encode, load, warnings_of
 from .logs import json_for_terminal, printable, render_event, short_duration, stamp
 from .schedule import get_zone, parse, parse_instant, validate
@@ -265,11 +272,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_ls(args: argparse.Namespace) -> int:
     store = _store(args)
     rows = list(inventory(store, _instant(args.now, "--now")))
+    if args.status is not None:
+        rows = [row for row in rows if row.status == args.status]
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2))
         return EXIT_OK
     if not rows:
-        print(f"no jobs in {store.url}")
+        status = "" if args.status is None else f" with status {args.status!r}"
+        _out(f"no jobs{status} in {store.url}")
         return EXIT_OK
     table: list[tuple[str, ...]] = [
         ("KEY", "SCHEDULE", "NEXT RUN", "LAST RUN", "LATE", "RUNS", "STATUS")
@@ -371,8 +381,59 @@ def _cmd_show(args: argparse.Namespace) -> int:
         document = get(_store(args), args.key)
     except JobError as exc:
         raise JobError(args.key, str(exc)) from None
-    sys.stdout.write(json_for_terminal(encode(document).decode("utf-8")))
+    if not args.history:
+        sys.stdout.write(json_for_terminal(encode(document).decode("utf-8")))
+        return EXIT_OK
+    history = document.get("history")
+    entries = [e for e in history if isinstance(e, dict)] if isinstance(history, list) else []
+    if not entries:
+        _out(f"{args.key}: no history yet")
+        return EXIT_OK
+    table: list[tuple[str, ...]] = [
+        ("OCCURRENCE", "STARTED", "ATTEMPT", "STATUS", "EXIT", "TOOK", "LATE", "ERROR")
+    ]
+    for entry in entries:
+        table.append(
+            tuple(
+                printable(cell)
+                for cell in (
+                    _cell(entry.get("occurrence")),
+                    _cell(entry.get("started")),
+                    _cell(entry.get("attempt", 1)) + (" (by hand)" if entry.get("manual") else ""),
+                    _cell(entry.get("status")),
+                    _cell(entry.get("exit_code")),
+                    _cell_ms(entry.get("duration_ms")),
+                    _cell_ms(entry.get("lateness_ms")),
+                    _cell(entry.get("error")),
+                )
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        _out("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return EXIT_OK
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _cell_ms(value: object) -> str:
+    # A number the runner wrote, though the file may hold anything there.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return short_duration(value)
+    return _cell(value)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    store = _store(args)
+    with _engine(args, store) as engine:
+        try:
+            report = engine.run_now(args.key)
+        except JobNotFoundError:
+            raise UsageError(f"{args.key}: no such job in {store.url}") from None
+    ran = [e for e in report.events if e.outcome is Outcome.RAN]
+    return EXIT_OK if ran and ran[0].status is Status.OK else EXIT_PROBLEMS
 
 
 def _cmd_package(args: argparse.Namespace) -> int:
@@ -515,6 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = with_store(commands.add_parser("ls", help="list jobs with next and last run"))
     ls.add_argument("--json", action="store_true")
+    ls.add_argument(
+        "--status",
+        help="only jobs whose status is this: ok, failed, timeout, error, interrupted, missed,"
+        " running, disabled, invalid, 'never run'",
+    )
     ls.add_argument("--now", help=argparse.SUPPRESS)
     ls.set_defaults(func=_cmd_ls)
 
@@ -529,7 +595,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = with_store(commands.add_parser("show", help="print a job as stored"))
     show.add_argument("key")
+    show.add_argument(
+        "--history", action="store_true", help="print its recent results as a table, newest first"
+    )
     show.set_defaults(func=_cmd_show)
+
+    run = with_store(
+        commands.add_parser(
+            "run",
+            help="run a job now, once, out of its schedule",
+            description="Run a job now, once, out of its schedule: claimed like any run (never"
+            " alongside another run of it) and recorded with manual: true. It counts as a run"
+            " and moves no schedule window; a job kept after failing is deleted if this run"
+            " ends ok and its max_number_executions says so. Exit 0 if it ran ok, 1 if not.",
+        )
+    )
+    run.add_argument("key")
+    with_workers(run)
+    run.set_defaults(func=_cmd_run)
 
     val = commands.add_parser("validate", help="check job files; exit 1 on any problem")
     val.add_argument("files", nargs="+", metavar="FILE")

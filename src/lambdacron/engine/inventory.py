@@ -95,6 +95,8 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
     if state.claim is not None:
         status = "running"
     late = state.last_result.get("lateness_ms") if state.last_result else None
+    error = state.last_result.get("error") if state.last_result else None
+    failed = status not in ("ok", "never run", "running") and isinstance(error, str) and error
     return JobRow(
         entry.key,
         job.when,
@@ -106,5 +108,7 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
         status if job.enabled else "disabled",
         job.enabled,
         # A number the runner wrote, though the file may hold anything there.
+        # The last error's first line, for a job whose last run did not end ok.
+        error=error.splitlines()[0][:200] if failed and isinstance(error, str) else None,
         lateness_ms=late if isinstance(late, int) and not isinstance(late, bool) else None,
     )

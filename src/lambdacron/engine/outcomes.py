@@ -115,7 +115,8 @@ def ended(
         "retry_pending": retry_to_json(retry) if retry else None,
         "history": history,
     }
-    notice = None if retry is not None else NoticeReason.for_status(status)
+    # A run by hand is watched by whoever started it, and is no occurrence to account for.
+    notice = None if retry is not None or claim.manual else NoticeReason.for_status(status)
     return Ending(fields, retry, notice, claim.attempt, history or [])
 
 

@@ -384,6 +384,42 @@ class Engine:
             return Delivered.RETRY
         return Delivered.NOTHING
 
+    # ------------------------------------------------------------------ by hand
+
+    def run_now(self, key: str) -> TickReport:
+        """Run ``key`` once, now, out of its schedule (``lambdacron run``): claimed like any
+        run, so never alongside another run of it; recorded with ``manual: true``. It counts
+        as a run but takes no occurrence, so the schedule's window does not move; a job
+        that used up its runs without success is deleted if this run ends ok. Raises
+        ``JobNotFoundError`` when there is no such job."""
+        now = self.clock()
+        report = TickReport(now=now)
+        if self._environ_secrets is None:
+            self._environ_secrets = secrets_in(self.environ)
+        self.store.read(key)  # JobNotFoundError for a key that is not there
+        report.seen = 1
+        index = self.keeper.index
+        file = self._read(key, report, index)
+        while file is not None:
+            decision = self.decide(file, now)
+            claim = file.job.state.claim
+            if decision.verdict is Verdict.REFUSE:
+                problem = f"run.type: {file.job.run_type.value!r} is not allowed by this runner"
+                self._refuse(report, index, key, file.version, problem)
+                return report
+            if decision.verdict is Verdict.RUNNING and claim is not None:
+                message = "a run of it is still going"
+                self._emit(report, JobEvent(key, Outcome.RUNNING, message, claim.scheduled))
+                return report
+            if decision.verdict is not Verdict.INTERRUPT:
+                break
+            file = self._interrupt(file, report, now)
+        if file is not None:
+            index.drop(key)
+            report.due = 1
+            self._claim_and_run(_Due(file, now, manual=True), report, now, None)
+        return report
+
     # ------------------------------------------------------------------ one job: decide
 
     def decide(self, file: JobFile, now: datetime) -> Decision:
