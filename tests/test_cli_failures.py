@@ -48,7 +48,7 @@ def test_a_failed_order_is_retried_told_kept_shown_and_run_by_hand(
 
     # Kept, shown as failed with its error's first line, and found by status.
     listed = run_cli("ls", "--status", "failed")
-    (header, row) = listed.stdout.splitlines()
+    (_, row) = listed.stdout.splitlines()
     assert row.startswith("order.json") and row.endswith("failed: exited with status 1")
     assert run_cli("ls", "--status", "ok").stdout == f"no jobs with status 'ok' in {root}\n"
     (as_json,) = json.loads(run_cli("ls", "--json", "--status", "failed").stdout)
