@@ -229,3 +229,32 @@ def test_a_batch_of_deliveries_is_no_tick_to_the_dead_mans_alarm(
     handler.lambda_handler(records, Context())
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["Ticks"] for r in logged if "Ticks" in r] == [1, 0]
+
+
+def test_a_retry_is_delivered_through_the_queue_and_its_failure_told_over_sqs(
+    bucket: str, queue: str, tmp_path: Path
+) -> None:
+    sqs = boto_client("sqs")
+    told = sqs.create_queue(QueueName=f"told-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    out = tmp_path / "out"
+    script = f"open({str(out)!r}, 'a').write('x\\n'); raise SystemExit('vendor closed')"
+    at = soon(1)
+    document = {
+        "when": f"at({at.isoformat()})",
+        "retry": {"attempts": 2, "backoff_seconds": 2},
+        "on_failure": {"sqs": told},
+        "order": {"customer": 42},
+        "run": {"type": "python", "details": {"script": script}},
+    }
+    put(bucket, "o.json", document)
+    assert tick(datetime.now(UTC))["planned"] == 1
+    seen, failed = deliver_all(queue, at + timedelta(seconds=3))
+    # The occurrence, then its retry: each delivered through the queue at its time.
+    assert (seen, failed, lines(out)) == (2, [], ["x", "x"])
+    job = get(bucket, "o.json")  # kept: it failed
+    assert job["last_result"]["attempt"] == 2 and job["last_result"]["status"] == "failed"
+    assert [h.get("attempt", 1) for h in job["history"]] == [2, 1]
+    (message,) = sqs.receive_message(QueueUrl=told, WaitTimeSeconds=1)["Messages"]
+    notice = json.loads(message["Body"])
+    assert (notice["reason"], notice["attempts"], notice["key"]) == ("failed", 2, "o.json")
+    assert notice["run"] == document["run"] and notice["store"] == f"s3://{bucket}/jobs/"
