@@ -19,6 +19,9 @@ COUNTS = (
     "skipped",
     "internal_errors",
     "cancelled",
+    "missed",
+    "notices",
+    "notices_failed",
 )
 
 

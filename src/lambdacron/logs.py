@@ -136,12 +136,20 @@ def _render_event(event: JobEvent) -> str | None:
             return f"skipped {event.key}{scheduled}: {event.message}"
         case Outcome.CANCELLED:
             return f"cancelled {event.key}{scheduled}: {event.message}"
+        case Outcome.MISSED:
+            return f"missed {event.key}{scheduled}: {event.message}"
+        case Outcome.NOTIFIED:
+            return f"told {event.key}{scheduled}: {event.message}"
+        case Outcome.NOTICE_FAILED:
+            return f"notice failed {event.key}{scheduled}: {event.message}"
         case _:
             return None
 
 
 #: Outcomes logged at level ERROR: the job's file, the store or lambdacron itself failed.
-_ERROR_OUTCOMES = frozenset({Outcome.INVALID, Outcome.STORE_ERROR, Outcome.INTERNAL_ERROR})
+_ERROR_OUTCOMES = frozenset(
+    {Outcome.INVALID, Outcome.STORE_ERROR, Outcome.INTERNAL_ERROR, Outcome.NOTICE_FAILED}
+)
 
 
 def event_record(event: JobEvent) -> dict[str, Any]:
@@ -165,6 +173,8 @@ def event_record(event: JobEvent) -> dict[str, Any]:
         record["deleted"] = True
     if event.lateness_ms is not None:
         record["lateness_ms"] = event.lateness_ms
+    if event.outcome is Outcome.MISSED:
+        record["level"] = "WARNING"
     if event.outcome in _ERROR_OUTCOMES:
         record["level"] = "ERROR"
     return record

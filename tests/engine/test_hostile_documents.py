@@ -72,6 +72,10 @@ COMMAND: dict[str, Any] = {
     "enabled": True,
     "timeout_seconds": 30,
     "note": "the user's own",
+    "retry": {"attempts": 2, "backoff_seconds": 0, "max_backoff_seconds": 5},
+    "deadline_seconds": 3600,
+    "on_failure": {"command": ["true", "told"]},
+    "history_limit": 3,
     "run": {
         "type": "command",
         "details": {"command": ["true", "x"], "cwd": "/", "env": {"A": "1"}},
@@ -93,9 +97,17 @@ COMMAND: dict[str, Any] = {
         "started": "2025-12-31T23:00:00Z",
         "deadline": "2025-12-31T23:10:00Z",
     },
+    "history": [{"occurrence": "2025-12-31T23:00:00Z", "status": "ok", "attempt": 1}],
 }
+#: A retry waiting for its time instead of a claim.
 PYTHON: dict[str, Any] = {
-    **COMMAND,
+    **{name: value for name, value in COMMAND.items() if name != "claim"},
+    "retry": {"attempts": 3, "backoff_seconds": 1, "on_interrupted": True},
+    "retry_pending": {
+        "scheduled": "2025-12-31T23:00:00Z",
+        "attempt": 2,
+        "at": "2026-01-01T00:30:00Z",
+    },
     "run": {"type": "python", "details": {"script": "pass", "args": ["a"], "env": {"B": "2"}}},
 }
 LAMBDA: dict[str, Any] = {
