@@ -29,6 +29,23 @@ class Outcome(StrEnum):
     NOTICE_FAILED = "notice_failed"  # a failure notice could not be sent, after retries
 
 
+#: The counter each outcome adds one to (a run, RAN, counts in several; see ``add``).
+_COUNTED_AS = {
+    Outcome.INVALID: "invalid",
+    Outcome.STORE_ERROR: "store_errors",
+    Outcome.INTERRUPTED: "interrupted",
+    Outcome.INTERNAL_ERROR: "internal_errors",
+    Outcome.CANCELLED: "cancelled",
+    Outcome.MISSED: "missed",
+    Outcome.NOTIFIED: "notices",
+    Outcome.NOTICE_FAILED: "notices_failed",
+    Outcome.LOST: "skipped",
+    Outcome.RUNNING: "skipped",
+    Outcome.SKIPPED_DEADLINE: "skipped",
+    Outcome.NOT_STARTED: "skipped",
+}
+
+
 @dataclass(frozen=True)
 class JobEvent:
     """One line of the tick's log."""
@@ -90,26 +107,9 @@ class TickReport:
                     self.interrupted += stopped
                     self.failed += not stopped and event.status is not Status.OK
                     self.retried += event.retrying
-                case Outcome.INVALID:
-                    self.invalid += 1
-                case Outcome.STORE_ERROR:
-                    self.store_errors += 1
-                case Outcome.INTERRUPTED:
-                    self.interrupted += 1
-                case Outcome.INTERNAL_ERROR:
-                    self.internal_errors += 1
-                case Outcome.CANCELLED:
-                    self.cancelled += 1
-                case Outcome.MISSED:
-                    self.missed += 1
-                case Outcome.NOTIFIED:
-                    self.notices += 1
-                case Outcome.NOTICE_FAILED:
-                    self.notices_failed += 1
-                case (
-                    Outcome.LOST | Outcome.RUNNING | Outcome.SKIPPED_DEADLINE | Outcome.NOT_STARTED
-                ):
-                    self.skipped += 1
+                case outcome if outcome in _COUNTED_AS:
+                    name = _COUNTED_AS[outcome]
+                    setattr(self, name, getattr(self, name) + 1)
                 case _:
                     pass
 
