@@ -48,6 +48,11 @@ _KINDS = {
 DIRECTORY = "a directory, not a regular file"
 _OPEN_READ = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _EFFECTIVE_IDS = os.access in os.supports_effective_ids
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_OPEN_LOCK = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+_CREATE_TEMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+#: Enough for a new file: its size and blocks are synced, its times need not be.
+_sync_data = getattr(os, "fdatasync", os.fsync)
 
 
 def _not_regular(mode: int, through_link: bool = False) -> str:
@@ -59,9 +64,9 @@ def _not_regular(mode: int, through_link: bool = False) -> str:
     )
 
 
-def _unlink_if_there(path: str) -> None:
+def _unlink_if_there(path: str, folder: int | None = None) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        os.unlink(path, dir_fd=folder)
 
 
 class LocalStore(Store):
@@ -85,6 +90,7 @@ class LocalStore(Store):
         # ``parents`` cost more than the system calls of a read.
         self._inside = os.path.join(str(self.root), "")
         self._euid = os.geteuid()
+        self._lock_path = self._inside + INTERNAL_DIR + "/lock"
 
     @property
     def url(self) -> str:
@@ -106,13 +112,12 @@ class LocalStore(Store):
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        internal = self.root / INTERNAL_DIR
         try:
             try:
-                fd = os.open(internal / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+                fd = os.open(self._lock_path, _OPEN_LOCK, 0o600)
             except FileNotFoundError:  # the first lock of a new store
-                internal.mkdir(exist_ok=True)
-                fd = os.open(internal / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+                os.makedirs(self._inside + INTERNAL_DIR, exist_ok=True)
+                fd = os.open(self._lock_path, _OPEN_LOCK, 0o600)
         except OSError as exc:
             raise StoreError(f"store {self.url!r}: cannot lock: {exc.strerror}") from exc
         try:
@@ -304,85 +309,120 @@ class LocalStore(Store):
         return b"".join(parts)
 
     # -- writing
+    #
+    # A write works in the key's folder through one descriptor, checked once to be inside
+    # the store: every step after that (the temporary file, the comparison, the rename, the
+    # folder's sync) names a file relative to it, with no path to resolve again, and the
+    # rename lands in the very folder that was checked.
+
+    def _open_folder(self, key: str) -> tuple[int, str, str]:
+        """The key's folder, opened and checked to be inside the store (even if it is reached
+        through a symbolic link); its real path; and the file's name in it."""
+        folder, _, name = self.check_key(key).rpartition("/")
+        fd = os.open(self._inside + folder, _OPEN_DIR)
+        try:
+            try:
+                real = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:  # no /proc: resolve the name instead
+                real = os.path.realpath(self._inside + folder)
+            if real != str(self.root) and not real.startswith(self._inside):
+                raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, real, name
 
     @staticmethod
-    def _write_temp(path: str, body: bytes) -> str:
-        folder, name = os.path.split(path)
-        temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    def _write_temp(folder: int, name: str, body: bytes) -> tuple[str, Version]:
+        """A synced temporary file beside ``name`` holding ``body``, and the version it will
+        have under its final name (a rename or a link keeps inode, mtime and size)."""
+        temp = f".{name}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(temp, _CREATE_TEMP, 0o644, dir_fd=folder)
         try:
             try:
                 view = memoryview(body)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                _sync_data(fd)
+                version = _version(os.fstat(fd))
             finally:
                 os.close(fd)
         except BaseException:
-            _unlink_if_there(temp)
+            _unlink_if_there(temp, folder)
             raise
-        return temp
+        return temp, version
 
-    @staticmethod
-    def _sync_dir(folder: str) -> None:
-        fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    def _current(self, key: str, folder: int, real: str, name: str) -> os.stat_result:
+        """What the key names now, followed if it is a symbolic link that stays inside the
+        store; InvalidKeyError if it leads out, JobNotFoundError if there is nothing."""
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _current(key: str, path: str) -> os.stat_result:
-        try:
-            return os.stat(path)
+            st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.path.realpath(os.path.join(real, name))
+                if target != str(self.root) and not target.startswith(self._inside):
+                    raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
+                st = os.stat(name, dir_fd=folder)
         except (FileNotFoundError, NotADirectoryError):
             raise JobNotFoundError(f"{key}: no such job") from None
+        return st
 
     def create(self, key: str, body: bytes) -> Version:
-        path = self._path(key)
         try:
+            # The folders may not exist yet: resolve what does, so that none is made outside.
+            path = self._path(key)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            temp = self._write_temp(path, body)
+            folder, _, name = self._open_folder(key)
             try:
-                # link() fails if the name exists, even for writers that take no lock.
-                os.link(temp, path)
-            except FileExistsError:
-                raise ConflictError(f"{key}: a job with this key already exists") from None
+                temp, version = self._write_temp(folder, name, body)
+                try:
+                    # link() fails if the name exists, even for writers that take no lock.
+                    os.link(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+                except FileExistsError:
+                    raise ConflictError(f"{key}: a job with this key already exists") from None
+                finally:
+                    _unlink_if_there(temp, folder)
+                os.fsync(folder)  # make the new name itself durable
             finally:
-                _unlink_if_there(temp)
-            self._sync_dir(os.path.dirname(path))
-            return _version(os.stat(path))
+                os.close(folder)
+            return version
         except OSError as exc:
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"{key}: cannot create: {exc.strerror}") from exc
 
     def write(self, key: str, body: bytes, expected: Version) -> Version:
-        path = self._path(key)
         try:
-            # The slow part (writing and syncing the new file) happens before the lock; the
-            # lock covers only compare-and-rename, so concurrent writers barely wait.
-            temp = self._write_temp(path, body)
+            folder, real, name = self._open_folder(key)
         except (FileNotFoundError, NotADirectoryError):
             # No folder to write the file into: the job (and its folder) is gone.
             raise JobNotFoundError(f"{key}: no such job") from None
         except OSError as exc:
-            raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
-        try:
-            with self._locked():
-                if _version(self._current(key, path)).token != expected.token:
-                    raise ConflictError(f"{key}: changed since it was read")
-                os.replace(temp, path)
-                version = _version(os.stat(path))
-        except OSError as exc:
-            _unlink_if_there(temp)
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
         try:
-            self._sync_dir(os.path.dirname(path))  # make the rename itself durable
-        except OSError as exc:
-            raise StoreError(f"{key}: cannot sync: {exc.strerror}") from exc
+            try:
+                # The slow part (writing and syncing the new file) happens before the lock;
+                # the lock covers only compare-and-rename, so concurrent writers barely wait.
+                temp, version = self._write_temp(folder, name, body)
+            except OSError as exc:
+                raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+            try:
+                with self._locked():
+                    if _version(self._current(key, folder, real, name)).token != expected.token:
+                        raise ConflictError(f"{key}: changed since it was read")
+                    os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+            except OSError as exc:
+                _unlink_if_there(temp, folder)
+                if isinstance(exc, StoreError):
+                    raise
+                raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+            try:
+                os.fsync(folder)  # make the rename itself durable
+            except OSError as exc:
+                raise StoreError(f"{key}: cannot sync: {exc.strerror}") from exc
+        finally:
+            os.close(folder)
         return version
 
     def read_internal(self, name: str) -> bytes | None:
@@ -404,23 +444,40 @@ class LocalStore(Store):
             os.close(fd)
 
     def write_internal(self, name: str, body: bytes) -> None:
-        internal = self.root / INTERNAL_DIR
         try:
-            internal.mkdir(exist_ok=True)
-            temp = self._write_temp(str(internal / name), body)
-            os.replace(temp, internal / name)
+            os.makedirs(self._inside + INTERNAL_DIR, exist_ok=True)
+            folder = os.open(self._inside + INTERNAL_DIR, _OPEN_DIR)
+            try:
+                temp, _ = self._write_temp(folder, name, body)
+                try:
+                    os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+                except BaseException:
+                    _unlink_if_there(temp, folder)
+                    raise
+            finally:
+                os.close(folder)
         except OSError as exc:
             raise StoreError(f"{INTERNAL_DIR}/{name}: cannot write: {exc.strerror}") from exc
 
     def delete(self, key: str, expected: Version | None = None) -> None:
-        path = self._path(key)
-        with self._locked():
-            current = _version(self._current(key, path))
-            if expected is not None and current.token != expected.token:
-                raise ConflictError(f"{key}: changed since it was read; not deleted")
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                raise JobNotFoundError(f"{key}: no such job") from None
-            except OSError as exc:
-                raise StoreError(f"{key}: cannot delete: {exc.strerror}") from exc
+        try:
+            folder, real, name = self._open_folder(key)
+        except (FileNotFoundError, NotADirectoryError):
+            raise JobNotFoundError(f"{key}: no such job") from None
+        except OSError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{key}: cannot delete: {exc.strerror}") from exc
+        try:
+            with self._locked():
+                current = _version(self._current(key, folder, real, name))
+                if expected is not None and current.token != expected.token:
+                    raise ConflictError(f"{key}: changed since it was read; not deleted")
+                try:
+                    os.unlink(name, dir_fd=folder)
+                except FileNotFoundError:
+                    raise JobNotFoundError(f"{key}: no such job") from None
+                except OSError as exc:
+                    raise StoreError(f"{key}: cannot delete: {exc.strerror}") from exc
+        finally:
+            os.close(folder)
