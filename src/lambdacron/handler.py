@@ -31,9 +31,9 @@ from typing import Any, TypeGuard
 from .actions import default_registry
 from .clock import utcnow
 from .config import MAX_SHARDS, Settings
-from .engine.delivery import Occurrence
+from .engine.delivery import Delivered, Occurrence
 from .engine.report import TickReport
-from .engine.tick import Delivered, Engine
+from .engine.tick import Engine
 from .errors import LambdacronError, StoreError, UsageError
 from .logs import emf_lateness_records, emf_record, event_record, line, summary_record
 from .sqs import SqsDelivery, occurrence_of

@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 from helpers import FakeClock, append_job, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
-from lambdacron.engine.delivery import Delivery, Occurrence
+from lambdacron.engine.delivery import Delivered, Delivery, Occurrence
 from lambdacron.engine.report import Outcome
-from lambdacron.engine.tick import Delivered
 from lambdacron.errors import DeliveryError
 from lambdacron.store import LocalStore
 

@@ -16,10 +16,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from ..errors import DeliveryError, LambdacronError, ScheduleError
 from ..times import iso, parse_tick_time
+from .report import TickReport
 
 #: The most occurrences of one job a tick plans (``rate(1 second)`` over 15 minutes is 900).
 MAX_PLANNED_PER_JOB = 1000
@@ -55,6 +57,22 @@ class Occurrence:
         return cls(at, fields["key"], fields["fingerprint"])
 
 
+class Delivered(Enum):
+    """What came of one delivered occurrence."""
+
+    RAN = "ran"  # claimed and run (its result recorded, or reported)
+    NOTHING = "nothing"  # nothing to run: taken already, rescheduled, deleted, or not due
+    EARLY = "early"  # its time has not come: deliver it again then
+    RETRY = "retry"  # the store failed before a claim: deliver it again
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    occurrence: Occurrence
+    outcome: Delivered
+    report: TickReport
+
+
 class Delivery(ABC):
     """Where a tick hands the occurrences it plans."""
 
@@ -67,4 +85,11 @@ class Delivery(ABC):
         Raises ``DeliveryError`` when some could not be planned."""
 
 
-__all__ = ["MAX_PLANNED_PER_JOB", "Delivery", "DeliveryError", "Occurrence"]
+__all__ = [
+    "MAX_PLANNED_PER_JOB",
+    "Delivered",
+    "Delivery",
+    "DeliveryError",
+    "DeliveryResult",
+    "Occurrence",
+]

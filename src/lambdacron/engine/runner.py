@@ -22,11 +22,11 @@ from ..jobfile import JobFile, load
 from ..store.base import Entry
 from ..times import iso
 from .claims import Change, adopted, interrupted_result, settled
-from .delivery import Occurrence
+from .delivery import Delivered, DeliveryResult, Occurrence
 from .due import schedule_since
 from .outcomes import ended
 from .report import TickReport
-from .tick import Clock, Delivered, DeliveryResult, Engine, Verdict
+from .tick import Clock, Engine, Verdict
 from .timer import TimerQueue
 
 # --------------------------------------------------------------------------- serve

@@ -30,7 +30,7 @@ from ..errors import (
 )
 from ..job import Claim, Job, Status
 from ..jobfile import JobFile, encode, load
-from ..notify import Notice, Notifier
+from ..notify import Notifier
 from ..redact import redact_window, secrets_in, tail
 from ..store.base import Entry, Store, Version
 from ..times import iso
@@ -47,9 +47,10 @@ from .claims import (
     pid_alive,
     settled,
 )
-from .delivery import MAX_PLANNED_PER_JOB, Delivery, Occurrence
+from .delivery import MAX_PLANNED_PER_JOB, Delivered, Delivery, DeliveryResult, Occurrence
 from .due import ALWAYS, due_occurrence, next_due, upcoming
 from .index import BodyCache, Index, IndexEntry, IndexKeeper
+from .notices import Teller
 from .outcomes import Ending, Policies, ended, missed
 from .report import JobEvent, Outcome, TickReport
 from .writeback import WRITE_ATTEMPTS, Written, write_back
@@ -106,22 +107,6 @@ class _Due:
         return self.file.key
 
 
-class Delivered(Enum):
-    """What came of one delivered occurrence."""
-
-    RAN = "ran"  # claimed and run (its result recorded, or reported)
-    NOTHING = "nothing"  # nothing to run: taken already, rescheduled, deleted, or not due
-    EARLY = "early"  # its time has not come: deliver it again then
-    RETRY = "retry"  # the store failed before a claim: deliver it again
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    occurrence: Occurrence
-    outcome: Delivered
-    report: TickReport
-
-
 def _internal_error(key: str, exc: Exception) -> JobEvent:
     return JobEvent(key, Outcome.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
 
@@ -170,7 +155,7 @@ class Engine:
         self.delivery = delivery
         #: Retry, deadline and notice defaults for jobs that set none of their own.
         self.policies = policies or Policies()
-        self._notifier = notifier
+        self.teller = Teller(store.url, self.policies, clock, notifier)
         self.rng = rng or random.Random()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
         self._io = ThreadPoolExecutor(
@@ -633,37 +618,12 @@ class Engine:
         if ending.notice is not None:
             self._notify(file, scheduled, ending, report)
 
-    @property
-    def notifier(self) -> Notifier:
-        if self._notifier is None:
-            self._notifier = Notifier()
-        return self._notifier
-
     def _notify(
         self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
     ) -> None:
-        destination = self.policies.destination_of(file.job)
-        reason = ending.notice
-        if destination is None or reason is None:
-            return
-        run = file.document.get("run")
-        notice = Notice(
-            file.key,
-            self.store.url,
-            scheduled,
-            reason,
-            ending.attempts,
-            ending.fields.get("last_result"),
-            run if isinstance(run, dict) else None,
-            self.clock(),
-        )
-        sent = self.notifier.send(destination, notice)
-        if sent.delivered:
-            message = f"{reason.value} notice sent to {destination.describe()}"
-            self._emit(report, JobEvent(file.key, Outcome.NOTIFIED, message, scheduled))
-        else:
-            message = sent.error or f"could not notify {destination.describe()}"
-            self._emit(report, JobEvent(file.key, Outcome.NOTICE_FAILED, message, scheduled))
+        event = self.teller.tell(file, scheduled, ending)
+        if event is not None:
+            self._emit(report, event)
 
     def _write(self, file: JobFile, change: Change, report: TickReport) -> JobFile | None:
         """Write a runner change conditionally; the new JobFile, or None if the file changed
