@@ -19,10 +19,13 @@ from hypothesis import strategies as st
 
 from helpers import FakeClock, place, read_json, utc
 from lambdacron.actions import default_registry
+from lambdacron.config import Settings
 from lambdacron.engine import Engine
 from lambdacron.engine.outcomes import Policies, backoff
 from lambdacron.engine.report import Outcome
+from lambdacron.errors import UsageError
 from lambdacron.job import RetryPolicy
+from lambdacron.jobfile import load
 from lambdacron.notify import Notifier, parse_destination
 from lambdacron.store import LocalStore
 
@@ -265,3 +268,47 @@ def test_a_notice_whose_destination_is_down_is_counted_and_the_job_state_is_kept
     assert "on_failure.command" in event.message
     assert read_json(path)["last_result"]["status"] == "failed"
     assert parse_destination(down).kind.value == "command"
+
+
+class TestStoreDefaults:
+    def test_the_variables_give_the_runners_retry_and_deadline(self) -> None:
+        settings = Settings.from_env(
+            {
+                "LAMBDACRON_RETRY": '{"attempts": 4, "backoff_seconds": 5, "on_interrupted": true}',
+                "LAMBDACRON_DEADLINE_SECONDS": "900",
+            }
+        )
+        policies = settings.policies
+        assert policies.retry == RetryPolicy(4, 5.0, 900.0, True)
+        assert policies.deadline_seconds == 900
+        assert Settings.from_env({}).policies == Policies()
+
+    @pytest.mark.parametrize(
+        ("name", "value", "problem"),
+        [
+            (
+                "LAMBDACRON_RETRY",
+                '{"attempts": 0}',
+                "attempts: must be 1 to 186 (1: no retry), got 0",
+            ),
+            ("LAMBDACRON_RETRY", '{"atempts": 2}', "atempts: is not a field of retry"),
+            ("LAMBDACRON_RETRY", "[]", 'expected a JSON object such as {"attempts": 3}'),
+            ("LAMBDACRON_RETRY", '{"attempts": NaN}', "invalid JSON"),
+            ("LAMBDACRON_DEADLINE_SECONDS", "0", "0 must be between 1 and 2592000"),
+            ("LAMBDACRON_DEADLINE_SECONDS", "soon", "'soon' is not a whole number"),
+        ],
+    )
+    def test_a_bad_value_is_one_line_naming_the_variable(
+        self, name: str, value: str, problem: str
+    ) -> None:
+        with pytest.raises(UsageError) as caught:
+            Settings.from_env({name: value})
+        assert str(caught.value).startswith(f"{name}: {problem}"), str(caught.value)
+
+    def test_a_job_of_its_own_overrides_the_runners_policies(self, tmp_path: Path) -> None:
+        document = job(tmp_path, 0, retry={"attempts": 1}, deadline_seconds=0)
+        own, _, _ = load("o.json", json.dumps(document).encode())
+        assert own is not None
+        policies = Policies(RetryPolicy(5), 60, None)
+        assert policies.retry_of(own) == RetryPolicy(1)
+        assert policies.deadline_of(own) is None  # 0: no deadline, whatever the default
