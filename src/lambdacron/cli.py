@@ -446,8 +446,9 @@ def _cmd_package(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from .config import parse_allowed_types
+    from .config import parse_allowed_types, parse_count
     from .deploy import Deployer, Wanted
+    from .deploy.plan import MAX_DEADLINE_SECONDS
 
     allowed = (
         None
@@ -455,6 +456,14 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         else tuple(
             sorted(t.value for t in parse_allowed_types(args.allowed_types, "--allowed-types"))
         )
+    )
+    text: str | None = args.deadline_seconds
+    deadline = (
+        None
+        if text is None
+        else 0  # '' removes it
+        if text == ""
+        else parse_count("--deadline-seconds", text, high=MAX_DEADLINE_SECONDS)
     )
     wanted = Wanted(
         function_name=args.function_name,
@@ -473,6 +482,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         # As --invoke-arn: the list replaces the deployed one, '' alone empties it.
         notify_arns=None if args.notify_arn is None else tuple(a for a in args.notify_arn if a),
         on_failure=args.on_failure,
+        retry=args.retry,
+        deadline_seconds=deadline,
     )
     Deployer.from_session(args.region).deploy(wanted, dry_run=args.dry_run)
     return EXIT_OK
@@ -680,6 +691,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help='the store-wide failure destination: {"sns": TOPIC_ARN}, {"sqs": QUEUE_URL} or '
         "{\"lambda\": FUNCTION_ARN} ('' for none)",
+    )
+    deploy.add_argument(
+        "--retry",
+        metavar="JSON",
+        help='the store-wide retry policy, e.g. {"attempts": 3, "backoff_seconds": 30} '
+        "('' for none)",
+    )
+    deploy.add_argument(
+        "--deadline-seconds",
+        metavar="N",
+        help="the store-wide deadline of a run, 1-2592000 seconds ('' for none)",
     )
     deploy.add_argument("--dry-run", action="store_true", help="print the changes, apply none")
     deploy.set_defaults(func=_cmd_deploy)

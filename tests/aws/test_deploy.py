@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from conftest import boto_client
+from lambdacron.config import Settings
 from lambdacron.deploy import Deployer, Names, Wanted, role_policy
+from lambdacron.engine.outcomes import Policies
+from lambdacron.job import RetryPolicy
 from lambdacron.package import build_zip, code_sha256
 
 READ_PREFIXES = ("Get", "List", "Describe")
@@ -454,6 +457,55 @@ class TestAlarmsAndDestinations:
         assert recorder.writes == ["DeleteAlarms"]
         described = deployer.cloudwatch.describe_alarms(AlarmNamePrefix=f"{names.function}-")
         assert described["MetricAlarms"] == []
+
+
+class TestStoreWideDefaults:
+    def test_retry_and_deadline_are_set_kept_shown_and_removed(
+        self, aws: Any, zip_bytes: bytes, bucket: str
+    ) -> None:
+        deployer, recorder, lines = aws
+        want = wanted(bucket, retry='{"attempts": 3, "backoff_seconds": 10}', deadline_seconds=600)
+        names = Names(want.function_name)
+        retry = (
+            '{"attempts": 3, "backoff_seconds": 10, "max_backoff_seconds": 900, '
+            '"on_interrupted": false}'
+        )
+
+        def environment() -> dict[str, str]:
+            function = deployer.lambda_.get_function(FunctionName=names.function)
+            variables: dict[str, str] = function["Configuration"]["Environment"]["Variables"]
+            return variables
+
+        deployer.deploy(want, zip_bytes=zip_bytes)
+        env = environment()
+        assert (env["LAMBDACRON_RETRY"], env["LAMBDACRON_DEADLINE_SECONDS"]) == (retry, "600")
+        assert Settings.from_env(env).policies == Policies(
+            RetryPolicy(3, 10.0, 900.0, False), 600, None
+        )
+
+        recorder.writes.clear()
+        lines.clear()
+        deployer.deploy(Wanted(function_name=names.function), zip_bytes=zip_bytes)
+        assert (recorder.writes, lines) == (
+            [],
+            [f"function {names.function}: up to date, nothing to change"],
+        )
+
+        removal = Wanted(function_name=names.function, retry="", deadline_seconds=0)
+        deployer.deploy(removal, dry_run=True, zip_bytes=zip_bytes)
+        assert recorder.writes == []
+        assert lines[1:] == [
+            f'function {names.function}: environment LAMBDACRON_DEADLINE_SECONDS "600" → (none)',
+            f"function {names.function}: environment LAMBDACRON_RETRY {json.dumps(retry)} → (none)",
+            f"dry run: 2 changes for function {names.function}, none applied",
+        ]
+        assert environment() == env
+
+        deployer.deploy(removal, zip_bytes=zip_bytes)
+        assert recorder.writes == ["UpdateFunctionConfiguration"]
+        env = environment()
+        assert "LAMBDACRON_RETRY" not in env and "LAMBDACRON_DEADLINE_SECONDS" not in env
+        assert env["LAMBDACRON_BUCKET"] == bucket
 
 
 class TestOptingOutOfTheDeliveryQueue:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
+
+import pytest
 
 from conftest import boto_client
 
@@ -154,3 +157,73 @@ def test_the_cli_deploys_tick_only_with_alarms_and_destinations(run_cli: Any, bu
     ]
     again = run_cli(*args)
     assert again.stdout == f"function {name}: up to date, nothing to change\n", again.stderr
+
+
+def test_the_cli_sets_keeps_and_removes_the_retry_and_the_deadline(
+    run_cli: Any, bucket: str
+) -> None:
+    name = function_name()
+    retry = (
+        '{"attempts": 2, "backoff_seconds": 5, "max_backoff_seconds": 60, "on_interrupted": true}'
+    )
+    first = run_cli(
+        "deploy", "--bucket", bucket, "--function-name", name,
+        "--retry", '{"on_interrupted":true,"max_backoff_seconds":60,"attempts":2,'
+        '"backoff_seconds":5}',
+        "--deadline-seconds", "3600",
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    env, _ = deployed(name)
+    assert (env["LAMBDACRON_RETRY"], env["LAMBDACRON_DEADLINE_SECONDS"]) == (retry, "3600")
+
+    again = run_cli("deploy", "--function-name", name)
+    assert again.stdout == f"function {name}: up to date, nothing to change\n", again.stderr
+
+    dry = run_cli(
+        "deploy", "--function-name", name, "--retry", '{"attempts": 4}',
+        "--deadline-seconds", "", "--dry-run",
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        f'function {name}: environment LAMBDACRON_DEADLINE_SECONDS "3600" → (none)',
+        f"function {name}: environment LAMBDACRON_RETRY {json.dumps(retry)} → "
+        + json.dumps(
+            '{"attempts": 4, "backoff_seconds": 30, "max_backoff_seconds": 900, '
+            '"on_interrupted": false}'
+        ),
+        f"dry run: 2 changes for function {name}, none applied",
+    ]
+    assert deployed(name)[0] == env
+
+    removed = run_cli("deploy", "--function-name", name, "--retry", "", "--deadline-seconds", "")
+    assert removed.returncode == 0, removed.stderr
+    env, _ = deployed(name)
+    assert "LAMBDACRON_RETRY" not in env and "LAMBDACRON_DEADLINE_SECONDS" not in env
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "why"),
+    [
+        ("--retry", "{", "invalid JSON: Expecting property name enclosed in double quotes at "
+         "line 1 column 2"),
+        ("--retry", "3", 'expected a JSON object such as {"attempts": 3}'),
+        ("--retry", '{"attempts": 200}', "attempts: must be 1 to 186 (1: no retry), got 200"),
+        ("--retry", '{"backoff": 5}', "backoff: is not a field of retry (known: attempts, "
+         "backoff_seconds, max_backoff_seconds, on_interrupted)"),
+        ("--deadline-seconds", "0", "0 must be between 1 and 2592000"),
+        ("--deadline-seconds", "2592001", "2592001 must be between 1 and 2592000"),
+        ("--deadline-seconds", "1h", "'1h' is not a whole number"),
+    ],
+)  # fmt: skip
+def test_a_bad_retry_or_deadline_is_refused_in_one_line_naming_the_flag(
+    run_cli: Any, bucket: str, flag: str, value: str, why: str
+) -> None:
+    name = function_name()
+    result = run_cli("deploy", "--bucket", bucket, "--function-name", name, flag, value)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"lambdacron: {flag}: {why}\n",
+    )
+    functions = boto_client("lambda").list_functions()["Functions"]
+    assert name not in [f["FunctionName"] for f in functions]

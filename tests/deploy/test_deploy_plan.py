@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from lambdacron.deploy import (
     plan_deploy,
     plan_undeploy,
     resolve,
+    retry_text,
     role_policy,
 )
 from lambdacron.deploy.plan import (
@@ -41,6 +43,7 @@ INVOKE = st.sampled_from(
 
 
 TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT}:pager"
+RETRY = retry_text('{"attempts": 3}')
 
 
 def queue_url(name: str) -> str:
@@ -110,6 +113,8 @@ configs = st.builds(
         max_size=2,
     ).map(lambda a: tuple(sorted(a))),
     on_failure=st.sampled_from(["", f'{{"sns": "{TOPIC}"}}', f'{{"sqs": "{queue_url("f")}"}}']),
+    retry=st.sampled_from(["", RETRY, retry_text('{"attempts": 5, "on_interrupted": true}')]),
+    deadline_seconds=st.sampled_from([0, 600, 2_592_000]),
 )
 SETTINGS = [f.name for f in fields(Wanted) if f.name != "function_name"]
 
@@ -285,4 +290,31 @@ def test_a_changed_visibility_or_redrive_is_put_back_on_the_queue() -> None:
         "queue runner-delivery: RedrivePolicy (none) → "
         f'{{"deadLetterTargetArn": "{queue_arn("runner-delivery-dlq")}", "maxReceiveCount": 5}}',
         "queue runner-delivery: VisibilityTimeout 30 → 360",
+    ]
+
+
+def test_store_wide_defaults_are_kept_until_removed_and_shown_old_to_new() -> None:
+    deployed = state_of(
+        DeployConfig(bucket="b", function_name="runner", retry=RETRY, deadline_seconds=600)
+    )
+    assert plan_deploy(Wanted(function_name="runner"), deployed, CODE).changes == ()
+    # The same policy, typed another way, is no change.
+    same = Wanted(function_name="runner", retry='{ "attempts": 3, "backoff_seconds": 30.0 }')
+    assert plan_deploy(same, deployed, CODE).changes == ()
+    changed = Wanted(function_name="runner", retry='{"attempts": 4}', deadline_seconds=60)
+    plan = plan_deploy(changed, deployed, CODE)
+    assert plan.ops == [Op.UPDATE_CONFIGURATION]
+    assert [str(c) for c in plan.changes] == [
+        'function runner: environment LAMBDACRON_DEADLINE_SECONDS "600" → "60"',
+        "function runner: environment LAMBDACRON_RETRY "
+        + json.dumps(RETRY)
+        + " → "
+        + json.dumps(RETRY.replace('"attempts": 3', '"attempts": 4')),
+    ]
+    removed = plan_deploy(
+        Wanted(function_name="runner", retry="", deadline_seconds=0), deployed, CODE
+    )
+    assert [str(c) for c in removed.changes] == [
+        'function runner: environment LAMBDACRON_DEADLINE_SECONDS "600" → (none)',
+        f"function runner: environment LAMBDACRON_RETRY {json.dumps(RETRY)} → (none)",
     ]

@@ -10,20 +10,24 @@ import string
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambdacron.config import Settings
 from lambdacron.deploy import (
     DeployConfig,
     Service,
     alarms,
     on_failure_destination,
+    retry_text,
     role_policy,
 )
 from lambdacron.deploy.plan import (
     DLQ_ATTRIBUTES,
     MAPPING_SETTINGS,
+    MAX_DEADLINE_SECONDS,
     destination_arn,
     queue_attributes,
 )
@@ -219,6 +223,8 @@ configurations = st.builds(
         st.sampled_from([TOPIC, FAILURES_QUEUE, *FUNCTIONS]), unique=True, max_size=4
     ).map(tuple),
     on_failure=st.sampled_from(list(ON_FAILURE)).map(lambda k: ON_FAILURE[k][0]),
+    retry=st.sampled_from(["", retry_text('{"attempts": 3, "backoff_seconds": 12.5}')]),
+    deadline_seconds=st.sampled_from([0, 1, 600, MAX_DEADLINE_SECONDS]),
 )
 
 
@@ -247,6 +253,8 @@ def stack_of(config: DeployConfig) -> Stack:
             "OnFailure": config.on_failure,
             "OnFailureService": on_failure.service.value if on_failure else "sns",
             "OnFailureArn": on_failure.arn if on_failure else "",
+            "Retry": config.retry,
+            "DeadlineSeconds": str(config.deadline_seconds or ""),
         },
         ANY_REGION_AND_ACCOUNT,
     )
@@ -298,7 +306,48 @@ def test_the_template_makes_the_queues_and_the_mapping_deploy_makes(config: Depl
     } == MAPPING_SETTINGS
 
 
+# The variables both set only when there is a value, and with the same text.
+STORE_WIDE = ("LAMBDACRON_ON_FAILURE", "LAMBDACRON_RETRY", "LAMBDACRON_DEADLINE_SECONDS")
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=configurations)
+def test_the_template_gives_the_function_the_defaults_deploy_gives(config: DeployConfig) -> None:
+    (function,) = stack_of(config).resources("AWS::Lambda::Function")
+    made = {k: str(v) for k, v in function["Environment"]["Variables"].items()}
+    written = config.environment("")
+    assert {k: made[k] for k in STORE_WIDE if k in made} == {
+        k: written[k] for k in STORE_WIDE if k in written
+    }
+    assert Settings.from_env(made).policies == Settings.from_env(written).policies
+
+
 TEMPLATE_PARAMETERS = Stack({}, ANY_REGION_AND_ACCOUNT).template["Parameters"]
+
+
+DEADLINE_PATTERN = re.compile(TEMPLATE_PARAMETERS["DeadlineSeconds"]["AllowedPattern"])
+
+
+def test_the_template_accepts_exactly_the_deadlines_the_runner_reads() -> None:
+    accepted = [
+        n for n in range(MAX_DEADLINE_SECONDS + 100_000) if DEADLINE_PATTERN.fullmatch(str(n))
+    ]
+    assert accepted == list(range(1, MAX_DEADLINE_SECONDS + 1))
+    assert DEADLINE_PATTERN.fullmatch("") is not None  # none
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(MAX_DEADLINE_SECONDS + 1, 10**30))
+def test_the_template_refuses_every_longer_deadline(n: int) -> None:
+    assert DEADLINE_PATTERN.fullmatch(str(n)) is None
+
+
+@pytest.mark.parametrize("text", ["0", "01", "+5", " 5", "5 ", "-1", "1e3", "5.0", "x"])
+def test_the_template_refuses_a_deadline_in_any_other_spelling(text: str) -> None:
+    # The runner would read "01" or "+5", but deploy writes the plain number only.
+    assert DEADLINE_PATTERN.fullmatch(text) is None
+
+
 PREFIX_TEXT = st.text(alphabet=string.ascii_lowercase[:3] + "/*?$-", max_size=10)
 
 

@@ -15,6 +15,9 @@ deploy creates or updates these and nothing else:
 6. the permission for that rule to invoke the function;
 7. with ``--alarm-topic``, CloudWatch alarms on the runner's metrics, notifying the topic.
 
+The function's environment carries the store-wide defaults of ``--on-failure``,
+``--retry`` and ``--deadline-seconds``.
+
 It reads what exists once, plans the difference to what is wanted (:mod:`.plan`, pure),
 prints it and applies it (:mod:`.apply`); a second run finds no difference. A setting not
 given keeps its deployed value. ``undeploy`` removes what deploy made and never touches
@@ -40,6 +43,7 @@ from .plan import (
     plan_deploy,
     plan_undeploy,
     resolve,
+    retry_text,
     role_policy,
 )
 
@@ -62,5 +66,6 @@ __all__ = [
     "plan_deploy",
     "plan_undeploy",
     "resolve",
+    "retry_text",
     "role_policy",
 ]

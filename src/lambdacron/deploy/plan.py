@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from ..config import MAX_SHARDS
+from ..config import MAX_SHARDS, parse_retry
 from ..errors import UsageError
+from ..jobfile import MAX_TIMEOUT_SECONDS
 from ..logs import NAMESPACE as ALARM_NAMESPACE
 
 HANDLER = "lambdacron.lambda_handler"
@@ -47,6 +48,10 @@ DEFAULT_SHARDS = 1
 # The delivery queue: the tick plans occurrences into it, the function consumes it.
 DELIVERY_ENV = "LAMBDACRON_DELIVERY_QUEUE"
 ON_FAILURE_ENV = "LAMBDACRON_ON_FAILURE"
+RETRY_ENV = "LAMBDACRON_RETRY"
+DEADLINE_ENV = "LAMBDACRON_DEADLINE_SECONDS"
+#: The longest store-wide deadline: a job's own deadline_seconds has the same bound.
+MAX_DEADLINE_SECONDS = MAX_TIMEOUT_SECONDS
 DELIVERY_BATCH_SIZE = 10
 DELIVERY_RESPONSE_TYPES = ("ReportBatchItemFailures",)
 MAX_RECEIVE_COUNT = 5
@@ -193,6 +198,24 @@ def on_failure_destination(text: str) -> tuple[str, Destination]:
     return json.dumps({kind: value}), Destination(service, arn)
 
 
+def retry_text(text: str) -> str:
+    """The canonical JSON text of ``--retry``: every field, as the runner reads it back."""
+    policy = parse_retry(text, "--retry")
+
+    def seconds(value: float) -> int | float:
+        # 30, not 30.0: the policy reads back the same, and the plan shows what was typed.
+        return int(value) if value.is_integer() else value
+
+    return json.dumps(
+        {
+            "attempts": policy.attempts,
+            "backoff_seconds": seconds(policy.backoff_seconds),
+            "max_backoff_seconds": seconds(policy.max_backoff_seconds),
+            "on_interrupted": policy.on_interrupted,
+        }
+    )
+
+
 class AlarmKind(Enum):
     """The alarms of ``--alarm-topic``; the value names the alarm after the function."""
 
@@ -251,6 +274,8 @@ class Wanted:
     alarm_topic: str | None = None  # "": no alarms
     notify_arns: tuple[str, ...] | None = None
     on_failure: str | None = None  # JSON text; "": none
+    retry: str | None = None  # JSON text; "": none
+    deadline_seconds: int | None = None  # 0: none
 
 
 @dataclass(frozen=True)
@@ -272,6 +297,8 @@ class DeployConfig:
     alarm_topic: str = ""  # an SNS topic ARN: the alarms notify it; "": no alarms
     notify_arns: tuple[str, ...] = ()  # failure destinations jobs may name
     on_failure: str = ""  # the store-wide failure destination, as canonical JSON
+    retry: str = ""  # the store-wide retry policy, as canonical JSON
+    deadline_seconds: int = 0  # the store-wide deadline of a run; 0: none
 
     def __post_init__(self) -> None:
         if self.interval < 1:
@@ -299,6 +326,13 @@ class DeployConfig:
             destination_arn("--notify-arn", arn)
         if self.on_failure:
             on_failure_destination(self.on_failure)
+        if self.retry:
+            retry_text(self.retry)
+        if not 0 <= self.deadline_seconds <= MAX_DEADLINE_SECONDS:
+            raise UsageError(
+                f"--deadline-seconds: {self.deadline_seconds} must be between 1 and "
+                f"{MAX_DEADLINE_SECONDS}"
+            )
 
     @property
     def names(self) -> Names:
@@ -339,6 +373,10 @@ class DeployConfig:
             env[DELIVERY_ENV] = queue_url
         if self.on_failure:
             env[ON_FAILURE_ENV] = self.on_failure
+        if self.retry:
+            env[RETRY_ENV] = self.retry
+        if self.deadline_seconds:
+            env[DEADLINE_ENV] = str(self.deadline_seconds)
         return env
 
     def function_configuration(self, queue_url: str) -> dict[str, Any]:
@@ -791,6 +829,8 @@ def resolve(wanted: Wanted, current: Current) -> DeployConfig:
     allowed = env.get("LAMBDACRON_ALLOWED_TYPES")
     shards = env.get("LAMBDACRON_SHARDS", "")
     on_failure = first(wanted.on_failure, env.get(ON_FAILURE_ENV), "")
+    retry = first(wanted.retry, env.get(RETRY_ENV), "")
+    deadline = env.get(DEADLINE_ENV, "")
     deployed_role = function.role if function else None
     return DeployConfig(
         bucket=bucket,
@@ -827,6 +867,13 @@ def resolve(wanted: Wanted, current: Current) -> DeployConfig:
             )
         ),
         on_failure=on_failure_destination(on_failure)[0] if on_failure else "",
+        retry=retry_text(retry) if retry else "",
+        deadline_seconds=first(
+            wanted.deadline_seconds,
+            # Text deploy never writes is read as none, and the plan shows it go.
+            int(deadline) if re.fullmatch(r"[0-9]{1,8}", deadline) else None,
+            0,
+        ),
     )
 
 
