@@ -74,6 +74,8 @@ def parse_retry(text: str, name: str = "LAMBDACRON_RETRY") -> RetryPolicy:
     from .jobfile import check_retry, decode
 
     problems = Problems()
+    if not text.strip():
+        raise UsageError(f'{name}: empty; expected a JSON object such as {{"attempts": 3}}')
     try:
         value = decode(text.encode("utf-8", "surrogatepass"))
     except JobError as exc:

@@ -293,6 +293,7 @@ class TestStoreDefaults:
             ),
             ("LAMBDACRON_RETRY", '{"atempts": 2}', "atempts: is not a field of retry"),
             ("LAMBDACRON_RETRY", "[]", 'expected a JSON object such as {"attempts": 3}'),
+            ("LAMBDACRON_RETRY", "  ", 'empty; expected a JSON object such as {"attempts": 3}'),
             ("LAMBDACRON_RETRY", '{"attempts": NaN}', "invalid JSON"),
             ("LAMBDACRON_DEADLINE_SECONDS", "0", "0 must be between 1 and 2592000"),
             ("LAMBDACRON_DEADLINE_SECONDS", "soon", "'soon' is not a whole number"),
