@@ -388,3 +388,49 @@ class TestServeStoppedTwice:
                     os.killpg(int(started.read_text()), signal.SIGKILL)
         assert stopped, "serve still waited for the delivered run after a second signal"
         assert read_json(path)["last_result"]["status"] == "interrupted"
+
+
+# --------------------------------------------------------------------------- planning
+
+
+class TestPlanningAroundARetry:
+    @pytest.mark.xfail(
+        strict=True,
+        reason="upcoming() plans only the retry, and nothing plans what comes after it "
+        "once it has run: those occurrences wait for the next tick, coalesced into one",
+    )
+    def test_the_occurrences_after_a_retry_are_still_delivered_at_their_second(
+        self, root: Path, tmp_path: Path
+    ) -> None:
+        runs = tmp_path / "runs"
+        now = utc(2026, 6, 1, 12)
+        document = {
+            "when": "rate(10 seconds)",
+            "run": counting(runs, 0),
+            "retry": {"attempts": 3, "backoff_seconds": 10},
+            # Attempt 1 of 11:59:50 failed; its retry comes at 12:00:05.
+            "execution_count": 1,
+            "last_scheduled": "2026-06-01T11:59:50Z",
+            "retry_pending": {
+                "scheduled": "2026-06-01T11:59:50Z",
+                "attempt": 2,
+                "at": iso(now + timedelta(seconds=5)),
+            },
+        }
+        place(root, "r.json", document, now - timedelta(hours=1))
+        clock = FakeClock(now)
+        recorder = Recorder(timedelta(minutes=1))
+        with engine_at(root, clock, delivery=recorder) as engine:
+            engine.tick(now)
+            # Serve's timer: each planned occurrence delivered at its time, until the next
+            # tick (a minute later).
+            delivered: set[Occurrence] = set()
+            for second in range(1, 60):
+                clock.now = now + timedelta(seconds=second)
+                due = [o for o in recorder.planned if o.at <= clock.now and o not in delivered]
+                delivered.update(due)
+                engine.deliver(sorted(due))
+        expected = ["2026-06-01T11:59:50Z"] + [
+            iso(now + timedelta(seconds=s)) for s in (10, 20, 30, 40, 50)
+        ]
+        assert lines(runs) == expected
