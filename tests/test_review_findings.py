@@ -434,3 +434,38 @@ class TestPlanningAroundARetry:
             iso(now + timedelta(seconds=s)) for s in (10, 20, 30, 40, 50)
         ]
         assert lines(runs) == expected
+
+
+class TestRetryPastTheDeadline:
+    @pytest.mark.xfail(
+        strict=True,
+        reason="ended() schedules a retry past the occurrence's deadline; it is then "
+        "recorded missed, and the notice carries no result of the failed run",
+    )
+    def test_a_retry_that_cannot_start_before_the_deadline_ends_the_occurrence_failed(
+        self, root: Path, tmp_path: Path
+    ) -> None:
+        told = tmp_path / "told"
+        runs = tmp_path / "runs"
+        document = {
+            "when": "30 18 * * *",
+            "deadline_seconds": 60,
+            "retry": {"attempts": 3, "backoff_seconds": 3600, "max_backoff_seconds": 3600},
+            "on_failure": notices_to(told),
+            "run": counting(runs, 1),
+        }
+        path = place(root, "o.json", document, T - timedelta(days=1))
+        clock = FakeClock(T)
+        with Engine(
+            LocalStore(root), default_registry(), clock=clock, rng=random.Random(5)
+        ) as engine:
+            engine.tick(T)
+            retry_at = datetime.fromisoformat(read_json(path)["retry_pending"]["at"])
+            assert retry_at > T + timedelta(seconds=60)  # this seed's backoff is past it
+            for hours in (1, 2, 3):
+                clock.now = T + timedelta(hours=hours)
+                engine.tick(clock.now)
+        assert lines(runs) == ["2026-06-01T18:30:00Z"]
+        (notice,) = notices(told)
+        # The occurrence ran and failed: whoever handles the notice needs that result.
+        assert (notice["reason"], notice["last_result"]["status"]) == ("failed", "failed")
