@@ -433,6 +433,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except JobNotFoundError:
             raise UsageError(f"{args.key}: no such job in {store.url}") from None
     ran = [e for e in report.events if e.outcome is Outcome.RAN]
+    if not report.events:
+        _err(f"lambdacron: {args.key}: not run: it changed while it was being claimed; try again")
     return EXIT_OK if ran and ran[0].status is Status.OK else EXIT_PROBLEMS
 
 

@@ -306,6 +306,7 @@ def _parse_state(doc: Mapping[str, Any], problems: Problems) -> State:
             or not isinstance(attempt, int)
             or isinstance(attempt, bool)
             or not 2 <= attempt <= MAX_ATTEMPTS
+            or at < scheduled  # a retry comes after its occurrence
         ):
             problems.add("retry_pending", "is damaged; remove it to drop the retry")
         else:

@@ -32,10 +32,12 @@ def message_body(occurrence: Occurrence, store: str) -> str:
 
 def occurrence_of(body: str, store: str) -> Occurrence:
     """The occurrence an SQS message carries; ``LambdacronError`` naming the problem."""
+    from .jobfile import decode  # the job file's reader: no NaN, no field named twice
+
     try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise LambdacronError(f"the message body is not JSON: {exc}") from None
+        value = decode(body.encode("utf-8", "surrogatepass"))
+    except LambdacronError as exc:
+        raise LambdacronError(f"the message body: {exc}") from None
     occurrence = Occurrence.from_json(value)
     sent_for = value.get("store")
     if sent_for != store:

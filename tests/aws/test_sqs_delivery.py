@@ -258,3 +258,12 @@ def test_a_retry_is_delivered_through_the_queue_and_its_failure_told_over_sqs(
     notice = json.loads(message["Body"])
     assert (notice["reason"], notice["attempts"], notice["key"]) == ("failed", 2, "o.json")
     assert notice["run"] == document["run"] and notice["store"] == f"s3://{bucket}/jobs/"
+
+
+def test_a_body_naming_a_field_twice_is_no_occurrence() -> None:
+    from lambdacron.errors import LambdacronError
+    from lambdacron.sqs import occurrence_of
+
+    body = '{"key": "a.json", "key": "b.json", "at": "2026-01-01T00:00:00Z", "fingerprint": "f"}'
+    with pytest.raises(LambdacronError, match="key"):
+        occurrence_of(body + "", "s3://b/")

@@ -302,3 +302,13 @@ class TestDelivery:
         assert delivered.outcome is Delivered.RETRY
         (again,) = engine.deliver([occurrence])
         assert again.outcome is Delivered.RAN and runs(tmp_path / "o") == ["x"]
+
+
+@pytest.mark.parametrize("key", ["../x.json", "/abs.json", "a\x00.json", "x.txt"])
+def test_a_delivery_for_a_key_no_job_can_have_is_invalid_not_retried(
+    engine: Engine, clock: FakeClock, key: str
+) -> None:
+    (delivered,) = engine.deliver([Occurrence(NOW - timedelta(seconds=1), key, "f")])
+    assert delivered.outcome is Delivered.NOTHING
+    assert [e.outcome for e in delivered.report.events] == [Outcome.INVALID]
+    assert delivered.report.store_errors == 0

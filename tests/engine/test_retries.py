@@ -313,3 +313,17 @@ class TestStoreDefaults:
         policies = Policies(RetryPolicy(5), 60, None)
         assert policies.retry_of(own) == RetryPolicy(1)
         assert policies.deadline_of(own) is None  # 0: no deadline, whatever the default
+
+
+def test_a_retry_pending_before_its_own_occurrence_is_damaged(tmp_path: Path) -> None:
+    document = {
+        **job(tmp_path, 0),
+        "retry_pending": {
+            "scheduled": "2026-06-01T18:30:00Z",
+            "attempt": 2,
+            "at": "2026-06-01T18:29:59Z",
+        },
+    }
+    found, problems, _ = load("o.json", json.dumps(document).encode())
+    assert found is None
+    assert [str(p) for p in problems] == ["retry_pending: is damaged; remove it to drop the retry"]

@@ -136,12 +136,25 @@ def _since(job: Job, placed: datetime) -> tuple[dict[str, str], tuple[str, datet
 def adopted(document: Mapping[str, Any], job: Job, placed: datetime) -> Change:
     """Record when the schedule took effect, the first time a tick sees it (or sees it
     changed): the file's modification time says when it was placed only until the next
-    edit of any field."""
+    edit of any field. A retry still waiting belongs to the schedule that was: when the
+    schedule changed, it is dropped with it (the caller tells of it), as a changed schedule
+    replays nothing."""
     written, held = _since(job, placed)
+    fields: dict[str, Any] = {"scheduled_from": written}
+    retry = job.state.retry
+    if rescheduled(job):
+        fields["retry_pending"] = retry = None
     return Change(
-        with_runner_fields(document, {"scheduled_from": written}),
-        replace(job.state, scheduled_from=held),
+        with_runner_fields(document, fields),
+        replace(job.state, scheduled_from=held, retry=retry),
     )
+
+
+def rescheduled(job: Job) -> bool:
+    """Whether the job's ``when``, ``timezone`` or ``enabled`` changed since a runner last
+    recorded them (not: never recorded)."""
+    recorded = job.state.scheduled_from
+    return recorded is not None and recorded[0] != job.fingerprint
 
 
 def claimed(
@@ -163,8 +176,10 @@ def claimed(
         "last_scheduled": iso(last_scheduled) if last_scheduled else None,
         "scheduled_from": written,
         "claim": claim_to_json(claim),
-        "retry_pending": None,
     }
+    pending = job.state.retry
+    if not claim.manual:  # a run by hand leaves a waiting retry to its end (outcomes.ended)
+        fields["retry_pending"] = pending = None
     state = replace(
         job.state,
         execution_count=count,
@@ -172,7 +187,7 @@ def claimed(
         last_scheduled=last_scheduled,
         scheduled_from=held,
         claim=claim,
-        retry=None,
+        retry=pending,
     )
     return Change(with_runner_fields(document, fields), state)
 

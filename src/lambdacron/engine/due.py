@@ -88,15 +88,21 @@ def upcoming(
     since its run may well end before the next of them."""
     if not job.enabled or job.exhausted:
         return []
-    retry = job.state.retry
-    if retry is not None:  # the retry first: what comes after it is planned after it ran
-        return [retry.at] if now < retry.at <= horizon else []
     runs_left = job.max_number_executions - job.state.execution_count
     if job.max_number_executions > 0:
         limit = min(limit, runs_left)
     start = window_start(job, placed)
     found: list[datetime] = []
-    moment = job.schedule.next_after(max(now, start) if start is not None else now)
+    after = max(now, start) if start is not None else now
+    retry = job.state.retry
+    if retry is not None:
+        # The retry first; the occurrences before it wait for it (coalesced into the next
+        # one after it), so planning goes on from its time. A retry is no new run.
+        if now < retry.at <= horizon:
+            found.append(retry.at)
+            limit += 1
+        after = max(after, retry.at)
+    moment = job.schedule.next_after(after)
     while moment is not None and moment <= horizon and len(found) < limit:
         found.append(moment)
         moment = job.schedule.next_after(moment)

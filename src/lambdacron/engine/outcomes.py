@@ -102,21 +102,27 @@ def ended(
     result = {**result, "attempt": claim.attempt} if claim.attempt > 1 else result
     if claim.manual:
         result = {**result, "manual": True}
+    history = with_history(document, history_entry(claim.scheduled, result), job.history_limit)
+    fields: dict[str, Any] = {"last_result": result, "claim": None, "history": history}
+    if claim.manual:
+        # A run by hand is no attempt at the occurrence a retry waits for: the retry stays,
+        # unless this run did the work (then a retry would do it twice). Whoever ran it
+        # saw how it ended: no notice.
+        retry = job.state.retry if status is not Status.OK else None
+        fields["retry_pending"] = retry_to_json(retry) if retry else None
+        return Ending(fields, retry, None, claim.attempt, history or [])
     policy = policies.retry_of(job)
     retried = status in RETRIED or (status is Status.INTERRUPTED and policy.on_interrupted)
     retry = None
-    if retried and not claim.manual and claim.attempt < policy.attempts:
+    if retried and claim.attempt < policy.attempts:
         at = now + backoff(policy, claim.attempt, rng)
-        retry = Retry(claim.scheduled, claim.attempt + 1, at)
-    history = with_history(document, history_entry(claim.scheduled, result), job.history_limit)
-    fields: dict[str, Any] = {
-        "last_result": result,
-        "claim": None,
-        "retry_pending": retry_to_json(retry) if retry else None,
-        "history": history,
-    }
-    # A run by hand is watched by whoever started it, and is no occurrence to account for.
-    notice = None if retry is not None or claim.manual else NoticeReason.for_status(status)
+        deadline = policies.deadline_of(job)
+        # A retry that could only be missed is none: the occurrence ends failed now, and
+        # its notice says what the run did rather than that it was late.
+        if deadline is None or at - claim.scheduled <= deadline:
+            retry = Retry(claim.scheduled, claim.attempt + 1, at)
+    fields["retry_pending"] = retry_to_json(retry) if retry else None
+    notice = None if retry is not None else NoticeReason.for_status(status)
     return Ending(fields, retry, notice, claim.attempt, history or [])
 
 

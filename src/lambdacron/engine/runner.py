@@ -11,7 +11,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -114,11 +114,22 @@ def serve(
     With ``timer`` (the engine's delivery), the ticks plan ahead and each planned
     occurrence is run at its time, to the second, between the ticks."""
     ticks: list[threading.Event] = []
+    # Deliveries in flight: a second stop request must reach their runs, as it does a tick's.
+    delivering: set[Future[DeliveryResult]] = set()
+    lock = threading.Lock()
+
+    def delivered(done: Future[DeliveryResult]) -> None:
+        with lock:
+            delivering.discard(done)
+        if timer is not None:
+            _again_if_early(timer, done.result())
+        stop.wake()
 
     def hand(occurrence: Occurrence) -> None:
         future = engine.submit_delivery(occurrence)
-        if timer is not None:
-            future.add_done_callback(lambda done: _again_if_early(timer, done.result()))
+        with lock:
+            delivering.add(future)
+        future.add_done_callback(delivered)
 
     def start_tick(now: datetime) -> None:
         done = threading.Event()
@@ -162,7 +173,9 @@ def serve(
             aborted = True
             say(f"{stop.names[1]} again: stopping the running jobs")
             engine.abort_running()
-        if all(t.is_set() for t in ticks):
+        with lock:
+            idle = not delivering
+        if idle and all(t.is_set() for t in ticks):
             break
         stop.wait(None)
     say("stopped")

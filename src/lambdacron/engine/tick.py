@@ -24,13 +24,14 @@ from ..actions.process import KILL_GRACE_SECONDS, stop_running
 from ..errors import (
     ConflictError,
     DeliveryError,
+    InvalidKeyError,
     JobNotFoundError,
     JobTooLargeError,
     StoreError,
 )
 from ..job import Claim, Job, Status
 from ..jobfile import JobFile, encode, load
-from ..notify import Notifier
+from ..notify import NoticeReason, Notifier
 from ..redact import redact_window, secrets_in, tail
 from ..store.base import Entry, Store, Version
 from ..times import iso
@@ -352,6 +353,11 @@ class Engine:
             self._environ_secrets = secrets_in(self.environ)
         index = self.keeper.index
         report.seen = 1
+        try:
+            self.store.check_key(occurrence.key)
+        except InvalidKeyError as exc:  # no job can ever be there: delivering again won't help
+            self._emit(report, JobEvent(occurrence.key, Outcome.INVALID, str(exc)))
+            return Delivered.NOTHING
         file = self._read(occurrence.key, report, index)
         if file is None:
             return Delivered.RETRY if report.store_errors else Delivered.NOTHING
@@ -518,6 +524,8 @@ class Engine:
                 case Verdict.ADOPT:
                     change = adopted(file.document, file.job, file.version.modified)
                     written = self._write(file, change, report)
+                    if written is not None and written.job.state.retry != file.job.state.retry:
+                        self._dropped(file, report)
                 case Verdict.WAIT:
                     index.put(key, IndexEntry(file.version.token, decision.due_at))
                     if decision.due_at is not None and decision.due_at <= horizon:
@@ -585,6 +593,23 @@ class Engine:
             self._after(written, claim.scheduled, ending, report)
         return written
 
+    def _dropped(self, file: JobFile, report: TickReport) -> None:
+        """A retry dropped with the schedule it belonged to: its occurrence ended not ok."""
+        retry = file.job.state.retry
+        assert retry is not None
+        message = (
+            f"its schedule changed; attempt {retry.attempt} of this occurrence, due at"
+            f" {iso(retry.at)}, is dropped"
+        )
+        self._emit(report, JobEvent(file.key, Outcome.CANCELLED, message, retry.scheduled))
+        last = file.job.state.last_result
+        ending = Ending(
+            {"last_result": dict(last) if last else None},
+            notice=NoticeReason.FAILED,
+            attempts=retry.attempt - 1,
+        )
+        self._notify(file, retry.scheduled, ending, report)
+
     def _miss(
         self, file: JobFile, scheduled: datetime, attempt: int, report: TickReport, now: datetime
     ) -> JobFile | None:
@@ -633,13 +658,23 @@ class Engine:
             version = self.store.write(file.key, body, file.version)
         except JobNotFoundError:
             return None
+        except ConflictError as exc:
+            # Lost to another writer, unless an earlier attempt of this same write was sent
+            # (its answer lost): only then may the bytes there be ours. Another runner's
+            # identical write (two ticks recording the same dead claim) is not ours, or both
+            # would tell of it.
+            if not exc.retried:
+                return None
+            landed = self._holds(file.key, body)
+            if landed is None:
+                return None
+            version = landed
         except StoreError as exc:
             # A write whose answer was lost is retried by botocore and then fails its own
             # precondition: it may be there all the same.
             landed = self._holds(file.key, body)
             if landed is None:
-                if not isinstance(exc, ConflictError):
-                    self._emit(report, JobEvent(file.key, Outcome.STORE_ERROR, str(exc)))
+                self._emit(report, JobEvent(file.key, Outcome.STORE_ERROR, str(exc)))
                 return None
             version = landed
         self.bodies.remember(file.key, body, version)
@@ -707,7 +742,14 @@ class Engine:
                 event = JobEvent(due.key, Outcome.SKIPPED_DEADLINE, message, due.scheduled)
                 self._emit(report, event)
                 return None
-            claim = self.holder.new_claim(job, due.scheduled, self.clock(), due.attempt, due.manual)
+            started = self.clock()
+            deadline = self.policies.deadline_of(job)
+            # The deadline is for the start: a tick's time may be behind the clock (a late
+            # event), and a worker may take a due job long after the tick decided.
+            if deadline is not None and not due.manual and started - due.scheduled > deadline:
+                self._miss(due.file, due.scheduled, due.attempt, report, started)
+                return None
+            claim = self.holder.new_claim(job, due.scheduled, started, due.attempt, due.manual)
             change = claimed(due.file.document, job, due.file.version.modified, claim, now)
             body = encode(change.document)
             # Held before the write: from the instant the claim lands, another engine of this

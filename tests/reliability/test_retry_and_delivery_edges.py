@@ -1,5 +1,6 @@
-"""Review findings: the promises of "fire on the second" and "exactly once, or you are told"
-that these tests break. Each is marked ``xfail(strict=True)`` until the engine is fixed.
+"""The edges of "fire on the second" and "exactly once, or you are told": racing runners
+telling of one occurrence, a retry meeting a schedule edit, a run by hand or a deadline,
+planning around a retry, and serve stopped twice while a delivered run goes on.
 
 Real files, real processes; where two runners must interleave, the store is a real
 ``LocalStore`` whose reads of one key wait for each other (a barrier), so both runners read
@@ -21,8 +22,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from helpers import FakeClock, place, read_json, spawn, subprocess_env, utc
 from lambdacron.actions import default_registry
@@ -106,10 +105,6 @@ class TestNoticesTwice:
     """One occurrence, one notice: the runner that loses the conditional write must not
     take the winner's identical bytes for its own write and tell again."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="_write takes a lost race with identical bytes for its own landed write",
-    )
     def test_a_dead_claim_found_by_two_ticks_at_once_is_told_once(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -136,10 +131,6 @@ class TestNoticesTwice:
         assert read_json(root / "o.json")["last_result"]["status"] == "interrupted"
         assert [n["reason"] for n in notices(told)] == ["interrupted"]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="_write takes a lost race with identical bytes for its own landed write",
-    )
     def test_a_missed_occurrence_found_by_two_ticks_of_one_event_is_told_once(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -189,11 +180,6 @@ class TestRetryAndScheduleChanges:
     schedule, and re-enabling never replays what the job missed while disabled. A retry
     waiting for its time is planned for the old schedule too."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="adopted() keeps retry_pending across a schedule change; due_occurrence "
-        "runs it regardless of the fingerprint",
-    )
     def test_re_enabling_a_job_does_not_replay_the_retry_of_an_occurrence_before_it(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -218,11 +204,6 @@ class TestRetryAndScheduleChanges:
         # The 18:30 order of three days ago must not be placed now.
         assert lines(runs) == ["2026-06-01T18:30:00Z"]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the delivery of a retry is cancelled by a `when` edit, but the next tick "
-        "runs the retry anyway (due_occurrence ignores the fingerprint)",
-    )
     def test_an_edit_of_when_cancels_the_pending_retry_as_it_cancels_its_delivery(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -249,11 +230,6 @@ class TestRetryAndScheduleChanges:
 
 
 class TestManualRunAndPendingRetry:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="claimed() and ended() clear retry_pending for a manual run: the "
-        "occurrence's retry is dropped and it never ends with a notice",
-    )
     def test_a_run_by_hand_does_not_swallow_an_occurrences_pending_retry(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -286,11 +262,6 @@ class TestDeadlineAtTheStart:
     """``deadline_seconds``: an occurrence that cannot *start* within it is missed, never
     run. The start is the claim; the check is made against the tick's time instead."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="decide() checks the deadline against the tick's time, not the claim's: a "
-        "run queued behind a busy worker starts past its deadline",
-    )
     def test_a_run_that_waits_for_a_worker_past_its_deadline_is_missed_not_run(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -317,11 +288,6 @@ class TestDeadlineAtTheStart:
         # Missed, or started within its deadline of its time: never run later than that.
         assert result["status"] == "missed" or result["lateness_ms"] <= 3000, done.stderr
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="decide() checks the deadline against the tick's time (an event's time, "
-        "--now), not the wall clock the claim records",
-    )
     def test_a_tick_for_a_past_time_does_not_start_an_occurrence_past_its_deadline(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -349,11 +315,6 @@ def wait_for(predicate: Any, limit: float = 60) -> bool:
 
 
 class TestServeStoppedTwice:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="serve waits only for its ticks: once they are done it leaves its signal "
-        "loop, so a second signal never stops a run its timer delivered",
-    )
     def test_a_second_signal_stops_a_run_started_by_a_delivery(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -394,11 +355,6 @@ class TestServeStoppedTwice:
 
 
 class TestPlanningAroundARetry:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="upcoming() plans only the retry, and nothing plans what comes after it "
-        "once it has run: those occurrences wait for the next tick, coalesced into one",
-    )
     def test_the_occurrences_after_a_retry_are_still_delivered_at_their_second(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -437,11 +393,6 @@ class TestPlanningAroundARetry:
 
 
 class TestRetryPastTheDeadline:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="ended() schedules a retry past the occurrence's deadline; it is then "
-        "recorded missed, and the notice carries no result of the failed run",
-    )
     def test_a_retry_that_cannot_start_before_the_deadline_ends_the_occurrence_failed(
         self, root: Path, tmp_path: Path
     ) -> None:
@@ -460,8 +411,8 @@ class TestRetryPastTheDeadline:
             LocalStore(root), default_registry(), clock=clock, rng=random.Random(5)
         ) as engine:
             engine.tick(T)
-            retry_at = datetime.fromisoformat(read_json(path)["retry_pending"]["at"])
-            assert retry_at > T + timedelta(seconds=60)  # this seed's backoff is past it
+            # This seed's backoff lands past the deadline: no retry is scheduled at all.
+            assert "retry_pending" not in read_json(path)
             for hours in (1, 2, 3):
                 clock.now = T + timedelta(hours=hours)
                 engine.tick(clock.now)
