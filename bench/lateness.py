@@ -72,10 +72,13 @@ TWIN_NICE = 15
 
 @dataclass(frozen=True)
 class Workload:
-    """``at()`` jobs at ``offsets`` seconds from a base time, and recurring jobs."""
+    """``at()`` jobs at ``offsets`` seconds from a base time, and recurring jobs. With
+    ``placed``, each ``at()`` job is placed that many seconds after the base, while the
+    runner runs, instead of before it starts."""
 
     offsets: list[int]
     recurring: list[str]
+    placed: list[float] = field(default_factory=list)
 
     def at_times(self, base: datetime) -> list[datetime]:
         return [base + timedelta(seconds=s) for s in self.offsets]
@@ -114,9 +117,36 @@ def now_second() -> datetime:
 
 def place_local(root: Path, workload: Workload, base: datetime, runs: Path) -> None:
     for key, document in workload.jobs(base, runs):
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document))
+        if not (workload.placed and key.startswith("at/")):
+            place_file(root / key, document)
+
+
+def place_file(path: Path, document: dict[str, Any]) -> None:
+    # Whole or not at all, as README asks of an edit while a runner is busy.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(document))
+    temp.replace(path)
+
+
+def place_later(root: Path, workload: Workload, base: datetime, runs: Path) -> None:
+    """Place each ``at()`` job at its time in ``workload.placed``."""
+    jobs = [(key, doc) for key, doc in workload.jobs(base, runs) if key.startswith("at/")]
+    for (key, document), offset in sorted(
+        zip(jobs, workload.placed, strict=True), key=lambda pair: pair[1]
+    ):
+        wait = (base + timedelta(seconds=offset) - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            time.sleep(wait)
+        place_file(root / key, document)
+
+
+def added(rng: random.Random, count: int, lead: int, window: int, ahead: int) -> Workload:
+    """``at()`` jobs placed at random moments while the runner runs, each for a random
+    second up to ``ahead`` seconds after its placement."""
+    placed = sorted(lead + rng.random() * window for _ in range(count))
+    offsets = [round(p) + 2 + rng.randrange(ahead) for p in placed]
+    return Workload(offsets, [], placed)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -176,7 +206,7 @@ def figures(
     runs_file: Path,
     ticks: list[datetime],
     planning: bool,
-    claim_ms: list[int],
+    claims: list[tuple[str, str, int]],
 ) -> Figures:
     """Count what ran against what the runner promised (see the module's docstring)."""
     first = ticks[0] + timedelta(seconds=1)  # a tick's time is printed to the second
@@ -208,7 +238,7 @@ def figures(
     return Figures(
         case,
         late_s=list(late.values()),
-        claim_ms=claim_ms,
+        claim_ms=[ms for key, at, ms in claims if (key, datetime.fromisoformat(at)) in expected],
         runs=len(ran),
         expected=len(expected),
         duplicates=sum(n - 1 for n in counted.values() if n > 1),
@@ -238,16 +268,16 @@ def all_at_ran(runs_file: Path, workload: Workload) -> bool:
 # ----------------------------------------------------------------------------- local serve
 
 _TICK = re.compile(r"^tick (\S+Z):")
-_LATE = re.compile(r"^\S+ ran \S+ \(scheduled \S+\): \w+, ([\d.]+) (ms|s|min) late")
+_LATE = re.compile(r"^\S+ ran (\S+) \(scheduled (\S+)\): \w+, ([\d.]+) (ms|s|min) late")
 _UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000}
 
 
-def claim_lateness(log: str) -> list[int]:
+def claim_lateness(log: str) -> list[tuple[str, str, int]]:
     """The lateness serve logs for each run (``12 ms late``, ``3.4 s late``)."""
     found = []
     for line in log.splitlines():
         if match := _LATE.match(line):
-            found.append(round(float(match[1]) * _UNIT_MS[match[2]]))
+            found.append((match[1], match[2], round(float(match[3]) * _UNIT_MS[match[4]])))
     return found
 
 
@@ -293,6 +323,10 @@ def run_local(
         assert serve.stdout is not None
         reader = threading.Thread(target=read_ticks, args=(serve.stdout, ticks), daemon=True)
         reader.start()
+        if workload.placed:
+            threading.Thread(
+                target=place_later, args=(root, workload, base, runs_file), daemon=True
+            ).start()
         deadline = end + timedelta(seconds=limit)
         try:
             while datetime.now(UTC) < deadline:
@@ -514,7 +548,7 @@ def sqs_worker(config: dict[str, Any]) -> dict[str, Any]:
         with contextlib.suppress(ValueError):
             record = json.loads(line)
             if record.get("event") == "job" and "lateness_ms" in record:
-                claims.append(record["lateness_ms"])
+                claims.append((record["key"], record["scheduled"], record["lateness_ms"]))
     return {
         "base": base.isoformat(),
         "ticks": [t.isoformat() for t in ticks],
@@ -595,13 +629,16 @@ def sqs_costs(case: str, seen: dict[str, Any], runs: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no tick-only twins")
-    parser.add_argument("--parts", default="local,rush,sqs", help="of local, rush, sqs")
+    parser.add_argument("--parts", default="local,added,rush,sqs", help="which, in order")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--at", type=int, default=1000, help="at() jobs of the local part")
     parser.add_argument("--recurring", type=int, default=100, help="cron and rate jobs")
     parser.add_argument("--intervals", default="1,5", help="serve --interval values")
     parser.add_argument("--window", default="1:150,5:180", help="INTERVAL:SECONDS of at()s")
     parser.add_argument("--lead", type=int, default=5, help="seconds before the first at()")
+    parser.add_argument("--added", type=int, default=100, help="at() jobs placed later")
+    parser.add_argument("--added-window", type=int, default=60)
+    parser.add_argument("--added-ahead", type=int, default=30)
     parser.add_argument("--rush", type=int, default=2000, help="at() jobs at one second")
     parser.add_argument("--rush-workers", default="8,32")
     parser.add_argument("--rush-lead", type=int, default=15)
@@ -622,6 +659,7 @@ def main() -> None:
     parser.add_argument("--sequential", action="store_true", help="twins after, not beside")
     parser.add_argument("--settle", type=float, default=5.0, help="s past the last at()")
     parser.add_argument("--limit", type=float, default=120.0, help="s past it, at most")
+    parser.add_argument("--dir", help="keep the stores, runs and logs here (a new folder)")
     parser.add_argument("--sqs-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sqs_worker:
@@ -632,6 +670,7 @@ def main() -> None:
         args.rush, args.rush_lead = 100, 4
         args.sqs_at, args.sqs_recurring, args.sqs_window = 20, 4, 6
         args.no_twins, args.settle, args.limit = True, 2.0, 30.0
+        args.parts = ",".join(p for p in args.parts.split(",") if p != "added")
     parts = {p for p in args.parts.split(",") if p}
     windows = {int(k): int(v) for k, v in (w.split(":") for w in args.window.split(","))}
     rng = random.Random(args.seed)
@@ -642,8 +681,12 @@ def main() -> None:
     )
     rows: list[Figures] = []
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="lateness-") as tmp:
-        folder = Path(tmp)
+    with contextlib.ExitStack() as scope:
+        if args.dir:
+            folder = Path(args.dir)
+            folder.mkdir(parents=True, exist_ok=False)
+        else:
+            folder = Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="lateness-")))
         if "local" in parts:
             for interval in [int(x) for x in args.intervals.split(",") if x]:
                 window = windows.get(interval, 150)
@@ -668,6 +711,16 @@ def main() -> None:
                     return run_local(spec, w, b, place, args.settle, args.limit + 300)
 
                 rows += together([functools.partial(local, s) for s in cases], args.sequential)
+        if "added" in parts:
+            workload = added(rng, args.added, args.lead, args.added_window, args.added_ahead)
+            print(
+                f"added: {args.added} at() placed over {args.added_window} s while serve runs,"
+                f" each 2 to {args.added_ahead + 1} s ahead ...",
+                flush=True,
+            )
+            late = LocalCase("added while serving, -i 1", 1, True)
+            place = folder / "added"
+            rows.append(run_local(late, workload, now_second(), place, args.settle, args.limit))
         if "rush" in parts:
             for workers in [int(x) for x in args.rush_workers.split(",") if x]:
                 base = now_second()
