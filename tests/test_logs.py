@@ -19,6 +19,7 @@ COUNTS = (
     "skipped",
     "internal_errors",
     "cancelled",
+    "taken",
     "missed",
     "notices",
     "notices_failed",

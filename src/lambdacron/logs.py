@@ -136,6 +136,8 @@ def _render_event(event: JobEvent) -> str | None:
             return f"skipped {event.key}{scheduled}: {event.message}"
         case Outcome.CANCELLED:
             return f"cancelled {event.key}{scheduled}: {event.message}"
+        case Outcome.TAKEN:
+            return f"taken {event.key}{scheduled}: {event.message}"
         case Outcome.MISSED:
             return f"missed {event.key}{scheduled}: {event.message}"
         case Outcome.NOTIFIED:

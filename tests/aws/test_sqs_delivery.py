@@ -267,3 +267,27 @@ def test_a_body_naming_a_field_twice_is_no_occurrence() -> None:
     body = '{"key": "a.json", "key": "b.json", "at": "2026-01-01T00:00:00Z", "fingerprint": "f"}'
     with pytest.raises(LambdacronError, match="key"):
         occurrence_of(body + "", "s3://b/")
+
+
+def test_a_plan_of_many_batches_sends_each_occurrence_once_with_its_delay(
+    moto_endpoint: str,
+) -> None:
+    from lambdacron.engine.delivery import Occurrence
+    from lambdacron.errors import DeliveryError
+    from lambdacron.sqs import SqsDelivery
+
+    sqs = boto_client("sqs")
+    url = sqs.create_queue(QueueName=f"plan-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    occurrences = [
+        Occurrence(now + timedelta(seconds=i % 3 * 100), f"k{i}.json", "f") for i in range(25)
+    ]
+    delivery = SqsDelivery(url, "s3://b/", timedelta(minutes=1), clock=lambda: now)
+    delivery.plan(occurrences)
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    # Those due now are visible at once; the others are delayed 100 or 200 seconds.
+    assert int(counts["ApproximateNumberOfMessages"]) == 9
+    assert int(counts["ApproximateNumberOfMessagesDelayed"]) == 16
+    gone = SqsDelivery(url + "-gone", "s3://b/", timedelta(minutes=1), clock=lambda: now)
+    with pytest.raises(DeliveryError, match="25 of 25 messages not sent"):
+        gone.plan(occurrences)

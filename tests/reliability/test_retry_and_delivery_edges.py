@@ -420,3 +420,32 @@ class TestRetryPastTheDeadline:
         (notice,) = notices(told)
         # The occurrence ran and failed: whoever handles the notice needs that result.
         assert (notice["reason"], notice["last_result"]["status"]) == ("failed", "failed")
+
+
+# --------------------------------------------------------------------------- the race at a second
+
+
+def test_an_occurrence_claimed_by_another_runner_is_counted_taken_not_skipped(
+    root: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    now = utc(2026, 6, 1, 12)
+    place(root, "r.json", {"when": "* * * * *", "run": counting(runs, 0)}, now - timedelta(hours=1))
+    clock = FakeClock(now)
+    with engine_at(root, clock) as first:
+        first.tick(now - timedelta(minutes=1))  # adopts the job; runs the 11:59 occurrence
+    barrier = threading.Barrier(2)
+    engines = [
+        Engine(MeetingStore(root, "r.json", barrier), default_registry(), clock=clock)
+        for _ in range(2)
+    ]
+    reports: list[Any] = []
+    threads = [threading.Thread(target=lambda e=e: reports.append(e.tick(now))) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for e in engines:
+        e.close()
+    assert lines(runs).count("2026-06-01T12:00:00Z") == 1
+    assert sorted((r.ran, r.taken, r.skipped) for r in reports) == [(0, 1, 0), (1, 0, 0)]

@@ -16,7 +16,8 @@ class Outcome(StrEnum):
     DISABLED = "disabled"
     EXHAUSTED = "exhausted"  # reached max_number_executions but could not be deleted
     RUNNING = "running"  # a previous run of this job is still going
-    LOST = "lost"  # another runner claimed the occurrence first
+    LOST = "lost"  # the file kept changing while the runner tried to claim it
+    TAKEN = "taken"  # another runner claimed the occurrence first, and runs it
     RAN = "ran"
     INVALID = "invalid"
     STORE_ERROR = "store_error"
@@ -40,6 +41,7 @@ _COUNTED_AS = {
     Outcome.NOTIFIED: "notices",
     Outcome.NOTICE_FAILED: "notices_failed",
     Outcome.LOST: "skipped",
+    Outcome.TAKEN: "taken",
     Outcome.RUNNING: "skipped",
     Outcome.SKIPPED_DEADLINE: "skipped",
     Outcome.NOT_STARTED: "skipped",
@@ -80,6 +82,9 @@ class TickReport:
     planned: int = 0
     #: Planned runs not made because their schedule changed before their time.
     cancelled: int = 0
+    #: Due occurrences another runner claimed first (overlapping ticks, a delivery): they
+    #: run there, so they are not skipped.
+    taken: int = 0
     missed: int = 0
     #: Runs whose failure is tried again later (each counted in ``failed`` too).
     retried: int = 0
@@ -135,6 +140,7 @@ class TickReport:
             "internal_errors",
             "planned",
             "cancelled",
+            "taken",
             "missed",
             "retried",
             "notices",
@@ -159,6 +165,7 @@ class TickReport:
         "internal_errors",
         "planned",
         "cancelled",
+        "taken",
         "missed",
         "retried",
         "notices",

@@ -778,8 +778,9 @@ class Engine:
                 # Lost the race, or the user edited the file: decide again on fresh state.
                 fresh = self._reconsider(due.key, now)
                 if fresh is None:
-                    message = "claimed by another runner"
-                    self._emit(report, JobEvent(due.key, Outcome.LOST, message, due.scheduled))
+                    # The healthy race: another tick, or the delivery of the same second.
+                    message = "claimed by another runner, which runs it"
+                    self._emit(report, JobEvent(due.key, Outcome.TAKEN, message, due.scheduled))
                     return None
                 due = fresh
                 continue
