@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,8 +24,6 @@ from .errors import DeliveryError, LambdacronError
 MAX_DELAY_SECONDS = 900
 #: SQS's most entries in one SendMessageBatch.
 _BATCH = 10
-#: Batches sent at once.
-_SENDERS = 8
 
 
 def message_body(occurrence: Occurrence, store: str) -> str:
@@ -81,16 +78,14 @@ class SqsDelivery(Delivery):
         return self._client
 
     def plan(self, occurrences: Sequence[Occurrence]) -> None:
-        batches = [occurrences[i : i + _BATCH] for i in range(0, len(occurrences), _BATCH)]
-        client = self.client  # made once, before the threads share it
-        if len(batches) <= 1:
-            results = [self._send(client, batch) for batch in batches]
-        else:
-            # Each batch waits on the network: sent side by side, a large plan costs the
-            # tick about one round trip per _SENDERS batches.
-            with ThreadPoolExecutor(min(_SENDERS, len(batches))) as pool:
-                results = list(pool.map(lambda batch: self._send(client, batch), batches))
-        failed = [problem for result in results for problem in result]
+        client = self.client
+        # One batch after another: sent side by side, they made the deliveries of the same
+        # seconds wait longer, not shorter (measured in docs/scaling.md, "Lateness").
+        failed = [
+            problem
+            for start in range(0, len(occurrences), _BATCH)
+            for problem in self._send(client, occurrences[start : start + _BATCH])
+        ]
         if failed:
             raise DeliveryError(
                 f"{len(failed)} of {len(occurrences)} messages not sent to {self.queue_url}"
