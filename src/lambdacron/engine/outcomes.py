@@ -38,7 +38,7 @@ class Policies:
         return job.retry if job.retry is not None else self.retry
 
     def deadline_of(self, job: Job) -> timedelta | None:
-        seconds = job.deadline_seconds if job.deadline_seconds is not None else None
+        seconds = job.deadline_seconds
         if seconds is None:
             seconds = self.deadline_seconds
         return timedelta(seconds=seconds) if seconds else None

@@ -65,6 +65,10 @@ class JobEvent:
     retrying: bool = False
 
 
+#: The summary's counters shown even when zero: seen, due, ran, failed, invalid.
+_ALWAYS_SHOWN = 5
+
+
 @dataclass
 class TickReport:
     now: datetime
@@ -125,29 +129,11 @@ class TickReport:
 
     def summary(self) -> str:
         stamp = self.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        parts = [
-            f"tick {stamp}: {self.seen} jobs",
-            f"{self.due} due",
-            f"{self.ran} ran",
-            f"{self.failed} failed",
-            f"{self.invalid} invalid",
-        ]
-        for name in (
-            "skipped",
-            "deleted",
-            "interrupted",
-            "store_errors",
-            "internal_errors",
-            "planned",
-            "cancelled",
-            "taken",
-            "missed",
-            "retried",
-            "notices",
-            "notices_failed",
-        ):
+        parts = [f"tick {stamp}: {self.seen} jobs"]
+        for i, name in enumerate(self.COUNTERS[1:], start=1):
             value = getattr(self, name)
-            if value:
+            # The first five always; the others when there is something to say.
+            if i < _ALWAYS_SHOWN or value:
                 parts.append(f"{value} {name.replace('_', ' ')}")
         return ", ".join(parts) + f" in {self.duration_s:.2f} s"
 
@@ -158,10 +144,10 @@ class TickReport:
         "ran",
         "failed",
         "invalid",
-        "store_errors",
+        "skipped",
         "deleted",
         "interrupted",
-        "skipped",
+        "store_errors",
         "internal_errors",
         "planned",
         "cancelled",

@@ -382,15 +382,18 @@ class Engine:
         run, so never alongside another run of it; recorded with ``manual: true``. It counts
         as a run but takes no occurrence, so the schedule's window does not move; a job
         that used up its runs without success is deleted if this run ends ok. Raises
-        ``JobNotFoundError`` when there is no such job."""
+        ``JobNotFoundError`` when there is no such job, ``InvalidKeyError`` for a key no job
+        can have."""
         now = self.clock()
         report = TickReport(now=now)
         if self._environ_secrets is None:
             self._environ_secrets = secrets_in(self.environ)
-        self.store.read(key)  # JobNotFoundError for a key that is not there
+        self.store.check_key(key)  # InvalidKeyError, as a read would raise it
         report.seen = 1
         index = self.keeper.index
         file = self._read(key, report, index)
+        if file is None and report.seen == 0:  # the read found nothing there (and forgot it)
+            raise JobNotFoundError(f"{key}: no such job")
         while file is not None:
             decision = self.decide(file, now)
             claim = file.job.state.claim
@@ -637,9 +640,7 @@ class Engine:
         """What an attempt's end sets going once it is written: its retry's delivery, or
         the notice it owes."""
         if ending.retry is not None and self.delivery is not None:
-            occurrence = Occurrence(ending.retry.at, file.key, file.job.fingerprint)
-            with_plan = [occurrence]
-            self._plan(with_plan, report)
+            self._plan([Occurrence(ending.retry.at, file.key, file.job.fingerprint)], report)
         if ending.notice is not None:
             self._notify(file, scheduled, ending, report)
 

@@ -390,16 +390,20 @@ class LocalStore(Store):
                 raise
             raise StoreError(f"{key}: cannot create: {exc.strerror}") from exc
 
-    def write(self, key: str, body: bytes, expected: Version) -> Version:
+    def _existing_folder(self, key: str, action: str) -> tuple[int, str, str]:
+        """``_open_folder`` for a job that must exist: no folder means no job."""
         try:
-            folder, real, name = self._open_folder(key)
+            return self._open_folder(key)
         except (FileNotFoundError, NotADirectoryError):
-            # No folder to write the file into: the job (and its folder) is gone.
+            # No folder to hold the file: the job (and its folder) is gone.
             raise JobNotFoundError(f"{key}: no such job") from None
         except OSError as exc:
             if isinstance(exc, StoreError):
                 raise
-            raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+            raise StoreError(f"{key}: cannot {action}: {exc.strerror}") from exc
+
+    def write(self, key: str, body: bytes, expected: Version) -> Version:
+        folder, real, name = self._existing_folder(key, "write")
         try:
             try:
                 # The slow part (writing and syncing the new file) happens before the lock;
@@ -460,14 +464,7 @@ class LocalStore(Store):
             raise StoreError(f"{INTERNAL_DIR}/{name}: cannot write: {exc.strerror}") from exc
 
     def delete(self, key: str, expected: Version | None = None) -> None:
-        try:
-            folder, real, name = self._open_folder(key)
-        except (FileNotFoundError, NotADirectoryError):
-            raise JobNotFoundError(f"{key}: no such job") from None
-        except OSError as exc:
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"{key}: cannot delete: {exc.strerror}") from exc
+        folder, real, name = self._existing_folder(key, "delete")
         try:
             with self._locked():
                 current = _version(self._current(key, folder, real, name))
