@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from .actions.base import RunType, Spec, Status
@@ -122,7 +123,7 @@ class Job:
     on_failure: Destination | None = None
     history_limit: int = DEFAULT_HISTORY_LIMIT
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint_of(
             {"when": self.when, "timezone": self.timezone, "enabled": self.enabled}

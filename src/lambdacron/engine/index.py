@@ -26,15 +26,19 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import StoreError
-from ..store.base import Document, Entry, Store, Version
+from ..jobfile import JobFile
+from ..store.base import Store, Version
 from .due import ALWAYS
 
 FORMAT = 2
 #: The index is saved when a twentieth of its entries changed, or when the saved copy is
 #: this old.
 _SAVE_MAX_AGE_S = 600.0
-#: Bodies of jobs this engine wrote last, kept to claim their next run without a read.
-_BODY_CACHE = 20_000
+#: The decoded jobs this engine read or wrote last, kept so that an unchanged job is neither
+#: read nor validated again: at most this many, holding at most this many bytes of bodies
+#: (a decoded job takes several times its body in memory).
+_FILE_CACHE_FILES = 4_000
+_FILE_CACHE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -185,29 +189,53 @@ class IndexKeeper:
             on_error(f"index not saved: {exc}")
 
 
-class BodyCache:
-    """Bodies of the jobs this engine wrote last, by key and version.
+class FileCache:
+    """The jobs this engine read or wrote last, decoded, by key and version.
 
-    A job this engine wrote and nobody changed since is claimed from here, without a read:
-    safe because the claim is conditional on this version, so if anyone changed the file
-    the claim fails and the job is read afresh.
+    A job whose listed version is the one kept here is taken from here: no read, no
+    validation. Safe for the same reason the index is: the version identifies the bytes (an
+    ETag, or the inode, modification time and size of a file), and every claim is
+    conditional on it, so if anyone changed the file the claim fails and the job is read
+    afresh. Kept ``JobFile``s are shared, so nothing may change their documents (every state
+    change builds a new one).
     """
 
-    def __init__(self, size: int = _BODY_CACHE) -> None:
-        self._size = size
-        self._bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+    def __init__(self, files: int = _FILE_CACHE_FILES, size_bytes: int = _FILE_CACHE_BYTES) -> None:
+        self._files = files
+        self._size_bytes = size_bytes
+        self._kept: OrderedDict[str, tuple[JobFile, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def remember(self, key: str, body: bytes, version: Version) -> None:
+    def remember(self, file: JobFile, size: int) -> None:
+        """Keep ``file``, whose body is ``size`` bytes long."""
+        if size > self._size_bytes:
+            self.forget(file.key)
+            return
         with self._lock:
-            self._bodies[key] = (version.token, body)
-            self._bodies.move_to_end(key)
-            while len(self._bodies) > self._size:
-                self._bodies.popitem(last=False)
+            old = self._kept.pop(file.key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._kept[file.key] = (file, size)
+            self._bytes += size
+            while len(self._kept) > self._files or self._bytes > self._size_bytes:
+                _, (_, dropped) = self._kept.popitem(last=False)
+                self._bytes -= dropped
 
-    def recall(self, entry: Entry) -> Document | None:
+    def recall(self, key: str, version: Version) -> JobFile | None:
+        """The job kept for ``key``, if it is the one at ``version``."""
         with self._lock:
-            kept = self._bodies.pop(entry.key, None)
-        if kept is None or kept[0] != entry.version.token:
-            return None
-        return Document(entry.key, kept[1], entry.version)
+            kept = self._kept.get(key)
+            if kept is None or kept[0].version.token != version.token:
+                return None
+            self._kept.move_to_end(key)
+            return kept[0]
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            old = self._kept.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+
+    def __len__(self) -> int:
+        return len(self._kept)

@@ -25,6 +25,7 @@ from ..errors import (
     ConflictError,
     DeliveryError,
     InvalidKeyError,
+    JobError,
     JobNotFoundError,
     JobTooLargeError,
     StoreError,
@@ -33,7 +34,7 @@ from ..job import Claim, Job, Status
 from ..jobfile import JobFile, encode, load
 from ..notify import NoticeReason, Notifier
 from ..redact import redact_window, secrets_in, tail
-from ..store.base import Entry, Store, Version
+from ..store.base import Document, Entry, Store, Version
 from ..times import iso
 from .claims import (
     CLAIM_GRACE,
@@ -50,7 +51,7 @@ from .claims import (
 )
 from .delivery import MAX_PLANNED_PER_JOB, Delivered, Delivery, DeliveryResult, Occurrence
 from .due import ALWAYS, due_occurrence, next_due, upcoming
-from .index import BodyCache, Index, IndexEntry, IndexKeeper
+from .index import FileCache, Index, IndexEntry, IndexKeeper
 from .notices import Teller
 from .outcomes import Ending, Policies, ended, missed
 from .report import JobEvent, Outcome, TickReport
@@ -163,7 +164,7 @@ class Engine:
             max_workers=min(io_workers, store.read_concurrency), thread_name_prefix="lambdacron-io"
         )
         self.keeper = IndexKeeper(store, self.index_name, [t.value for t in actions])
-        self.bodies = BodyCache()
+        self.files = FileCache()
         self._stopping = False
 
     @property
@@ -446,8 +447,10 @@ class Engine:
     def _read(
         self, key: str, report: TickReport, index: Index, entry: Entry | None = None
     ) -> JobFile | None:
+        if entry is not None and (kept := self.files.recall(key, entry.version)) is not None:
+            return kept
         try:
-            doc = (entry is not None and self.bodies.recall(entry)) or self.store.read(key)
+            doc = self.store.read(key)
         except JobNotFoundError:
             index.drop(key)
             report.forget()  # deleted between the listing and the read
@@ -464,11 +467,23 @@ class Engine:
             index.drop(key)
             self._emit(report, JobEvent(key, Outcome.STORE_ERROR, str(exc)))
             return None
+        file, problems = self._decoded(key, doc)
+        if file is None:
+            self._refuse(report, index, key, doc.version, "; ".join(map(str, problems)))
+        return file
+
+    def _decoded(self, key: str, doc: Document) -> tuple[JobFile | None, list[JobError]]:
+        """The job in ``doc``, decoded and validated once per version: a version seen
+        before, read or written by this engine, is taken from the file cache."""
+        kept = self.files.recall(key, doc.version)
+        if kept is not None:
+            return kept, []
         job, problems, document = load(key, doc.body)
         if job is None:
-            self._refuse(report, index, key, doc.version, "; ".join(map(str, problems)))
-            return None
-        return JobFile(key, document, job, doc.version)
+            return None, problems
+        file = JobFile(key, document, job, doc.version)
+        self.files.remember(file, len(doc.body))
+        return file, problems
 
     def _refuse(
         self, report: TickReport, index: Index, key: str, version: Version, problem: str
@@ -678,8 +693,9 @@ class Engine:
                 self._emit(report, JobEvent(file.key, Outcome.STORE_ERROR, str(exc)))
                 return None
             version = landed
-        self.bodies.remember(file.key, body, version)
-        return JobFile(file.key, change.document, change.applied_to(file.job), version)
+        written = JobFile(file.key, change.document, change.applied_to(file.job), version)
+        self.files.remember(written, len(body))
+        return written
 
     def _holds(self, key: str, body: bytes) -> Version | None:
         """The version if the store holds exactly ``body``, else None."""
@@ -788,8 +804,9 @@ class Engine:
             except BaseException:
                 INFLIGHT.discard(claim.id)
                 raise
-            self.bodies.remember(due.key, body, version)
-            return JobFile(due.key, change.document, change.applied_to(job), version), claim
+            taken = JobFile(due.key, change.document, change.applied_to(job), version)
+            self.files.remember(taken, len(body))
+            return taken, claim
         message = "the file keeps changing"
         self._emit(report, JobEvent(due.key, Outcome.LOST, message, due.scheduled))
         return None
@@ -800,10 +817,9 @@ class Engine:
             doc = self.store.read(key)
         except StoreError:
             return None
-        job, _, document = load(key, doc.body)
-        if job is not None and job.state.claim is not None and job.state.claim.id == claim.id:
-            return JobFile(key, document, job, doc.version)
-        return None
+        file, _ = self._decoded(key, doc)
+        there = file.job.state.claim if file is not None else None
+        return file if there is not None and there.id == claim.id else None
 
     def _reconsider(self, key: str, now: datetime) -> _Due | None:
         """After a lost claim: the job read afresh, if the same decision still runs it."""
@@ -811,10 +827,9 @@ class Engine:
             doc = self.store.read(key)
         except StoreError:
             return None
-        job, _, document = load(key, doc.body)
-        if job is None:
+        file, _ = self._decoded(key, doc)
+        if file is None:
             return None
-        file = JobFile(key, document, job, doc.version)
         decision = self.decide(file, now)
         if decision.verdict is not Verdict.DUE or decision.scheduled is None:
             return None
@@ -866,7 +881,7 @@ class Engine:
             file,
             claim,
             ending,
-            remember=self.bodies.remember,
+            remember=self.files.remember,
             on_error=lambda message: self._emit(
                 report, JobEvent(file.key, Outcome.STORE_ERROR, message)
             ),

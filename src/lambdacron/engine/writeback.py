@@ -63,7 +63,7 @@ def write_back(
     claim: Claim,
     ending: Ending,
     *,
-    remember: Callable[[str, bytes, Version], None],
+    remember: Callable[[JobFile, int], None],
     on_error: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> Written | None:
@@ -83,7 +83,8 @@ def write_back(
             return None
         try:
             new_version = store.write(key, body, version)
-            remember(key, body, new_version)
+            if job is not None:
+                remember(JobFile(key, current, job, new_version), len(body))
             return Written(new_version, body, job, merged, current)
         except (ConflictError, JobNotFoundError):
             pass
