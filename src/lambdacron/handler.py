@@ -185,9 +185,9 @@ def deliver_records(
             ready.append((message_id, occurrence))
     if later:
         try:
-            if delivery is None:
+            if not isinstance(delivery, SqsDelivery):
                 raise LambdacronError("LAMBDACRON_DELIVERY_QUEUE is not set")
-            delivery.plan([occurrence for _, occurrence in later])
+            delivery.send([occurrence for _, occurrence in later])
         except LambdacronError as exc:
             _log({"level": "ERROR", "event": "delivery", "error": f"cannot queue again: {exc}"})
             failures.extend(message_id for message_id, _ in later)

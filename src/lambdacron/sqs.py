@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +68,13 @@ class SqsDelivery(Delivery):
         self.lookahead = lookahead
         self._clock = clock
         self._client = client
+        # What this runner has sent and SQS accepted, by occurrence, until its time has
+        # passed. Consecutive ticks' lookaheads overlap (at the default, each occurrence is
+        # in two), and a message sent once is delivered at least once: a warm function sends
+        # each occurrence once. A cold one knows nothing of it and sends it again; the
+        # second delivery finds the occurrence taken.
+        self._sent: set[Occurrence] = set()
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
@@ -78,6 +86,15 @@ class SqsDelivery(Delivery):
         return self._client
 
     def plan(self, occurrences: Sequence[Occurrence]) -> None:
+        now = self._clock()
+        with self._lock:
+            self._sent = {o for o in self._sent if o.at > now}
+            fresh = sorted(set(occurrences) - self._sent)
+        self.send(fresh)
+
+    def send(self, occurrences: Sequence[Occurrence]) -> None:
+        """Send each occurrence, whether or not this runner sent it before (a delivery that
+        came too early is sent on again: its message is the one being consumed)."""
         client = self.client
         # One batch after another: sent side by side, they made the deliveries of the same
         # seconds wait longer, not shorter (measured in docs/scaling.md, "Lateness").
@@ -93,7 +110,8 @@ class SqsDelivery(Delivery):
             )
 
     def _send(self, client: Any, batch: Sequence[Occurrence]) -> list[str]:
-        """Send one batch; a line for each occurrence that was not accepted."""
+        """Send one batch, and remember what SQS accepted; a line for each occurrence that
+        was not accepted."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         # The wall clock, not the tick's time: an event that arrived late still delays each
@@ -111,9 +129,12 @@ class SqsDelivery(Delivery):
             answer = client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except (BotoCoreError, ClientError) as exc:
             return [f"{o.key}: {exc}" for o in batch]
+        failed = {int(entry["Id"]): entry for entry in answer.get("Failed", [])}
+        with self._lock:
+            self._sent.update(o for i, o in enumerate(batch) if i not in failed)
         return [
-            f"{batch[int(entry['Id'])].key}: {entry.get('Code')}: {entry.get('Message')}"
-            for entry in answer.get("Failed", [])
+            f"{batch[i].key}: {entry.get('Code')}: {entry.get('Message')}"
+            for i, entry in failed.items()
         ]
 
 

@@ -291,3 +291,48 @@ def test_a_plan_of_many_batches_sends_each_occurrence_once_with_its_delay(
     gone = SqsDelivery(url + "-gone", "s3://b/", timedelta(minutes=1), clock=lambda: now)
     with pytest.raises(DeliveryError, match="25 of 25 messages not sent"):
         gone.plan(occurrences)
+
+
+def test_a_warm_runner_sends_an_occurrence_once_however_many_plans_hold_it(
+    moto_endpoint: str,
+) -> None:
+    from lambdacron.engine.delivery import Occurrence
+    from lambdacron.errors import DeliveryError
+    from lambdacron.sqs import SqsDelivery
+
+    sqs = boto_client("sqs")
+    url = sqs.create_queue(QueueName=f"plan-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    clock = [now]
+
+    def held() -> int:
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return int(counts["ApproximateNumberOfMessages"]) + int(
+            counts["ApproximateNumberOfMessagesDelayed"]
+        )
+
+    first = [Occurrence(now + timedelta(seconds=30 * i), "k.json", "f") for i in range(1, 5)]
+    delivery = SqsDelivery(url, "s3://b/", timedelta(minutes=2), clock=lambda: clock[0])
+    delivery.plan(first)
+    assert held() == 4
+    # The next tick's lookahead overlaps this one's: only what is new is sent.
+    clock[0] = now + timedelta(minutes=1)
+    later = [*first[2:], Occurrence(now + timedelta(seconds=150), "k.json", "f")]
+    delivery.plan(later)
+    assert held() == 5
+    # A schedule edited since is another occurrence: sent.
+    delivery.plan([Occurrence(first[3].at, "k.json", "g")])
+    assert held() == 6
+    # Another container knows nothing of these: it sends them again (a duplicate delivery
+    # finds its occurrence taken).
+    SqsDelivery(url, "s3://b/", timedelta(minutes=2), clock=lambda: clock[0]).plan(later)
+    assert held() == 9
+    # What could not be sent is not taken for sent: the next plan sends it.
+    other = sqs.create_queue(QueueName=f"plan-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    failing = SqsDelivery(other + "-gone", "s3://b/", timedelta(minutes=2), clock=lambda: now)
+    with pytest.raises(DeliveryError):
+        failing.plan(first)
+    failing.queue_url = other
+    failing.plan(first)
+    counts = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["All"])["Attributes"]
+    assert int(counts["ApproximateNumberOfMessagesDelayed"]) == 4
