@@ -39,7 +39,7 @@ class CheckedCache(FileCache):
         self.recalled = 0
         self.mismatches: list[str] = []
 
-    def remember(self, file: JobFile, size: int) -> None:
+    def remember(self, file: JobFile, size: int, *, ran: bool = False) -> None:
         doc = self.store.read(file.key)
         if doc.version.token == file.version.token:
             job, problems, document = load(file.key, doc.body)
@@ -50,7 +50,7 @@ class CheckedCache(FileCache):
             if job != file.job:
                 self.mismatches.append(f"{file.key}: job {file.job} != {job}")
             assert size == len(doc.body)
-        super().remember(file, size)
+        super().remember(file, size, ran=ran)
 
     def recall(self, key: str, version: Any) -> JobFile | None:
         kept = super().recall(key, version)
@@ -58,7 +58,7 @@ class CheckedCache(FileCache):
         return kept
 
 
-def _job(kind: str, marker: Path) -> dict[str, Any]:
+def _job(kind: str) -> dict[str, Any]:
     if kind == "ok":
         return command_job("* * * * *", ["true"], customer={"id": 7, "tags": ["a", "é"]})
     if kind == "fails":
@@ -99,7 +99,7 @@ def test_every_job_the_engine_keeps_decodes_from_the_bytes_at_its_version(
     store = LocalStore(root)
     cache = CheckedCache(store)
     for i, kind in enumerate(KINDS):
-        place(root, f"{kind}.json", _job(kind, root), T - timedelta(minutes=1, seconds=i))
+        place(root, f"{kind}.json", _job(kind), T - timedelta(minutes=1, seconds=i))
     with Engine(store, default_registry(), clock=clock, workers=2, rng=random.Random(3)) as e:
         e.files = cache
         e.tick(clock.now)
@@ -161,29 +161,55 @@ def test_an_edit_that_keeps_nothing_of_the_version_is_read_afresh(root: Path) ->
 
 
 class TestBounds:
-    def test_the_cache_keeps_at_most_its_number_of_files(self) -> None:
-        cache = FileCache(files=3, size_bytes=10_000)
-        files = [_file(f"k{i}") for i in range(5)]
-        for file in files:
+    def test_each_part_keeps_at_most_its_share_of_files_the_least_recently_used_go(
+        self,
+    ) -> None:
+        cache = FileCache(files=8, size_bytes=10_000)  # runs: 6, the rest: 2
+        read = [_file(f"r{i}") for i in range(5)]
+        for file in read:
             cache.remember(file, 10)
-        assert len(cache) == 3
-        assert cache.recall("k0", files[0].version) is None
-        assert cache.recall("k4", files[4].version) is files[4]
+        assert [cache.recall(f.key, f.version) is not None for f in read] == [0, 0, 0, 1, 1]
+        ran = [_file(f"w{i}") for i in range(7)]
+        for file in ran:
+            cache.remember(file, 10, ran=True)
+        assert [cache.recall(f.key, f.version) is not None for f in ran] == [0, 1, 1, 1, 1, 1, 1]
+        assert len(cache) == 8
 
-    def test_the_cache_keeps_at_most_its_bytes_and_never_a_body_larger_than_them(self) -> None:
-        cache = FileCache(files=100, size_bytes=100)
-        cache.remember(_file("a"), 60)
-        cache.remember(_file("b"), 60)  # the two together exceed the bound: a goes
+    def test_a_pass_over_many_jobs_read_once_keeps_the_jobs_that_run(self) -> None:
+        cache = FileCache(files=8, size_bytes=10_000)
+        ran = [_file(f"w{i}") for i in range(6)]
+        for file in ran:
+            cache.remember(file, 10, ran=True)
+        for i in range(100):
+            cache.remember(_file(f"r{i}"), 10)
+        assert all(cache.recall(f.key, f.version) is f for f in ran)
+
+    def test_each_part_keeps_at_most_its_share_of_bytes_and_never_a_larger_body(self) -> None:
+        cache = FileCache(files=100, size_bytes=400)  # runs: 300 bytes, the rest: 100
+        cache.remember(_file("a"), 60, ran=True)
+        cache.remember(_file("b"), 200, ran=True)
+        cache.remember(_file("c"), 60, ran=True)  # 320 bytes: a goes
         assert cache.recall("a", _file("a").version) is None
         assert cache.recall("b", _file("b").version) is not None
-        cache.remember(_file("b"), 101)  # too large to keep: the old one must not stay either
-        assert len(cache) == 0
+        cache.remember(_file("b"), 301, ran=True)  # too large: the old b must not stay either
+        assert cache.recall("b", _file("b").version) is None
+        cache.remember(_file("d"), 101)
+        assert cache.recall("d", _file("d").version) is None
+        assert len(cache) == 1
 
-    def test_a_file_is_recalled_only_at_its_version(self) -> None:
+    def test_a_file_is_recalled_only_at_its_version_and_from_the_part_it_was_last_put(
+        self,
+    ) -> None:
         cache = FileCache()
         cache.remember(_file("a", "v1"), 10)
         assert cache.recall("a", _file("a", "v2").version) is None
         assert cache.recall("a", _file("a", "v1").version) is not None
+        cache.remember(_file("a", "v2"), 10, ran=True)
+        cache.remember(_file("a", "v3"), 10)
+        assert cache.recall("a", _file("a", "v2").version) is None
+        assert len(cache) == 1
+        cache.forget("a")
+        assert len(cache) == 0
 
 
 def _file(key: str, token: str = "v") -> JobFile:

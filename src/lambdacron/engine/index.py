@@ -189,6 +189,38 @@ class IndexKeeper:
             on_error(f"index not saved: {exc}")
 
 
+class _Segment:
+    """Least recently used ``JobFile``s, bounded by count and by bytes of bodies."""
+
+    def __init__(self, files: int, size_bytes: int) -> None:
+        self.files = files
+        self.size_bytes = size_bytes
+        self.kept: OrderedDict[str, tuple[JobFile, int]] = OrderedDict()
+        self.bytes = 0
+
+    def put(self, file: JobFile, size: int) -> None:
+        self.pop(file.key)
+        if size > self.size_bytes:
+            return
+        self.kept[file.key] = (file, size)
+        self.bytes += size
+        while len(self.kept) > self.files or self.bytes > self.size_bytes:
+            _, (_, dropped) = self.kept.popitem(last=False)
+            self.bytes -= dropped
+
+    def get(self, key: str, version: Version) -> JobFile | None:
+        kept = self.kept.get(key)
+        if kept is None or kept[0].version.token != version.token:
+            return None
+        self.kept.move_to_end(key)
+        return kept[0]
+
+    def pop(self, key: str) -> None:
+        old = self.kept.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+
+
 class FileCache:
     """The jobs this engine read or wrote last, decoded, by key and version.
 
@@ -198,44 +230,36 @@ class FileCache:
     conditional on it, so if anyone changed the file the claim fails and the job is read
     afresh. Kept ``JobFile``s are shared, so nothing may change their documents (every state
     change builds a new one).
+
+    Two parts, so that one pass over many jobs read once (a cold tick, a store of new jobs)
+    does not push out the jobs that run: the files a run wrote (its claim, its result) keep
+    three quarters of the room; whatever else was read or written shares the rest.
     """
 
     def __init__(self, files: int = _FILE_CACHE_FILES, size_bytes: int = _FILE_CACHE_BYTES) -> None:
-        self._files = files
-        self._size_bytes = size_bytes
-        self._kept: OrderedDict[str, tuple[JobFile, int]] = OrderedDict()
-        self._bytes = 0
+        self._ran = _Segment(files - files // 4, size_bytes - size_bytes // 4)
+        self._seen = _Segment(files // 4, size_bytes // 4)
         self._lock = threading.Lock()
 
-    def remember(self, file: JobFile, size: int) -> None:
-        """Keep ``file``, whose body is ``size`` bytes long."""
-        if size > self._size_bytes:
-            self.forget(file.key)
-            return
+    def remember(self, file: JobFile, size: int, *, ran: bool = False) -> None:
+        """Keep ``file``, whose body is ``size`` bytes long; ``ran``: a run wrote it."""
         with self._lock:
-            old = self._kept.pop(file.key, None)
-            if old is not None:
-                self._bytes -= old[1]
-            self._kept[file.key] = (file, size)
-            self._bytes += size
-            while len(self._kept) > self._files or self._bytes > self._size_bytes:
-                _, (_, dropped) = self._kept.popitem(last=False)
-                self._bytes -= dropped
+            if ran:
+                self._seen.pop(file.key)
+                self._ran.put(file, size)
+            else:
+                self._ran.pop(file.key)
+                self._seen.put(file, size)
 
     def recall(self, key: str, version: Version) -> JobFile | None:
         """The job kept for ``key``, if it is the one at ``version``."""
         with self._lock:
-            kept = self._kept.get(key)
-            if kept is None or kept[0].version.token != version.token:
-                return None
-            self._kept.move_to_end(key)
-            return kept[0]
+            return self._ran.get(key, version) or self._seen.get(key, version)
 
     def forget(self, key: str) -> None:
         with self._lock:
-            old = self._kept.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
+            self._ran.pop(key)
+            self._seen.pop(key)
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return len(self._ran.kept) + len(self._seen.kept)

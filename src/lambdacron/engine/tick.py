@@ -9,6 +9,7 @@ next ``JobFile`` without decoding what it just encoded.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import random
@@ -54,6 +55,7 @@ from .due import ALWAYS, due_occurrence, next_due, upcoming
 from .index import FileCache, Index, IndexEntry, IndexKeeper
 from .notices import Teller
 from .outcomes import Ending, Policies, ended, missed
+from .pool import RunPool
 from .report import JobEvent, Outcome, TickReport
 from .writeback import WRITE_ATTEMPTS, Written, write_back
 
@@ -159,7 +161,7 @@ class Engine:
         self.policies = policies or Policies()
         self.teller = Teller(store.url, self.policies, clock, notifier)
         self.rng = rng or random.Random()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambdacron-run")
+        self._pool = RunPool(workers, eager=store.read_concurrency > 1)
         self._io = ThreadPoolExecutor(
             max_workers=min(io_workers, store.read_concurrency), thread_name_prefix="lambdacron-io"
         )
@@ -654,10 +656,11 @@ class Engine:
     ) -> None:
         """What an attempt's end sets going once it is written: its retry's delivery, or
         the notice it owes."""
-        if ending.retry is not None and self.delivery is not None:
-            self._plan([Occurrence(ending.retry.at, file.key, file.job.fingerprint)], report)
-        if ending.notice is not None:
-            self._notify(file, scheduled, ending, report)
+        with self._pool.waiting():  # a queue, a topic, a function: the network
+            if ending.retry is not None and self.delivery is not None:
+                self._plan([Occurrence(ending.retry.at, file.key, file.job.fingerprint)], report)
+            if ending.notice is not None:
+                self._notify(file, scheduled, ending, report)
 
     def _notify(
         self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
@@ -805,7 +808,7 @@ class Engine:
                 INFLIGHT.discard(claim.id)
                 raise
             taken = JobFile(due.key, change.document, change.applied_to(job), version)
-            self.files.remember(taken, len(body))
+            self.files.remember(taken, len(body), ran=True)
             return taken, claim
         message = "the file keeps changing"
         self._emit(report, JobEvent(due.key, Outcome.LOST, message, due.scheduled))
@@ -854,7 +857,8 @@ class Engine:
         context = RunContext(
             file.key, claim.scheduled, execution, job.timeout_seconds, claim.started
         )
-        result = self.actions[job.run_type].run(job.action, context)
+        with self._pool.waiting():
+            result = self.actions[job.run_type].run(job.action, context)
         job_env = job.action.env
         secrets = (
             secrets_in(self.environ, job_env)
@@ -869,6 +873,10 @@ class Engine:
             error=redact_window(result.error, secrets) if result.error else result.error,
         )
 
+    def _sleep(self, seconds: float) -> None:
+        with self._pool.waiting():
+            time.sleep(seconds)
+
     def _run_and_record(self, file: JobFile, claim: Claim, report: TickReport) -> None:
         # Lateness counts to the claim, the moment the runner took the occurrence to run it.
         lateness = (claim.started - claim.scheduled) // timedelta(milliseconds=1)
@@ -881,7 +889,8 @@ class Engine:
             file,
             claim,
             ending,
-            remember=self.files.remember,
+            remember=functools.partial(self.files.remember, ran=True),
+            sleep=self._sleep,
             on_error=lambda message: self._emit(
                 report, JobEvent(file.key, Outcome.STORE_ERROR, message)
             ),
@@ -917,7 +926,8 @@ class Engine:
         elif ending.notice is not None:
             # The result could not be written (the file was deleted or taken over, or the
             # store failed): whoever must hear of a failure still does.
-            self._notify(file, claim.scheduled, ending, report)
+            with self._pool.waiting():
+                self._notify(file, claim.scheduled, ending, report)
 
     def _delete_if_done(
         self, file: JobFile, written: Written, ending: Ending, report: TickReport
