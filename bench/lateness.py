@@ -15,9 +15,9 @@ Three parts, each a real process against real files or the AWS API over HTTP:
 - ``sqs``: the Lambda handler in this process against moto (S3 on the test suite's
   serialised server, so a conditional write is atomic as on S3; SQS on a plain threaded
   ``moto_server``, so a long poll does not hold up S3), a tick thread invoking it with a
-  scheduled event at start and at every minute boundary, and poller threads standing in for
-  Lambda's event source mapping (``tests/sqs_poller.py``); beside it, the same without
-  ``LAMBDACRON_DELIVERY_QUEUE``.
+  scheduled event at start and at every interval boundary (1 and 5 minutes), and poller
+  threads standing in for Lambda's event source mapping (``tests/sqs_poller.py``); beside
+  it, the same without ``LAMBDACRON_DELIVERY_QUEUE``.
 
 Every run appends ``KEY OCCURRENCE START`` to a file (bash, ``$EPOCHREALTIME``), so a run is
 counted by the job itself: "late" is its process's start minus its occurrence, "claim p99"
@@ -449,7 +449,7 @@ def sqs_worker(config: dict[str, Any]) -> dict[str, Any]:
         AWS_EC2_METADATA_DISABLED="true",
         LAMBDACRON_BUCKET="lateness",
         LAMBDACRON_PREFIX="jobs",
-        LAMBDACRON_INTERVAL="1",
+        LAMBDACRON_INTERVAL=str(config["interval"]),
     )
     import boto3
 
@@ -509,7 +509,8 @@ def sqs_worker(config: dict[str, Any]) -> dict[str, Any]:
         while not stop.is_set():
             invoke({"time": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}, Context())
             ticks.append(moment)
-            moment = datetime.fromtimestamp((int(time.time()) // 60 + 1) * 60, UTC)
+            period = 60 * config["interval"]
+            moment = datetime.fromtimestamp((int(time.time()) // period + 1) * period, UTC)
             while not stop.is_set() and datetime.now(UTC) < moment:
                 stop.wait(min(1.0, (moment - datetime.now(UTC)).total_seconds()))
 
@@ -570,6 +571,7 @@ class SqsCase:
     case: str
     planning: bool
     nice: int = 0
+    interval: int = 1
 
 
 def run_sqs(
@@ -579,6 +581,7 @@ def run_sqs(
     config = {
         "planning": spec.planning,
         "nice": spec.nice,
+        "interval": spec.interval,
         "offsets": workload.offsets,
         "recurring": workload.recurring,
         "runs": str(folder / "runs.txt"),
@@ -651,7 +654,8 @@ def main() -> None:
     parser.add_argument("--rush-lead", type=int, default=15)
     parser.add_argument("--sqs-at", type=int, default=300)
     parser.add_argument("--sqs-recurring", type=int, default=30)
-    parser.add_argument("--sqs-window", type=int, default=150)
+    parser.add_argument("--sqs-intervals", default="1,5", help="tick intervals (minutes)")
+    parser.add_argument("--sqs-windows", default="1:150,5:360", help="INTERVAL:SECONDS")
     parser.add_argument("--pollers", type=int, default=1, help="threads standing in for ESM")
     parser.add_argument(
         "--poll-wait",
@@ -675,7 +679,8 @@ def main() -> None:
     if args.smoke:
         args.at, args.recurring, args.intervals, args.window, args.lead = 40, 6, "1", "1:6", 3
         args.rush, args.rush_lead = 100, 4
-        args.sqs_at, args.sqs_recurring, args.sqs_window = 20, 4, 6
+        args.sqs_at, args.sqs_recurring = 20, 4
+        args.sqs_intervals, args.sqs_windows = "1", "1:6"
         args.no_twins, args.settle, args.limit = True, 2.0, 30.0
         args.parts = ",".join(p for p in args.parts.split(",") if p != "added")
     parts = {p for p in args.parts.split(",") if p}
@@ -740,26 +745,36 @@ def main() -> None:
                 rush = LocalCase(f"rush {args.rush}, --workers {workers}", 1, True, workers)
                 place = folder / f"rush-{workers}"
                 rows.append(run_local(rush, workload, base, place, args.settle, args.limit))
-        if "sqs" in parts:
-            workload = spread(rng, args.sqs_at, args.lead, args.sqs_window, args.sqs_recurring)
+        sqs_windows = dict(
+            (int(k), int(v)) for k, v in (w.split(":") for w in args.sqs_windows.split(",") if w)
+        )
+        for interval in (
+            [int(x) for x in args.sqs_intervals.split(",") if x] if "sqs" in parts else []
+        ):
+            window = sqs_windows.get(interval, 150)
+            workload = spread(rng, args.sqs_at, args.lead, window, args.sqs_recurring)
             print(
-                f"sqs: {args.sqs_at} at() over {args.sqs_window} s and {args.sqs_recurring}"
-                f" cron/rate jobs, {args.pollers} poller(s) ...",
+                f"sqs, interval {interval}: {args.sqs_at} at() over {window} s and"
+                f" {args.sqs_recurring} cron/rate jobs, {args.pollers} poller(s) ...",
                 flush=True,
             )
-            specs = [SqsCase("lambda + SQS (moto)", True)]
+            specs = [SqsCase(f"lambda -i {interval} + SQS (moto)", True, interval=interval)]
             if not args.no_twins:
                 nice = 0 if args.sequential else TWIN_NICE
-                specs.append(SqsCase("lambda tick-only (moto)", False, nice))
+                specs.append(
+                    SqsCase(f"lambda -i {interval} tick-only (moto)", False, nice, interval)
+                )
             seen: dict[str, dict[str, Any]] = {}
 
-            def sqs(spec: SqsCase) -> Figures:
+            def sqs(spec: SqsCase, workload: Workload, seen: dict[str, Any]) -> Figures:
                 result, seen[spec.case] = run_sqs(
                     spec, workload, folder / re.sub(r"\W+", "-", spec.case), args
                 )
                 return result
 
-            found = together([functools.partial(sqs, s) for s in specs], args.sequential)
+            found = together(
+                [functools.partial(sqs, s, workload, seen) for s in specs], args.sequential
+            )
             rows += found
             for spec, result in zip(specs, found, strict=True):
                 notes.append(sqs_costs(spec.case, seen.get(spec.case, {}), result.runs))
