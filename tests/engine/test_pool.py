@@ -127,3 +127,83 @@ def test_an_engine_runs_jobs_whose_processes_wait_side_by_side(root: Path, tmp_p
         report = engine.tick(clock.now)
     assert (report.ran, report.failed) == (4, 0)
     assert len(list(seen.iterdir())) == 4
+
+
+def test_an_eager_pool_counts_a_woken_idle_thread_for_one_run_only() -> None:
+    # A burst of submits meets an idle thread before it has woken: it takes one run, and
+    # each other run needs a thread of its own.
+    pool = RunPool(3, eager=True)
+    pool.submit(lambda: None).result()
+    while True:  # until that thread waits for work
+        with pool._lock:
+            if pool._idle == 1:
+                break
+    inside = threading.Barrier(3, timeout=BARRIER_TIMEOUT)
+    # The idle thread cannot wake while the lock is held, as it has not when submits come
+    # one right after another.
+    with pool._lock:
+        results = [pool.submit(inside.wait) for _ in range(3)]
+    assert sorted(f.result() for f in results) == [0, 1, 2]  # not a BrokenBarrierError
+    pool.shutdown()
+
+
+def test_shutdown_waits_for_a_run_taken_by_a_thread_added_while_it_waits() -> None:
+    pool = RunPool(2)
+    go, hold = threading.Event(), threading.Event()
+    second_started, second_done = threading.Event(), threading.Event()
+
+    def first() -> None:
+        go.wait(BARRIER_TIMEOUT)
+        with pool.waiting():  # adds a thread, which takes the second run
+            second_started.wait(BARRIER_TIMEOUT)
+
+    def second() -> None:
+        second_started.set()
+        hold.wait(BARRIER_TIMEOUT)
+        second_done.set()
+
+    pool.submit(first)
+    pool.submit(second)
+    done_when_shutdown_returned: list[bool] = []
+
+    def shut() -> None:
+        pool.shutdown(wait=True)
+        done_when_shutdown_returned.append(second_done.is_set())
+
+    closer = threading.Thread(target=shut)
+    closer.start()
+    while True:  # until shutdown has begun: the pool takes no more work
+        try:
+            pool.submit(lambda: None)
+        except RuntimeError:
+            break
+    go.set()
+    assert second_started.wait(BARRIER_TIMEOUT)
+    closer.join(2)  # a shutdown that does not wait for the second run returns meanwhile
+    hold.set()
+    closer.join()
+    assert done_when_shutdown_returned == [True]
+
+
+def test_a_thread_that_cannot_start_fails_no_run_and_leaves_the_pool_working(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As when the interpreter exits (Python 3.12 refuses new threads then) while a run of
+    # an engine never closed waits, with another run queued behind it.
+    pool = RunPool(2)
+    gate = threading.Event()
+
+    def waits() -> int:
+        gate.wait(BARRIER_TIMEOUT)
+        with pool.waiting():  # the second run is queued: a thread is started for it
+            return 1
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    first = pool.submit(waits)
+    second = pool.submit(lambda: 2)
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    gate.set()
+    assert (first.result(), second.result()) == (1, 2)
+    pool.shutdown(wait=True)

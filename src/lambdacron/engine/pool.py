@@ -60,10 +60,15 @@ class RunPool:
             if self._closed:
                 raise RuntimeError("cannot submit to a closed run pool")
             self._queue.append((future, fn, args))
-            if self._idle:
+            # An idle thread that was woken stays counted until it runs again, and takes
+            # one piece of work: only idle threads beyond the work queued are free.
+            if len(self._queue) <= self._idle:
                 self._lock.notify()
             elif self.eager or len(self._threads) == self._waiting:
-                self._add_thread()
+                started = self._add_thread()
+                if not started and not self._threads:  # nothing would ever take it
+                    self._queue.pop()
+                    raise RuntimeError("cannot start a thread for the run pool")
         return future
 
     @contextmanager
@@ -88,20 +93,37 @@ class RunPool:
         with self._lock:
             self._closed = True
             self._lock.notify_all()
-            threads = list(self._threads)
-        if wait:
-            for thread in threads:
-                thread.join()
-
-    def _add_thread(self) -> None:
-        # Called with the lock held.
-        if len(self._threads) >= self.workers:
+        if not wait:
             return
+        # A run still going may add a thread (for work queued behind it) while this waits:
+        # every thread is joined, those added meanwhile too. Only a live thread adds one,
+        # so once all that are listed have ended, none can be added.
+        joined = 0
+        while True:
+            with self._lock:
+                if joined == len(self._threads):
+                    return
+                thread = self._threads[joined]
+            thread.join()
+            joined += 1
+
+    def _add_thread(self) -> bool:
+        """Start one more thread, if the pool may have one; whether it did. Called with the
+        lock held."""
+        if len(self._threads) >= self.workers:
+            return False
         thread = threading.Thread(
             target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
         )
+        try:
+            thread.start()
+        except RuntimeError:
+            # No thread can be started now (the interpreter is exiting, or a limit is
+            # reached): the threads there are take the queued work in turn. A thread that
+            # never started is not counted, or the pool would wait on it forever.
+            return False
         self._threads.append(thread)
-        thread.start()
+        return True
 
     def _work(self) -> None:
         self._local.worker = True
