@@ -86,15 +86,26 @@ class SqsDelivery(Delivery):
         return self._client
 
     def plan(self, occurrences: Sequence[Occurrence]) -> None:
-        now = self._clock()
         with self._lock:
-            self._sent = {o for o in self._sent if o.at > now}
+            self._forget_past()
             fresh = sorted(set(occurrences) - self._sent)
-        self.send(fresh)
+        self._send_all(fresh)
 
     def send(self, occurrences: Sequence[Occurrence]) -> None:
         """Send each occurrence, whether or not this runner sent it before (a delivery that
         came too early is sent on again: its message is the one being consumed)."""
+        # An engine that only consumes the queue (the ticks go to the shards' engines)
+        # sends, and never plans: what it sent is forgotten here too, once past.
+        with self._lock:
+            self._forget_past()
+        self._send_all(occurrences)
+
+    def _forget_past(self) -> None:
+        # Called with the lock held.
+        now = self._clock()
+        self._sent = {o for o in self._sent if o.at > now}
+
+    def _send_all(self, occurrences: Sequence[Occurrence]) -> None:
         client = self.client
         # One batch after another: sent side by side, they made the deliveries of the same
         # seconds wait longer, not shorter (measured in docs/scaling.md, "Lateness").

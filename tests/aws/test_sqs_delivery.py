@@ -336,3 +336,23 @@ def test_a_warm_runner_sends_an_occurrence_once_however_many_plans_hold_it(
     failing.plan(first)
     counts = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["All"])["Attributes"]
     assert int(counts["ApproximateNumberOfMessagesDelayed"]) == 4
+
+
+def test_what_a_runner_sent_on_is_forgotten_once_its_time_has_passed(
+    moto_endpoint: str,
+) -> None:
+    # The engine that consumes the queue, in a sharded deployment, sends on the messages
+    # that came too early and never plans: what it remembers must not grow while it is warm.
+    from lambdacron.engine.delivery import Occurrence
+    from lambdacron.sqs import SqsDelivery
+
+    sqs = boto_client("sqs")
+    url = sqs.create_queue(QueueName=f"send-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    clock = [now]
+    delivery = SqsDelivery(url, "s3://b/", timedelta(minutes=16), clock=lambda: clock[0])
+    for round_ in range(6):
+        clock[0] = now + timedelta(minutes=20 * round_)
+        later = clock[0] + timedelta(seconds=960)
+        delivery.send([Occurrence(later, f"j{i}.json", "f") for i in range(5)])
+    assert len(delivery._sent) == 5  # the last round's; the earlier ones are past
