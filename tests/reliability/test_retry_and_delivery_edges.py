@@ -28,6 +28,7 @@ from lambdacron.actions import default_registry
 from lambdacron.clock import utcnow
 from lambdacron.engine import Engine
 from lambdacron.engine.delivery import Delivery, Occurrence
+from lambdacron.engine.report import Outcome
 from lambdacron.store import LocalStore
 from lambdacron.store.base import Document
 from lambdacron.times import iso
@@ -449,3 +450,6 @@ def test_an_occurrence_claimed_by_another_runner_is_counted_taken_not_skipped(
         e.close()
     assert lines(runs).count("2026-06-01T12:00:00Z") == 1
     assert sorted((r.ran, r.taken, r.skipped) for r in reports) == [(0, 1, 0), (1, 0, 0)]
+    # Both engines are this process: the loser says so, rather than blame another runner.
+    (taken,) = [e for r in reports for e in r.events if e.outcome is Outcome.TAKEN]
+    assert taken.message.startswith("claimed first by this runner")

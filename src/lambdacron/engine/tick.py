@@ -796,10 +796,10 @@ class Engine:
                     self._emit(report, JobEvent(due.key, Outcome.LOST, message, due.scheduled))
                     return None
                 # Lost the race, or the user edited the file: decide again on fresh state.
-                fresh = self._reconsider(due.key, now)
+                fresh, seen = self._reconsider(due.key, now)
                 if fresh is None:
                     # The healthy race: another tick, or the delivery of the same second.
-                    message = "claimed by another runner, which runs it"
+                    message = self._taken_by(seen)
                     self._emit(report, JobEvent(due.key, Outcome.TAKEN, message, due.scheduled))
                     return None
                 due = fresh
@@ -824,19 +824,28 @@ class Engine:
         there = file.job.state.claim if file is not None else None
         return file if there is not None and there.id == claim.id else None
 
-    def _reconsider(self, key: str, now: datetime) -> _Due | None:
-        """After a lost claim: the job read afresh, if the same decision still runs it."""
+    def _reconsider(self, key: str, now: datetime) -> tuple[_Due | None, JobFile | None]:
+        """After a lost claim: the job read afresh, if the same decision still runs it; and
+        the job as read."""
         try:
             doc = self.store.read(key)
         except StoreError:
-            return None
+            return None, None
         file, _ = self._decoded(key, doc)
         if file is None:
-            return None
+            return None, None
         decision = self.decide(file, now)
         if decision.verdict is not Verdict.DUE or decision.scheduled is None:
-            return None
-        return _Due(file, decision.scheduled, decision.attempt)
+            return None, file
+        return _Due(file, decision.scheduled, decision.attempt), file
+
+    def _taken_by(self, seen: JobFile | None) -> str:
+        claim = seen.job.state.claim if seen is not None else None
+        if claim is not None and (claim.host, claim.pid) == (self.host, self.pid):
+            # serve's own timer delivering the occurrence the tick also found due: one
+            # runner, not two, which "another runner" would wrongly suggest.
+            return "claimed first by this runner (its delivery of the same second), which runs it"
+        return "claimed by another runner, which runs it"
 
     def _never_fits(self, job: Job) -> bool:
         limit = self.max_run_seconds
