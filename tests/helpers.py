@@ -71,6 +71,15 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
+def dead_run(scheduled: datetime) -> dict[str, Any]:
+    """The runner fields a runner on another host left when it died running occurrence
+    ``scheduled``: its claim (deadline 10 minutes later), the count and the occurrence."""
+    at = scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")
+    deadline = (scheduled + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    claim = {"id": "c1", "scheduled": at, "host": "elsewhere", "pid": 1, "started": at}
+    return {"claim": {**claim, "deadline": deadline}, "execution_count": 1, "last_scheduled": at}
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 

@@ -69,15 +69,28 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def empty(queue: str) -> bool:
-    """No message left: neither visible, nor delayed, nor held by a receiver."""
+def counts(queue: str) -> dict[str, int]:
+    """The queue's messages: visible ("ApproximateNumberOfMessages"), held by a receiver
+    ("...NotVisible") and delayed ("...Delayed")."""
     names = [
         "ApproximateNumberOfMessages",
         "ApproximateNumberOfMessagesNotVisible",
         "ApproximateNumberOfMessagesDelayed",
     ]
     found = boto_client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=names)
-    return all(int(found["Attributes"].get(name, "0")) == 0 for name in names)
+    return {
+        name.removeprefix("ApproximateNumberOf"): int(found["Attributes"].get(name, "0"))
+        for name in names
+    }
+
+
+def empty(queue: str) -> bool:
+    """No message left: neither visible, nor delayed, nor held by a receiver."""
+    return not any(counts(queue).values())
+
+
+def new_queue(prefix: str) -> str:
+    return boto_client("sqs").create_queue(QueueName=f"{prefix}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
 
 
 def deliver_all(queue: str, until: datetime, limit: float = 40) -> tuple[int, list[str]]:
@@ -215,10 +228,7 @@ def test_an_occurrence_delivered_well_before_its_time_waits_in_the_queue_again(
     }
     assert handler.lambda_handler(early, Context()) == {"batchItemFailures": []}
     assert lines(out) == []
-    attributes = boto_client("sqs").get_queue_attributes(
-        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
-    )["Attributes"]
-    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert counts(queue)["MessagesDelayed"] == 1
 
 
 def test_a_batch_of_deliveries_is_no_tick_to_the_dead_mans_alarm(
@@ -235,7 +245,7 @@ def test_a_retry_is_delivered_through_the_queue_and_its_failure_told_over_sqs(
     bucket: str, queue: str, tmp_path: Path
 ) -> None:
     sqs = boto_client("sqs")
-    told = sqs.create_queue(QueueName=f"told-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    told = new_queue("told")
     out = tmp_path / "out"
     script = f"open({str(out)!r}, 'a').write('x\\n'); raise SystemExit('vendor closed')"
     at = soon(1)
@@ -276,18 +286,15 @@ def test_a_plan_of_many_batches_sends_each_occurrence_once_with_its_delay(
     from lambdacron.errors import DeliveryError
     from lambdacron.sqs import SqsDelivery
 
-    sqs = boto_client("sqs")
-    url = sqs.create_queue(QueueName=f"plan-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    url = new_queue("plan")
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)
     occurrences = [
         Occurrence(now + timedelta(seconds=i % 3 * 100), f"k{i}.json", "f") for i in range(25)
     ]
     delivery = SqsDelivery(url, "s3://b/", timedelta(minutes=1), clock=lambda: now)
     delivery.plan(occurrences)
-    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     # Those due now are visible at once; the others are delayed 100 or 200 seconds.
-    assert int(counts["ApproximateNumberOfMessages"]) == 9
-    assert int(counts["ApproximateNumberOfMessagesDelayed"]) == 16
+    assert (counts(url)["Messages"], counts(url)["MessagesDelayed"]) == (9, 16)
     gone = SqsDelivery(url + "-gone", "s3://b/", timedelta(minutes=1), clock=lambda: now)
     with pytest.raises(DeliveryError, match="25 of 25 messages not sent"):
         gone.plan(occurrences)
@@ -300,16 +307,12 @@ def test_a_warm_runner_sends_an_occurrence_once_however_many_plans_hold_it(
     from lambdacron.errors import DeliveryError
     from lambdacron.sqs import SqsDelivery
 
-    sqs = boto_client("sqs")
-    url = sqs.create_queue(QueueName=f"plan-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    url = new_queue("plan")
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)
     clock = [now]
 
     def held() -> int:
-        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        return int(counts["ApproximateNumberOfMessages"]) + int(
-            counts["ApproximateNumberOfMessagesDelayed"]
-        )
+        return sum(counts(url).values())
 
     first = [Occurrence(now + timedelta(seconds=30 * i), "k.json", "f") for i in range(1, 5)]
     delivery = SqsDelivery(url, "s3://b/", timedelta(minutes=2), clock=lambda: clock[0])
@@ -328,14 +331,13 @@ def test_a_warm_runner_sends_an_occurrence_once_however_many_plans_hold_it(
     SqsDelivery(url, "s3://b/", timedelta(minutes=2), clock=lambda: clock[0]).plan(later)
     assert held() == 9
     # What could not be sent is not taken for sent: the next plan sends it.
-    other = sqs.create_queue(QueueName=f"plan-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    other = new_queue("plan")
     failing = SqsDelivery(other + "-gone", "s3://b/", timedelta(minutes=2), clock=lambda: now)
     with pytest.raises(DeliveryError):
         failing.plan(first)
     failing.queue_url = other
     failing.plan(first)
-    counts = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["All"])["Attributes"]
-    assert int(counts["ApproximateNumberOfMessagesDelayed"]) == 4
+    assert counts(other)["MessagesDelayed"] == 4
 
 
 def test_what_a_runner_sent_on_is_forgotten_once_its_time_has_passed(
@@ -346,8 +348,7 @@ def test_what_a_runner_sent_on_is_forgotten_once_its_time_has_passed(
     from lambdacron.engine.delivery import Occurrence
     from lambdacron.sqs import SqsDelivery
 
-    sqs = boto_client("sqs")
-    url = sqs.create_queue(QueueName=f"send-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    url = new_queue("send")
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)
     clock = [now]
     delivery = SqsDelivery(url, "s3://b/", timedelta(minutes=16), clock=lambda: clock[0])

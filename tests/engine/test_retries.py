@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import FakeClock, place, read_json, utc
+from helpers import FakeClock, dead_run, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.config import Settings
 from lambdacron.engine import Engine
@@ -131,21 +131,11 @@ class TestRetries:
         self, root: Path, tmp_path: Path, clock: FakeClock
     ) -> None:
         told = tmp_path / "told.jsonl"
-        dead = {
-            "id": "c1",
-            "scheduled": "2026-06-01T18:30:00Z",
-            "host": "elsewhere",
-            "pid": 1,
-            "started": "2026-06-01T18:30:00Z",
-            "deadline": "2026-06-01T18:40:00Z",
-        }
         for key, on_interrupted in (("plain.json", False), ("again.json", True)):
             retry = {"attempts": 2, "backoff_seconds": 0, "on_interrupted": on_interrupted}
             document = {
                 **job(tmp_path, 0, retry=retry, on_failure=notices_to(told)),
-                "claim": dead,
-                "execution_count": 1,
-                "last_scheduled": "2026-06-01T18:30:00Z",
+                **dead_run(T),
             }
             place(root, key, document, T)
         clock.now = T + timedelta(minutes=11)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from helpers import FakeClock, place, read_json, spawn, subprocess_env, utc
+from helpers import FakeClock, dead_run, place, read_json, spawn, subprocess_env, utc
 from lambdacron.actions import default_registry
 from lambdacron.clock import utcnow
 from lambdacron.engine import Engine
@@ -57,6 +57,12 @@ def counting(marker: Path, exit_code: int) -> dict[str, Any]:
         f"sys.exit({exit_code})\n"
     )
     return {"type": "python", "details": {"script": script}}
+
+
+def failing_order(runs: Path, attempts: int, **fields: Any) -> dict[str, Any]:
+    """The 18:30 order whose every run fails, tried ``attempts`` times a minute apart."""
+    retry = {"attempts": attempts, "backoff_seconds": 60}
+    return {"when": "30 18 * * *", "run": counting(runs, 1), "retry": retry, **fields}
 
 
 def lines(path: Path) -> list[str]:
@@ -110,21 +116,11 @@ class TestNoticesTwice:
         self, root: Path, tmp_path: Path
     ) -> None:
         told = tmp_path / "told"
-        dead = {
-            "id": "c1",
-            "scheduled": "2026-06-01T18:30:00Z",
-            "host": "elsewhere",
-            "pid": 1,
-            "started": "2026-06-01T18:30:00Z",
-            "deadline": "2026-06-01T18:40:00Z",
-        }
         document = {
             "when": "30 18 * * *",
             "run": counting(tmp_path / "runs", 0),
             "on_failure": notices_to(told),
-            "claim": dead,
-            "execution_count": 1,
-            "last_scheduled": "2026-06-01T18:30:00Z",
+            **dead_run(T),
         }
         place(root, "o.json", document, T)
         clock = FakeClock(T + timedelta(minutes=11))
@@ -185,11 +181,7 @@ class TestRetryAndScheduleChanges:
         self, root: Path, tmp_path: Path
     ) -> None:
         runs = tmp_path / "runs"
-        document = {
-            "when": "30 18 * * *",
-            "run": counting(runs, 1),
-            "retry": {"attempts": 3, "backoff_seconds": 60},
-        }
+        document = failing_order(runs, 3)
         path = place(root, "order.json", document, T - timedelta(days=1))
         clock = FakeClock(T)
         with engine_at(root, clock) as engine:
@@ -209,11 +201,7 @@ class TestRetryAndScheduleChanges:
         self, root: Path, tmp_path: Path
     ) -> None:
         runs = tmp_path / "runs"
-        document = {
-            "when": "30 18 * * *",
-            "run": counting(runs, 1),
-            "retry": {"attempts": 2, "backoff_seconds": 60},
-        }
+        document = failing_order(runs, 2)
         path = place(root, "order.json", document, T - timedelta(days=1))
         clock = FakeClock(T)
         recorder = Recorder(timedelta(minutes=2))
@@ -236,12 +224,7 @@ class TestManualRunAndPendingRetry:
     ) -> None:
         told = tmp_path / "told"
         runs = tmp_path / "runs"
-        document = {
-            "when": "30 18 * * *",
-            "run": counting(runs, 1),  # fails every time
-            "retry": {"attempts": 2, "backoff_seconds": 60},
-            "on_failure": notices_to(told),
-        }
+        document = failing_order(runs, 2, on_failure=notices_to(told))
         path = place(root, "order.json", document, T - timedelta(days=1))
         clock = FakeClock(T)
         with engine_at(root, clock) as engine:
