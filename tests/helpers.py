@@ -80,6 +80,18 @@ def dead_run(scheduled: datetime) -> dict[str, Any]:
     return {"claim": {**claim, "deadline": deadline}, "execution_count": 1, "last_scheduled": at}
 
 
+def notices_to(path: Path) -> dict[str, Any]:
+    """An ``on_failure`` command that appends each notice to ``path``, one a line."""
+    return {"command": ["sh", "-c", f"cat >> {path}; echo >> {path}"]}
+
+
+def notices(path: Path) -> list[dict[str, Any]]:
+    """The notices ``notices_to(path)`` received, in order."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from .actions.base import RunType, Spec, Status
-from .notify import Destination
+from .notify import Destination, NoticeReason
 from .schedule import Schedule
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "RunType",
     "State",
     "Status",
+    "Telling",
     "fingerprint_of",
 ]
 
@@ -47,8 +48,18 @@ MAX_NESTING = 64
 
 
 @dataclass(frozen=True)
+class Telling:
+    """The notice a claim is held for: its occurrence has ended (its result is written) and
+    the claim is released once the notice is out. ``attempts`` as the notice counts them."""
+
+    reason: NoticeReason
+    attempts: int
+
+
+@dataclass(frozen=True)
 class Claim:
-    """An occurrence taken by a runner that has not written its result yet."""
+    """An occurrence taken by a runner that has not written its result yet, or (``telling``)
+    one whose result is written but whose failure notice is not yet sent."""
 
     id: str
     scheduled: datetime
@@ -60,6 +71,7 @@ class Claim:
     attempt: int = 1
     #: Run by hand (``lambdacron run``), out of schedule: it moves no schedule window.
     manual: bool = False
+    telling: Telling | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from .actions import SPECS
 from .actions.base import RunType, Spec
@@ -30,8 +30,9 @@ from .job import (
     Retry,
     RetryPolicy,
     State,
+    Telling,
 )
-from .notify import check_destination
+from .notify import NoticeReason, check_destination
 from .schedule import AtSchedule, get_zone, parse
 from .store.base import Version
 from .times import RECORDABLE, iso, parse_instant, recordable
@@ -333,8 +334,10 @@ def _parse_claim(raw: Mapping[str, Any], problems: Problems) -> Claim | None:
     deadline = _instant(raw, "deadline", problems, "claim.deadline")
     ident, host, pid = raw.get("id"), raw.get("host"), raw.get("pid")
     attempt, manual = raw.get("attempt", 1), raw.get("manual", False)
+    telling = _parse_telling(raw.get("telling"))
     if (
-        not isinstance(attempt, int)
+        telling is False
+        or not isinstance(attempt, int)
         or isinstance(attempt, bool)
         or not 1 <= attempt <= MAX_ATTEMPTS
         or not isinstance(manual, bool)
@@ -349,7 +352,25 @@ def _parse_claim(raw: Mapping[str, Any], problems: Problems) -> Claim | None:
     ):
         problems.add("claim", "is damaged; remove the claim field to release the job")
         return None
-    return Claim(ident, scheduled, host, pid, started, deadline, attempt, manual)
+    return Claim(ident, scheduled, host, pid, started, deadline, attempt, manual, telling)
+
+
+def _parse_telling(raw: Any) -> Telling | Literal[False] | None:
+    """A claim's ``telling``; False when it is there but damaged."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        return False
+    reason, attempts = raw.get("reason"), raw.get("attempts")
+    if (
+        not isinstance(reason, str)
+        or reason not in {member.value for member in NoticeReason}
+        or not isinstance(attempts, int)
+        or isinstance(attempts, bool)
+        or not 0 <= attempts <= MAX_ATTEMPTS
+    ):
+        return False
+    return Telling(NoticeReason(reason), attempts)
 
 
 def _parse_retry(document: Mapping[str, Any], problems: Problems) -> RetryPolicy | None:
@@ -536,6 +557,11 @@ def claim_to_json(claim: Claim) -> dict[str, Any]:
         record["attempt"] = claim.attempt
     if claim.manual:
         record["manual"] = True
+    if claim.telling is not None:
+        record["telling"] = {
+            "reason": claim.telling.reason.value,
+            "attempts": claim.telling.attempts,
+        }
     return record
 
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import FakeClock, dead_run, place, read_json, utc
+from helpers import FakeClock, dead_run, notices, notices_to, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.config import Settings
 from lambdacron.engine import Engine
@@ -42,16 +42,6 @@ def flaky(marker: Path, fails: int) -> dict[str, Any]:
         f"sys.exit(1 if n < {fails} else 0)\n"
     )
     return {"type": "python", "details": {"script": script}}
-
-
-def notices_to(path: Path) -> dict[str, Any]:
-    return {"command": ["sh", "-c", f"cat >> {path}; echo >> {path}"]}
-
-
-def notices(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..job import Claim, Job, State, Status
+from ..job import Claim, Job, State, Status, Telling
 from ..jobfile import claim_to_json, with_runner_fields
 from ..times import iso
 from .due import schedule_since
@@ -29,6 +29,9 @@ from .outcomes import Ending, state_after
 
 #: A claim outlives its run's timeout by this much before it is presumed dead.
 CLAIM_GRACE = timedelta(seconds=120)
+#: A claim held for a notice is presumed dead after this long: more than a notice's tries
+#: can take (3 tries of at most 20 s each to an AWS destination, or 30 s to a command).
+TELLING_GRACE = timedelta(seconds=180)
 
 
 def host_identity() -> str:
@@ -115,6 +118,22 @@ class Holder:
             uuid.uuid4().hex, scheduled, self.host, self.pid, started, deadline, attempt, manual
         )
 
+    def telling_claim(self, scheduled: datetime, now: datetime, telling: Telling) -> Claim:
+        """A claim on ``scheduled`` held only until its notice is sent: written with the
+        occurrence's end, so that a runner killed before the notice is out leaves a record
+        that a later tick finds (dead) and tells from."""
+        attempt = max(1, telling.attempts)
+        return Claim(
+            uuid.uuid4().hex,
+            scheduled,
+            self.host,
+            self.pid,
+            now,
+            now + TELLING_GRACE,
+            attempt,
+            telling=telling,
+        )
+
 
 @dataclass(frozen=True)
 class Change:
@@ -190,6 +209,20 @@ def claimed(
         retry=pending,
     )
     return Change(with_runner_fields(document, fields), state)
+
+
+def taken_over(document: Mapping[str, Any], job: Job, placed: datetime, claim: Claim) -> Change:
+    """Take over a dead claim that was held for a notice, to send that notice: ``claim``
+    in its place, and (as every runner write) when the schedule took effect."""
+    written, held = _since(job, placed)
+    fields = {"claim": claim_to_json(claim), "scheduled_from": written}
+    state = replace(job.state, claim=claim, scheduled_from=held)
+    return Change(with_runner_fields(document, fields), state)
+
+
+def still_going(claim: Claim, run_message: str) -> str:
+    """Why a live claim holds its job: ``run_message`` for a run still going."""
+    return "its failure notice is being sent" if claim.telling is not None else run_message
 
 
 def interrupted_reason(claim: Claim) -> str:

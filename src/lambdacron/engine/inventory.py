@@ -92,8 +92,8 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
         return JobRow(entry.key, status="invalid", error="; ".join(map(str, problems)))
     state = job.state
     status = str(state.last_result.get("status", "")) if state.last_result else "never run"
-    if state.claim is not None:
-        status = "running"
+    if state.claim is not None and state.claim.telling is None:
+        status = "running"  # held for a notice, it has ended: its result says how
     late = state.last_result.get("lateness_ms") if state.last_result else None
     error = state.last_result.get("error") if state.last_result else None
     failed = status not in ("ok", "never run", "running") and isinstance(error, str) and error

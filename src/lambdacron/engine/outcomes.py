@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..job import Claim, Job, Retry, RetryPolicy, State, Status
-from ..jobfile import retry_to_json
+from ..jobfile import claim_to_json, retry_to_json
 from ..notify import Destination, NoticeReason
 from ..times import iso, parse_instant
 
@@ -57,6 +57,12 @@ class Ending:
     notice: NoticeReason | None = None
     attempts: int = 1
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The claim the end leaves in the file, held until its notice is out (``telling``).
+    holds: Claim | None = None
+
+    def holding(self, claim: Claim) -> Ending:
+        """This end, written with ``claim`` in place of none."""
+        return replace(self, fields={**self.fields, "claim": claim_to_json(claim)}, holds=claim)
 
 
 def backoff(policy: RetryPolicy, attempt: int, rng: random.Random) -> timedelta:
@@ -133,7 +139,7 @@ def state_after(job: Job, ending: Ending) -> State:
     if "last_result" in fields:
         state = replace(state, last_result=fields["last_result"])
     if "claim" in fields:
-        state = replace(state, claim=None)
+        state = replace(state, claim=ending.holds)
     if "last_scheduled" in fields:
         state = replace(state, last_scheduled=parse_instant(fields["last_scheduled"], UTC))
     return state

@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from ..errors import JobNotFoundError, StoreError
 from ..job import Job
-from ..jobfile import JobFile, load
+from ..jobfile import JobFile, load, with_runner_fields
 from ..store.base import Entry
 from ..times import iso
 from .claims import Change, adopted, interrupted_result, settled
@@ -227,6 +227,7 @@ class Would(StrEnum):
     RUN = "run"
     RECORD_INTERRUPTED = "record_interrupted"  # a dead claim would be recorded first
     RECORD_MISSED = "record_missed"  # past its deadline: recorded, never run
+    TELL = "tell"  # a failure notice its runner did not send would be sent first
     SKIP = "skip"  # its previous run is still going
     REFUSE = "refuse"  # invalid, or of a type this runner does not accept
     FAIL = "fail"  # it cannot be read
@@ -331,6 +332,21 @@ def _plan_one(engine: Engine, entry: Entry, now: datetime) -> Iterator[Planned]:
                     engine.rng,
                 )
                 file = _applied(file, settled(file.document, file.job, placed, ending))
+            case Verdict.TELL:
+                claim = file.job.state.claim
+                assert claim is not None and claim.telling is not None
+                yield Planned(
+                    key,
+                    Would.TELL,
+                    f"its runner ({claim.host} pid {claim.pid}) stopped before sending its"
+                    f" {claim.telling.reason.value} notice",
+                    claim.scheduled,
+                )
+                released = Change(
+                    with_runner_fields(file.document, {"claim": None}),
+                    replace(file.job.state, claim=None),
+                )
+                file = _applied(file, released)
             case Verdict.MISS:
                 assert decision.scheduled is not None
                 deadline = engine.policies.deadline_of(file.job)

@@ -31,7 +31,7 @@ from ..errors import (
     JobTooLargeError,
     StoreError,
 )
-from ..job import Claim, Job, Status
+from ..job import Claim, Job, Status, Telling
 from ..jobfile import JobFile, encode, load
 from ..notify import NoticeReason, Notifier
 from ..redact import redact_window, secrets_in, tail
@@ -49,6 +49,8 @@ from .claims import (
     interrupted_result,
     pid_alive,
     settled,
+    still_going,
+    taken_over,
 )
 from .delivery import MAX_PLANNED_PER_JOB, Delivered, Delivery, DeliveryResult, Occurrence
 from .due import ALWAYS, due_occurrence, next_due, upcoming
@@ -83,6 +85,7 @@ class Verdict(Enum):
     REFUSE = "refuse"  # its run type is not allowed here
     RUNNING = "running"  # a live claim: its previous run is still going
     INTERRUPT = "interrupt"  # a dead claim: record that occurrence as interrupted first
+    TELL = "tell"  # a dead claim held for a notice: send the notice, then release it
     ADOPT = "adopt"  # record when its schedule took effect first
     DUE = "due"  # run ``scheduled`` now
     MISS = "miss"  # ``scheduled`` is past its deadline: record it missed, never run it
@@ -405,12 +408,15 @@ class Engine:
                 self._refuse(report, index, key, file.version, problem)
                 return report
             if decision.verdict is Verdict.RUNNING and claim is not None:
-                message = "a run of it is still going"
+                message = still_going(claim, "a run of it is still going")
                 self._emit(report, JobEvent(key, Outcome.RUNNING, message, claim.scheduled))
                 return report
-            if decision.verdict is not Verdict.INTERRUPT:
+            if decision.verdict is Verdict.TELL:
+                file = self._tell(file, report)
+            elif decision.verdict is Verdict.INTERRUPT:
+                file = self._interrupt(file, report, now)
+            else:
                 break
-            file = self._interrupt(file, report, now)
         if file is not None:
             index.drop(key)
             report.due = 1
@@ -427,8 +433,9 @@ class Engine:
             return Decision(Verdict.REFUSE)
         claim = job.state.claim
         if claim is not None:
-            live = self.holder.is_live(claim, self.clock())
-            return Decision(Verdict.RUNNING if live else Verdict.INTERRUPT)
+            if self.holder.is_live(claim, self.clock()):
+                return Decision(Verdict.RUNNING)
+            return Decision(Verdict.TELL if claim.telling is not None else Verdict.INTERRUPT)
         recorded = job.state.scheduled_from
         if recorded is None or recorded[0] != job.fingerprint:
             return Decision(Verdict.ADOPT)
@@ -532,12 +539,14 @@ class Engine:
                     claim = file.job.state.claim
                     assert claim is not None
                     index.put(key, IndexEntry(file.version.token, ALWAYS))
-                    message = "the previous run is still going"
+                    message = still_going(claim, "the previous run is still going")
                     self._emit(report, JobEvent(key, Outcome.RUNNING, message, claim.scheduled))
                     self._plan_ahead(file, now, horizon, planned)
                     return None
                 case Verdict.INTERRUPT:
                     written = self._interrupt(file, report, now)
+                case Verdict.TELL:
+                    written = self._tell(file, report)
                 case Verdict.MISS:
                     assert decision.scheduled is not None
                     written = self._miss(file, decision.scheduled, decision.attempt, report, now)
@@ -598,19 +607,23 @@ class Engine:
             self.policies,
             self.rng,
         )
-        written = self._write(
-            file, settled(file.document, file.job, file.version.modified, ending), report
-        )
-        if written is not None:
-            event = JobEvent(
-                file.key,
-                Outcome.INTERRUPTED,
-                interrupted_reason(claim) + self._retrying(ending),
-                claim.scheduled,
-                Status.INTERRUPTED,
+        ending = self._owing(file, claim.scheduled, ending)
+        try:
+            written = self._write(
+                file, settled(file.document, file.job, file.version.modified, ending), report
             )
-            self._emit(report, event)
-            self._after(written, claim.scheduled, ending, report)
+            if written is not None:
+                event = JobEvent(
+                    file.key,
+                    Outcome.INTERRUPTED,
+                    interrupted_reason(claim) + self._retrying(ending),
+                    claim.scheduled,
+                    Status.INTERRUPTED,
+                )
+                self._emit(report, event)
+                written = self._after(written, claim.scheduled, ending, report)
+        finally:
+            self._let_go(ending)
         return written
 
     def _dropped(self, file: JobFile, report: TickReport) -> None:
@@ -636,13 +649,17 @@ class Engine:
         deadline = self.policies.deadline_of(file.job)
         assert deadline is not None
         ending = missed(file.job, file.document, scheduled, now, attempt, deadline)
-        written = self._write(
-            file, settled(file.document, file.job, file.version.modified, ending), report
-        )
-        if written is not None:
-            message = str(ending.fields["last_result"]["error"])
-            self._emit(report, JobEvent(file.key, Outcome.MISSED, message, scheduled))
-            self._after(written, scheduled, ending, report)
+        ending = self._owing(file, scheduled, ending)
+        try:
+            written = self._write(
+                file, settled(file.document, file.job, file.version.modified, ending), report
+            )
+            if written is not None:
+                message = str(ending.fields["last_result"]["error"])
+                self._emit(report, JobEvent(file.key, Outcome.MISSED, message, scheduled))
+                written = self._after(written, scheduled, ending, report)
+        finally:
+            self._let_go(ending)
         return written
 
     def _retrying(self, ending: Ending) -> str:
@@ -653,14 +670,84 @@ class Engine:
 
     def _after(
         self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
-    ) -> None:
+    ) -> JobFile | None:
         """What an attempt's end sets going once it is written: its retry's delivery, or
-        the notice it owes."""
+        the notice it owes and then the release of the claim held for it. The job as it
+        then stands (None: changed meanwhile)."""
         with self._pool.waiting():  # a queue, a topic, a function: the network
             if ending.retry is not None and self.delivery is not None:
                 self._plan([Occurrence(ending.retry.at, file.key, file.job.fingerprint)], report)
             if ending.notice is not None:
                 self._notify(file, scheduled, ending, report)
+        if ending.holds is not None:
+            return self._release(file, ending.holds, report)
+        return file
+
+    # ------------------------------------------------------------------ notices held
+
+    def _owing(self, file: JobFile, scheduled: datetime, ending: Ending) -> Ending:
+        """``ending``, holding a claim until its notice is out, when it owes one and someone
+        is named to hear it. Without that claim a runner killed between writing the end
+        and sending the notice would leave nobody told, and nothing to tell it from."""
+        if ending.notice is None or self.policies.destination_of(file.job) is None:
+            return ending
+        telling = Telling(ending.notice, ending.attempts)
+        claim = self.holder.telling_claim(scheduled, self.clock(), telling)
+        INFLIGHT.add(claim.id)  # before its write: it is live from the moment it lands
+        return ending.holding(claim)
+
+    @staticmethod
+    def _let_go(ending: Ending) -> None:
+        if ending.holds is not None:
+            INFLIGHT.discard(ending.holds.id)
+
+    def _tell(self, file: JobFile, report: TickReport) -> JobFile | None:
+        """Send the notice a dead claim was held for (its runner stopped before it was
+        out), then release the claim. The claim is taken over first, with a conditional
+        write, so that of the ticks finding it dead one tells."""
+        claim = file.job.state.claim
+        assert claim is not None and claim.telling is not None
+        telling = claim.telling
+        ours = self.holder.telling_claim(claim.scheduled, self.clock(), telling)
+        INFLIGHT.add(ours.id)
+        try:
+            change = taken_over(file.document, file.job, file.version.modified, ours)
+            written = self._write(file, change, report)
+            if written is None:
+                return None
+            last = written.job.state.last_result
+            ending = Ending(
+                {"last_result": dict(last) if last else None},
+                notice=telling.reason,
+                attempts=telling.attempts,
+            )
+            with self._pool.waiting():
+                self._notify(written, claim.scheduled, ending, report)
+            return self._release(written, ours, report)
+        finally:
+            INFLIGHT.discard(ours.id)
+
+    def _release(self, file: JobFile, claim: Claim, report: TickReport) -> JobFile | None:
+        """Remove ``claim``, held for a notice now sent (or given up on), from the job:
+        merged into the user's version if they edited it meanwhile, like a result."""
+        written = write_back(
+            self.store,
+            file,
+            claim,
+            Ending({"claim": None}),
+            remember=functools.partial(self.files.remember, ran=True),
+            sleep=self._sleep,
+            on_error=lambda message: self._emit(
+                report, JobEvent(file.key, Outcome.STORE_ERROR, message)
+            ),
+        )
+        index = self.keeper.index
+        if written is None or written.job is None:
+            index.drop(file.key)
+            return None
+        due_at = next_due(written.job, written.version.modified)
+        index.put(file.key, IndexEntry(written.version.token, due_at))
+        return JobFile(file.key, written.document, written.job, written.version)
 
     def _notify(
         self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
@@ -893,6 +980,15 @@ class Engine:
         ending = ended(
             file.job, file.document, claim, result.to_json(), self.clock(), self.policies, self.rng
         )
+        ending = self._owing(file, claim.scheduled, ending)
+        try:
+            self._record(file, claim, result, ending, report)
+        finally:
+            self._let_go(ending)
+
+    def _record(
+        self, file: JobFile, claim: Claim, result: Result, ending: Ending, report: TickReport
+    ) -> None:
         written = write_back(
             self.store,
             file,

@@ -1,0 +1,248 @@
+"""A notice outlives its runner: an occurrence that ends owing a notice is written with a
+claim held for it (``claim.telling``), released once the notice is out. A runner that dies
+in between leaves that claim; a later tick finds it dead and sends the notice from it.
+
+Real files and real notice commands; the clock is fake.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import FakeClock, dead_run, notices, notices_to, place, read_json, utc
+from lambdacron.actions import default_registry
+from lambdacron.engine import Engine
+from lambdacron.engine.report import Outcome
+from lambdacron.engine.runner import Would, dry_run
+from lambdacron.job import Telling
+from lambdacron.jobfile import claim_to_json, load
+from lambdacron.notify import NoticeReason
+from lambdacron.store import LocalStore
+
+T = utc(2026, 6, 1, 18, 30)
+
+
+def failing(marker: Path) -> dict[str, Any]:
+    """A command that counts its runs in ``marker`` and fails."""
+    return {
+        "type": "command",
+        "details": {"command": ["sh", "-c", f"echo run >> {marker}; exit 3"]},
+    }
+
+
+def telling_file(path: Path, seen: Path) -> dict[str, Any]:
+    """A destination that records the job file as it stands while the notice is sent."""
+    return {"command": ["sh", "-c", f"cat > /dev/null; cat {path} >> {seen}; echo >> {seen}"]}
+
+
+def runs(marker: Path) -> int:
+    return len(marker.read_text().splitlines()) if marker.exists() else 0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T)
+
+
+@pytest.fixture
+def engine(root: Path, clock: FakeClock) -> Iterator[Engine]:
+    with Engine(
+        LocalStore(root), default_registry(), clock=clock, workers=2, rng=random.Random(7)
+    ) as e:
+        yield e
+
+
+def held_for(path: Path, seen: Path) -> list[dict[str, Any] | None]:
+    """The claim the job file held at each notice, as the destination saw the file."""
+    text = seen.read_text() if seen.exists() else ""
+    documents = []
+    decoder = json.JSONDecoder()
+    position = 0
+    while (start := text.find("{", position)) >= 0:
+        document, position = decoder.raw_decode(text, start)
+        documents.append(document)
+    return [d.get("claim") for d in documents]
+
+
+def watched(root: Path, tmp_path: Path, **fields: Any) -> tuple[Path, Path]:
+    """A failing daily job at 18:30 whose destination records the job file as it stands
+    while the notice is sent: the job's path, and where the destination writes."""
+    seen, path = tmp_path / "seen", root / "o.json"
+    document = {
+        "when": "30 18 * * *",
+        "run": failing(tmp_path / "m"),
+        "on_failure": telling_file(path, seen),
+        **fields,
+    }
+    place(root, "o.json", document, T - timedelta(days=1) if "claim" not in fields else T)
+    return path, seen
+
+
+class TestAnEndOwingANoticeHoldsItsClaimUntilTheNoticeIsOut:
+    """Each kind of end that owes a notice: the file holds the claim while the notice is
+    sent, and not after."""
+
+    def test_a_failed_run(
+        self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        path, seen = watched(root, tmp_path)
+        report = engine.tick(T)
+        assert (report.ran, report.failed, report.notices) == (1, 1, 1)
+        (claim,) = held_for(path, seen)
+        assert claim is not None and claim["telling"] == {"reason": "failed", "attempts": 1}
+        assert claim["scheduled"] == "2026-06-01T18:30:00Z"
+        state = read_json(path)
+        assert "claim" not in state and state["last_result"]["status"] == "failed"
+        assert state["execution_count"] == 1
+
+    def test_a_missed_occurrence(
+        self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        path, seen = watched(root, tmp_path, deadline_seconds=60)
+        clock.now = T + timedelta(hours=1)
+        report = engine.tick(clock.now)
+        assert (report.missed, report.notices) == (1, 1)
+        (claim,) = held_for(path, seen)
+        assert claim is not None and claim["telling"] == {"reason": "missed", "attempts": 0}
+        assert "claim" not in read_json(path) and runs(tmp_path / "m") == 0
+
+    def test_an_interrupted_run(self, root: Path, tmp_path: Path, clock: FakeClock) -> None:
+        path, seen = watched(root, tmp_path, **dead_run(T))
+        clock.now = T + timedelta(minutes=11)
+        with Engine(LocalStore(root), default_registry(), clock=clock) as e:
+            report = e.tick(clock.now)
+        assert (report.interrupted, report.notices) == (1, 1)
+        (claim,) = held_for(path, seen)
+        assert claim is not None and claim["telling"] == {"reason": "interrupted", "attempts": 1}
+        assert claim["host"] != "elsewhere"  # this runner's, not the dead one's
+        state = read_json(path)
+        assert "claim" not in state and state["last_result"]["status"] == "interrupted"
+
+    def test_no_claim_is_held_when_nobody_is_named_to_hear(
+        self, engine: Engine, root: Path, tmp_path: Path
+    ) -> None:
+        path = place(root, "o.json", {"when": "30 18 * * *", "run": failing(tmp_path / "m")})
+        assert engine.tick(T).failed == 1
+        assert "claim" not in read_json(path)
+
+
+class TestAClaimLeftForANotice:
+    """What a runner that died before its notice was out leaves, and what ticks do with it."""
+
+    @staticmethod
+    def left(root: Path, tmp_path: Path, deadline: timedelta) -> Path:
+        told = tmp_path / "told.jsonl"
+        at = "2026-06-01T18:30:00Z"
+        claim = {
+            "id": "c1",
+            "scheduled": at,
+            "host": "elsewhere",
+            "pid": 1,
+            "started": "2026-06-01T18:30:05Z",
+            "deadline": (T + deadline).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "attempt": 2,
+            "telling": {"reason": "failed", "attempts": 2},
+        }
+        document = {
+            "when": "* * * * *",
+            "run": failing(tmp_path / "m"),
+            "on_failure": notices_to(told),
+            "execution_count": 1,
+            "last_scheduled": at,
+            "last_result": {"status": "failed", "exit_code": 3, "attempt": 2, "error": "boom"},
+            "claim": claim,
+        }
+        return place(root, "o.json", document, T)
+
+    def test_while_it_may_live_it_holds_the_job_and_says_why(
+        self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        path = self.left(root, tmp_path, timedelta(minutes=3))
+        clock.now = T + timedelta(minutes=1)
+        report = engine.tick(clock.now)
+        assert (report.ran, report.notices) == (0, 0)
+        (event,) = [e for e in report.events if e.outcome is Outcome.RUNNING]
+        assert event.message == "its failure notice is being sent"
+        assert read_json(path)["claim"]["id"] == "c1"
+
+    def test_once_dead_the_notice_is_sent_once_the_claim_released_and_the_job_runs_on(
+        self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        path = self.left(root, tmp_path, timedelta(minutes=3))
+        clock.now = T + timedelta(minutes=4)
+        report = engine.tick(clock.now)
+        told, then = notices(tmp_path / "told.jsonl")
+        assert (told["reason"], told["attempts"]) == ("failed", 2)
+        assert told["occurrence"] == "2026-06-01T18:30:00Z"
+        assert told["last_result"]["error"] == "boom"
+        # Released, then decided again: the occurrence of 18:34 runs (and fails, and tells).
+        assert report.ran == 1 and runs(tmp_path / "m") == 1
+        assert (then["occurrence"], then["attempts"]) == ("2026-06-01T18:34:00Z", 1)
+        state = read_json(path)
+        assert "claim" not in state and state["last_scheduled"] == "2026-06-01T18:34:00Z"
+        clock.now = T + timedelta(minutes=4, seconds=30)
+        engine.tick(clock.now)  # nothing left to tell
+        assert len(notices(tmp_path / "told.jsonl")) == 2
+
+    def test_a_dry_run_says_it_would_tell(
+        self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        path = self.left(root, tmp_path, timedelta(minutes=3))
+        before = path.read_bytes()
+        clock.now = T + timedelta(minutes=4)
+        plan = dry_run(engine, clock.now)
+        assert [p.would for p in plan.planned] == [Would.TELL, Would.RUN]
+        assert "stopped before sending its failed notice" in plan.planned[0].reason
+        assert path.read_bytes() == before and notices(tmp_path / "told.jsonl") == []
+
+    def test_a_run_by_hand_tells_first(
+        self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        self.left(root, tmp_path, timedelta(minutes=3))
+        clock.now = T + timedelta(minutes=4)
+        engine.run_now("o.json")
+        assert [n["reason"] for n in notices(tmp_path / "told.jsonl")] == ["failed"]
+        assert runs(tmp_path / "m") == 1
+
+
+class TestTheRecord:
+    def test_a_telling_claim_round_trips(self) -> None:
+        document = {
+            "when": "* * * * *",
+            "run": {"type": "command", "details": {"command": ["true"]}},
+        }
+        claim = {**dead_run(T)["claim"], "telling": {"reason": "missed", "attempts": 0}}
+        job, problems, _ = load("o.json", json.dumps({**document, "claim": claim}).encode())
+        assert problems == [] and job is not None and job.state.claim is not None
+        assert job.state.claim.telling == Telling(NoticeReason.MISSED, 0)
+        assert claim_to_json(job.state.claim) == claim
+
+    @pytest.mark.parametrize(
+        "telling",
+        [
+            "failed",
+            {"reason": "lost", "attempts": 1},
+            {"reason": "failed"},
+            {"reason": "failed", "attempts": -1},
+            {"reason": "failed", "attempts": True},
+            {"reason": ["failed"], "attempts": 1},
+        ],
+    )
+    def test_a_damaged_one_is_reported_like_any_damaged_claim(self, telling: Any) -> None:
+        document = {
+            "when": "* * * * *",
+            "run": {"type": "command", "details": {"command": ["true"]}},
+        }
+        claim = {**dead_run(T)["claim"], "telling": telling}
+        job, problems, _ = load("o.json", json.dumps({**document, "claim": claim}).encode())
+        assert job is None
+        assert [str(p) for p in problems] == [
+            "claim: is damaged; remove the claim field to release the job"
+        ]
