@@ -631,13 +631,15 @@ def _parse_dow(text: str) -> _DayOfWeek:
 
 
 def _check_can_fire(dom: _DayOfMonth, months: set[int], day_and: bool) -> None:
-    if not day_and or not dom.days or dom.last or dom.last_weekday:
+    # NW fires only on a day its month holds, so day N bounds it as a plain N does.
+    days = dom.days if dom.nearest is None else {*dom.days, dom.nearest}
+    if not day_and or not days or dom.last or dom.last_weekday:
         return
     longest = max(_DAYS_IN_MONTH[m] for m in months)
-    if min(dom.days) > longest:
+    if min(days) > longest:
         names = ",".join(_MONTHS[m - 1] for m in sorted(months))
         raise ScheduleError(
-            f"day-of-month: day {min(dom.days)} never occurs in {names}; this schedule never fires"
+            f"day-of-month: day {min(days)} never occurs in {names}; this schedule never fires"
         )
 
 
@@ -663,7 +665,8 @@ def _parse_cron(expression: str, fields: list[str], zone: tzinfo) -> CronSchedul
     day_of_month = _DayOfMonth(set(range(1, 32))) if dom == "?" else _parse_dom(dom)
     day_of_week = _DayOfWeek(set(range(7))) if dow == "?" else _parse_dow(dow)
     dow_open = dow == "?" or dow.startswith("*")
-    if day_of_month.nearest is not None and not dow_open:
+    # '*/2' or '*,MON' start with '*' but restrict the days all the same.
+    if day_of_month.nearest is not None and dow not in ("*", "?"):
         raise ScheduleError(
             f"day-of-month: {dom!r} cannot be combined with a restricted day-of-week;"
             " write '?' in day-of-week"
