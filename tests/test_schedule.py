@@ -3,8 +3,11 @@ test_schedule_properties.py."""
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from itertools import islice, pairwise
+from pathlib import Path
 
 import pytest
 
@@ -272,6 +275,30 @@ class TestTimeZones:
     def test_an_unknown_zone_is_a_schedule_error(self) -> None:
         with pytest.raises(ScheduleError, match="timezone: unknown time zone 'Mars/Olympus'"):
             parse("0 0 * * *", "Mars/Olympus")
+
+    def test_exactly_the_names_of_the_iana_database_are_zones_on_every_host(self) -> None:
+        # The names IANA's own source defines (its zones and links), read from the tzdata
+        # that lambdacron depends on. A host's zoneinfo directory holds more that load
+        # ("localtime": the host's own zone; "posixrules", "posix/...", "right/..."), and a
+        # job in one of them would fire at other times, or not load, on another runner.
+        source = files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text(encoding="utf-8")
+        # "Z NAME OFFSET ..." defines a zone, "L TARGET NAME" a link.
+        lines = [line.split() for line in source.splitlines()]
+        iana = {f[1] for f in lines if f[0] == "Z"} | {f[2] for f in lines if f[0] == "L"}
+        loadable = set(iana)
+        for directory in map(Path, zoneinfo.TZPATH):
+            for path in directory.rglob("*") if directory.is_dir() else ():
+                if path.is_file() and path.open("rb").read(4) == b"TZif":
+                    loadable.add(path.relative_to(directory).as_posix())
+        accepted = set()
+        for name in loadable:
+            try:
+                parse("0 0 * * *", name)
+            except ScheduleError as error:
+                assert str(error).startswith(f"timezone: unknown time zone {name!r}")
+            else:
+                accepted.add(name)
+        assert accepted == iana
 
 
 class TestLatestInWindow:

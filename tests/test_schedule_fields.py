@@ -3,13 +3,16 @@ against a brute-force oracle with its own reading of the terms."""
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import utc
+from lambdacron.errors import ScheduleError
 from lambdacron.schedule import parse
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -164,3 +167,58 @@ def test_latest_at_or_before_matches_the_oracle_for_every_kind_of_term(
     assert parse(expression).latest_at_or_before(moment) == Oracle(expression).latest_at_or_before(
         moment
     )
+
+
+# --------------------------------------------------------------------------- NW
+
+
+def month_field(months: list[int]) -> str:
+    return ",".join(MONTHS[m - 1] if m % 2 else str(m) for m in months)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 31),
+    st.one_of(
+        field(0, 7, DAYS, 0).filter(lambda text: text != "*"),
+        # Restricted although they start with '*', which elsewhere only picks AND or OR.
+        st.integers(1, 7).map(lambda step: f"*/{step}"),
+        field(0, 7, DAYS, 0).map(lambda text: f"*,{text}"),
+    ),
+)
+def test_a_nearest_weekday_refuses_any_day_of_week_but_star_or_question_mark(
+    day: int, day_of_week: str
+) -> None:
+    # docs/schedules.md: NW "needs ? or * in day-of-week".
+    with pytest.raises(ScheduleError) as info:
+        parse(f"0 0 {day}W * {day_of_week}")
+    assert str(info.value).startswith(f"day-of-month: '{day}W' cannot be combined with a")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(st.integers(29, 31), st.integers(1, 31)),
+    # Months shorter than 31 days half of the time, so that both outcomes come up often.
+    st.lists(
+        st.one_of(st.sampled_from([2, 4, 6, 9, 11]), st.integers(1, 12)),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
+    st.sampled_from(["*", "?"]),
+)
+def test_a_nearest_weekday_of_a_day_no_month_holds_is_refused_like_a_plain_day(
+    day: int, months: list[int], day_of_week: str
+) -> None:
+    # "An expression that can never fire is refused: statically where the fields say so."
+    longest = max(calendar.monthrange(2000, month)[1] for month in months)  # 2000: a leap year
+    expression = f"0 0 {day}W {month_field(months)} {day_of_week}"
+    if day > longest:
+        names = ",".join(MONTHS[m - 1] for m in sorted(months))
+        with pytest.raises(ScheduleError) as info:
+            parse(expression)
+        assert str(info.value) == (
+            f"day-of-month: day {day} never occurs in {names}; this schedule never fires"
+        )
+    else:
+        assert parse(expression).next_after(utc(1999, 12, 31)) is not None

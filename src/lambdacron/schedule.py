@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ScheduleError
@@ -57,6 +58,18 @@ _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # --------------------------------------------------------------------------- zones
 
 
+@lru_cache(maxsize=1)
+def _iana_names() -> frozenset[str]:
+    """The zones and links of the IANA database, as the tzdata dependency lists them.
+
+    A host's zoneinfo directory loads more names than these: ``localtime`` (the host's own
+    zone), ``posixrules``, ``posix/...``, ``right/...``. A job in one of them would fire at
+    other times on another host, or not load there, so only this list counts.
+    """
+    listed = files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    return frozenset(listed.split())
+
+
 @lru_cache(maxsize=512)
 def get_zone(name: str) -> tzinfo:
     """Return the IANA zone ``name``; ``UTC`` maps to the fixed UTC offset."""
@@ -64,12 +77,15 @@ def get_zone(name: str) -> tzinfo:
         return UTC
     if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
         raise ScheduleError(f"timezone: {name!r} is not an IANA time zone name")
+    unknown = ScheduleError(
+        f"timezone: unknown time zone {name!r} (use an IANA name such as 'Europe/Berlin')"
+    )
+    if name not in _iana_names():
+        raise unknown
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ScheduleError(
-            f"timezone: unknown time zone {name!r} (use an IANA name such as 'Europe/Berlin')"
-        ) from exc
+        raise unknown from exc
 
 
 # Wall times are limited to local years YEAR_MIN..YEAR_MAX and no UTC offset reaches a
@@ -631,13 +647,15 @@ def _parse_dow(text: str) -> _DayOfWeek:
 
 
 def _check_can_fire(dom: _DayOfMonth, months: set[int], day_and: bool) -> None:
-    if not day_and or not dom.days or dom.last or dom.last_weekday:
+    # NW fires only on a day its month holds, so day N bounds it as a plain N does.
+    days = dom.days if dom.nearest is None else {*dom.days, dom.nearest}
+    if not day_and or not days or dom.last or dom.last_weekday:
         return
     longest = max(_DAYS_IN_MONTH[m] for m in months)
-    if min(dom.days) > longest:
+    if min(days) > longest:
         names = ",".join(_MONTHS[m - 1] for m in sorted(months))
         raise ScheduleError(
-            f"day-of-month: day {min(dom.days)} never occurs in {names}; this schedule never fires"
+            f"day-of-month: day {min(days)} never occurs in {names}; this schedule never fires"
         )
 
 
@@ -663,7 +681,8 @@ def _parse_cron(expression: str, fields: list[str], zone: tzinfo) -> CronSchedul
     day_of_month = _DayOfMonth(set(range(1, 32))) if dom == "?" else _parse_dom(dom)
     day_of_week = _DayOfWeek(set(range(7))) if dow == "?" else _parse_dow(dow)
     dow_open = dow == "?" or dow.startswith("*")
-    if day_of_month.nearest is not None and not dow_open:
+    # '*/2' or '*,MON' start with '*' but restrict the days all the same.
+    if day_of_month.nearest is not None and dow not in ("*", "?"):
         raise ScheduleError(
             f"day-of-month: {dom!r} cannot be combined with a restricted day-of-week;"
             " write '?' in day-of-week"
