@@ -125,6 +125,24 @@ class TestAnEndOwingANoticeHoldsItsClaimUntilTheNoticeIsOut:
         state = read_json(path)
         assert "claim" not in state and state["last_result"]["status"] == "interrupted"
 
+    def test_a_retry_dropped_with_its_schedule(
+        self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        path, seen = watched(root, tmp_path, retry={"attempts": 3, "backoff_seconds": 600})
+        assert engine.tick(T).retried == 1  # attempt 1 failed; attempt 2 waits
+        document = read_json(path)
+        document["when"] = "0 9 * * *"  # the user moves the job before its retry
+        place(root, "o.json", document, T + timedelta(seconds=1))
+        clock.now = T + timedelta(minutes=1)
+        report = engine.tick(clock.now)
+        assert [e.outcome for e in report.events][:2] == [Outcome.CANCELLED, Outcome.NOTIFIED]
+        (claim,) = held_for(path, seen)
+        assert claim is not None and claim["telling"] == {"reason": "failed", "attempts": 1}
+        state = read_json(path)
+        assert "claim" not in state and "retry_pending" not in state
+        assert state["scheduled_from"]["since"] == "2026-06-01T18:30:01Z"
+        assert runs(tmp_path / "m") == 1
+
     def test_no_claim_is_held_when_nobody_is_named_to_hear(
         self, engine: Engine, root: Path, tmp_path: Path
     ) -> None:

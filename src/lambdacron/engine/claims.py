@@ -145,6 +145,11 @@ class Change:
     def applied_to(self, job: Job) -> Job:
         return replace(job, state=self.state)
 
+    def holding(self, claim: Claim) -> Change:
+        """This write with ``claim`` in the file as well."""
+        document = with_runner_fields(self.document, {"claim": claim_to_json(claim)})
+        return Change(document, replace(self.state, claim=claim))
+
 
 def _since(job: Job, placed: datetime) -> tuple[dict[str, str], tuple[str, datetime]]:
     """When the job's current schedule took effect, as written and as held in State."""
@@ -215,9 +220,8 @@ def taken_over(document: Mapping[str, Any], job: Job, placed: datetime, claim: C
     """Take over a dead claim that was held for a notice, to send that notice: ``claim``
     in its place, and (as every runner write) when the schedule took effect."""
     written, held = _since(job, placed)
-    fields = {"claim": claim_to_json(claim), "scheduled_from": written}
-    state = replace(job.state, claim=claim, scheduled_from=held)
-    return Change(with_runner_fields(document, fields), state)
+    state = replace(job.state, scheduled_from=held)
+    return Change(with_runner_fields(document, {"scheduled_from": written}), state).holding(claim)
 
 
 def still_going(claim: Claim, run_message: str) -> str:

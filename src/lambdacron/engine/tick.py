@@ -551,10 +551,7 @@ class Engine:
                     assert decision.scheduled is not None
                     written = self._miss(file, decision.scheduled, decision.attempt, report, now)
                 case Verdict.ADOPT:
-                    change = adopted(file.document, file.job, file.version.modified)
-                    written = self._write(file, change, report)
-                    if written is not None and written.job.state.retry != file.job.state.retry:
-                        self._dropped(file, report)
+                    written = self._adopt(file, report)
                 case Verdict.WAIT:
                     index.put(key, IndexEntry(file.version.token, decision.due_at))
                     if decision.due_at is not None and decision.due_at <= horizon:
@@ -626,22 +623,35 @@ class Engine:
             self._let_go(ending)
         return written
 
-    def _dropped(self, file: JobFile, report: TickReport) -> None:
-        """A retry dropped with the schedule it belonged to: its occurrence ended not ok."""
+    def _adopt(self, file: JobFile, report: TickReport) -> JobFile | None:
+        """Record when the job's schedule took effect. A retry still waiting belongs to the
+        schedule that was, and is dropped with it: its occurrence has ended not ok, and is
+        told of like every such end (with a claim held until the notice is out)."""
+        change = adopted(file.document, file.job, file.version.modified)
         retry = file.job.state.retry
-        assert retry is not None
-        message = (
-            f"its schedule changed; attempt {retry.attempt} of this occurrence, due at"
-            f" {iso(retry.at)}, is dropped"
-        )
-        self._emit(report, JobEvent(file.key, Outcome.CANCELLED, message, retry.scheduled))
+        if retry is None or change.state.retry == retry:
+            return self._write(file, change, report)
         last = file.job.state.last_result
         ending = Ending(
             {"last_result": dict(last) if last else None},
             notice=NoticeReason.FAILED,
             attempts=retry.attempt - 1,
         )
-        self._notify(file, retry.scheduled, ending, report)
+        ending = self._owing(file, retry.scheduled, ending)
+        if ending.holds is not None:
+            change = change.holding(ending.holds)
+        try:
+            written = self._write(file, change, report)
+            if written is None:
+                return None
+            message = (
+                f"its schedule changed; attempt {retry.attempt} of this occurrence, due at"
+                f" {iso(retry.at)}, is dropped"
+            )
+            self._emit(report, JobEvent(file.key, Outcome.CANCELLED, message, retry.scheduled))
+            return self._after(written, retry.scheduled, ending, report)
+        finally:
+            self._let_go(ending)
 
     def _miss(
         self, file: JobFile, scheduled: datetime, attempt: int, report: TickReport, now: datetime
