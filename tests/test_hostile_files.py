@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 from conftest import Run
@@ -67,3 +68,50 @@ def test_a_symbolic_link_inside_the_store_stays_a_link_and_its_file_runs_once(
     again = run_cli("tick", "--store", str(root), "--now", NOW)
     assert "0 ran" in again.stdout, again.stderr
     assert ran.read_text() == "run\n"
+
+
+# The job saves its own file in place, as an editor or `cat new > a.json` does: it empties
+# the file, and a moment later (in a process of its own, which outlives the run) writes the
+# new text, its note changed. The runner's write-back comes in that moment.
+SAVE_IN_PLACE = """
+import json, os, subprocess, sys
+path = os.path.join(sys.argv[1], os.environ["LAMBDACRON_JOB"])
+with open(path) as f:
+    document = json.load(f)
+document["note"] = "edited"
+open(path, "w").close()
+later = "import sys, time; time.sleep(0.5); open(sys.argv[1], 'w').write(sys.argv[2])"
+subprocess.Popen(
+    [sys.executable, "-c", later, path, json.dumps(document)],
+    start_new_session=True,
+    stdin=subprocess.DEVNULL,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
+"""
+
+
+def test_a_result_waits_out_a_save_in_place_instead_of_being_dropped(
+    run_cli: Run, tmp_path: Path
+) -> None:
+    root = store_dir(tmp_path)
+    job = {
+        "when": "@hourly",
+        "note": "as placed",
+        "retry": {"attempts": 2, "on_interrupted": True},
+        "run": {"type": "python", "details": {"script": SAVE_IN_PLACE, "args": [str(root)]}},
+    }
+    path = place(root, "a.json", job)
+    result = run_cli("tick", "--store", str(root), "--now", NOW)
+    assert "1 ran" in result.stdout, result.stderr
+    wait_for = time.monotonic() + 60
+    while b"edited" not in path.read_bytes() and time.monotonic() < wait_for:
+        time.sleep(0.05)
+    state = read_json(path)
+    # The user's save is kept, and the run that ended ok is recorded as such: not left
+    # claimed, to be taken for interrupted (and, with on_interrupted, run a second time).
+    assert state["note"] == "edited"
+    assert "claim" not in state, result.stderr
+    assert state["last_result"]["status"] == "ok"
+    again = run_cli("tick", "--store", str(root), "--now", NOW)
+    assert "0 ran" in again.stdout and "interrupted" not in again.stdout, again.stderr
