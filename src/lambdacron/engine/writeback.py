@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ConflictError, JobError, JobNotFoundError, ScheduleError, StoreError
 from ..job import Claim, Job, fingerprint_of
 from ..jobfile import JobFile, encode, load, with_runner_fields
-from ..store.base import Store, Version
+from ..store.base import Document, Store, Version
 from ..times import iso, parse_instant
 from .outcomes import Ending, state_after
 
@@ -25,6 +25,11 @@ from .outcomes import Ending, state_after
 WRITE_ATTEMPTS = 5
 #: Store failures tried again, with backoff: the run has happened, its result is worth it.
 STORE_RETRIES = 3
+#: Pauses, in seconds, before each new look at a file that is not a JSON object. A save in
+#: place (an editor's, or ``cat new > a.json``) empties the file before it writes the new
+#: text; a result that gave up at that moment would leave the run claimed, to be taken for
+#: interrupted (and, with ``on_interrupted``, run again).
+UNFINISHED_SAVE_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def write_back(
                 return None
             sleep(0.5 * 2 ** (failures - 1))
         try:
-            fresh = store.read(key)
+            fresh, fresh_job, fresh_document = _settled(store, key, sleep)
         except JobNotFoundError:
             return None  # deleted by the user during the run: not resurrected
         except StoreError:
@@ -105,11 +110,10 @@ def write_back(
             return Written(fresh.version, body, job, merged, current)
         if fresh.version.token == version.token:
             continue  # unchanged: the failure was the store's, try again
-        fresh_job, _, fresh_document = load(key, fresh.body)
+        if fresh_document is None:
+            return None  # their edit is not even a JSON object; leave it be
         # The user edited the file during the run: keep their version and merge in only
         # the runner's fields.
-        if not isinstance(fresh_document, dict):
-            return None  # their edit is not even a JSON object; leave it be
         other = fresh_document.get("claim")
         if isinstance(other, dict) and other.get("id") != claim.id:
             return None  # another runner has taken the job over since
@@ -131,6 +135,23 @@ def write_back(
         job = _as_written(fresh_job, current, key)
         version, merged = fresh.version, True
     return None
+
+
+def _settled(
+    store: Store, key: str, sleep: Callable[[float], None]
+) -> tuple[Document, Job | None, dict[str, Any] | None]:
+    """The file as it stands, its job, and its document: None if, after the pauses of
+    ``UNFINISHED_SAVE_PAUSES``, it is still not a JSON object."""
+    pauses = iter(UNFINISHED_SAVE_PAUSES)
+    while True:
+        fresh = store.read(key)
+        fresh_job, _, fresh_document = load(key, fresh.body)
+        if isinstance(fresh_document, dict):
+            return fresh, fresh_job, fresh_document
+        pause = next(pauses, None)
+        if pause is None:
+            return fresh, fresh_job, None
+        sleep(pause)  # perhaps a save in place, between emptying the file and writing
 
 
 def _as_written(fresh_job: Job | None, document: dict[str, Any], key: str) -> Job | None:

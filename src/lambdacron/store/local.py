@@ -333,9 +333,9 @@ class LocalStore(Store):
         return fd, real, name
 
     @staticmethod
-    def _write_temp(folder: int, name: str, body: bytes) -> tuple[str, Version]:
-        """A synced temporary file beside ``name`` holding ``body``, and the version it will
-        have under its final name (a rename or a link keeps inode, mtime and size)."""
+    def _write_temp(folder: int, name: str, body: bytes) -> tuple[str, os.stat_result]:
+        """A synced temporary file beside ``name`` holding ``body``, and its stat: under its
+        final name it has the same version (a rename or a link keeps inode, mtime and size)."""
         temp = f".{name}.{secrets.token_hex(6)}.tmp"
         fd = os.open(temp, _CREATE_TEMP, 0o644, dir_fd=folder)
         try:
@@ -344,13 +344,66 @@ class LocalStore(Store):
                 while view:
                     view = view[os.write(fd, view) :]
                 _sync_data(fd)
-                version = _version(os.fstat(fd))
+                st = os.fstat(fd)
             finally:
                 os.close(fd)
         except BaseException:
             _unlink_if_there(temp, folder)
             raise
-        return temp, version
+        return temp, st
+
+    @staticmethod
+    def _take_over(temp: str, folder: int, new: os.stat_result, old: os.stat_result) -> None:
+        """Give ``temp`` the permissions and owner of the file it replaces: a job made
+        private (its env may hold a credential) stays private after the runner's write.
+        Neither changes the modification time, so the version stays the one computed."""
+        if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
+            try:
+                os.chown(temp, old.st_uid, old.st_gid, dir_fd=folder)
+            except PermissionError:  # not root: keep at least the group, if we are in it
+                with contextlib.suppress(PermissionError):
+                    os.chown(temp, -1, old.st_gid, dir_fd=folder)
+        mode = stat.S_IMODE(old.st_mode)
+        if mode != stat.S_IMODE(new.st_mode) or new.st_uid != old.st_uid:
+            # chown clears set-id bits, so the mode is set after it.
+            os.chmod(temp, mode, dir_fd=folder)
+
+    def _target(self, key: str, action: str) -> tuple[int, str, str]:
+        """The folder (opened and checked), real path and name of the file a write or delete
+        of ``key`` acts on.
+
+        A key that is a symbolic link to a job file inside the store acts on that file: a
+        write replaces the file the link names, never the link, so the link stays a link and
+        every name of the one file sees one state (one run per occurrence)."""
+        folder, real, name = self._existing_folder(key, action)
+        try:
+            is_link = stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+        except OSError:
+            return folder, real, name  # nothing there, or unreadable: the caller says which
+        if not is_link:
+            return folder, real, name
+        os.close(folder)
+        target = os.path.realpath(self._inside + self.check_key(key))
+        if target == str(self.root) or not target.startswith(self._inside):
+            raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
+        where, _, final = target.rpartition("/")
+        try:
+            fd = os.open(where, _OPEN_DIR)
+        except (FileNotFoundError, NotADirectoryError):
+            raise JobNotFoundError(f"{key}: no such job") from None
+        except OSError as exc:
+            raise StoreError(f"{key}: cannot {action}: {exc.strerror}") from exc
+        try:
+            try:
+                opened = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:  # no /proc: resolve the name instead
+                opened = os.path.realpath(where)
+            if opened != str(self.root) and not opened.startswith(self._inside):
+                raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, opened, final
 
     def _current(self, key: str, folder: int, real: str, name: str) -> os.stat_result:
         """What the key names now, followed if it is a symbolic link that stays inside the
@@ -373,7 +426,8 @@ class LocalStore(Store):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             folder, _, name = self._open_folder(key)
             try:
-                temp, version = self._write_temp(folder, name, body)
+                temp, st = self._write_temp(folder, name, body)
+                version = _version(st)
                 try:
                     # link() fails if the name exists, even for writers that take no lock.
                     os.link(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
@@ -403,18 +457,21 @@ class LocalStore(Store):
             raise StoreError(f"{key}: cannot {action}: {exc.strerror}") from exc
 
     def write(self, key: str, body: bytes, expected: Version) -> Version:
-        folder, real, name = self._existing_folder(key, "write")
+        folder, real, name = self._target(key, "write")
         try:
             try:
                 # The slow part (writing and syncing the new file) happens before the lock;
                 # the lock covers only compare-and-rename, so concurrent writers barely wait.
-                temp, version = self._write_temp(folder, name, body)
+                temp, new = self._write_temp(folder, name, body)
             except OSError as exc:
                 raise StoreError(f"{key}: cannot write: {exc.strerror}") from exc
+            version = _version(new)
             try:
                 with self._locked():
-                    if _version(self._current(key, folder, real, name)).token != expected.token:
+                    current = self._current(key, folder, real, name)
+                    if _version(current).token != expected.token:
                         raise ConflictError(f"{key}: changed since it was read")
+                    self._take_over(temp, folder, new, current)
                     os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
             except OSError as exc:
                 _unlink_if_there(temp, folder)
