@@ -71,6 +71,13 @@ def test_failures_of_the_file_the_store_or_lambdacron_are_errors(outcome: Outcom
     assert event_record(JobEvent("k.json", outcome, "why"))["level"] == "ERROR"
 
 
+def test_a_store_error_names_its_key_once() -> None:
+    event = JobEvent("a.json", Outcome.STORE_ERROR, "a.json: cannot write: Permission denied")
+    assert render_event(event) == "store error a.json: cannot write: Permission denied"
+    whole = JobEvent("", Outcome.STORE_ERROR, "cannot list 'jobs': Permission denied")
+    assert render_event(whole) == "store error: cannot list 'jobs': Permission denied"
+
+
 def test_a_key_cannot_forge_a_line_of_the_log() -> None:
     line = render_event(JobEvent("a\nran b.json: ok", Outcome.INTERNAL_ERROR, "boom"))
     assert line is not None and "\n" not in line

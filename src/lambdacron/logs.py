@@ -126,7 +126,9 @@ def _render_event(event: JobEvent) -> str | None:
         case Outcome.INVALID:
             return f"invalid {event.key}: {event.message} (skipped; file left as it is)"
         case Outcome.STORE_ERROR:
-            return f"store error {event.key}: {event.message}".replace("error : ", "error: ")
+            # A store's errors name their key already: said once, after "store error".
+            message = event.message.removeprefix(f"{event.key}: ") if event.key else event.message
+            return f"store error {event.key}: {message}".replace("error : ", "error: ")
         case Outcome.INTERNAL_ERROR:
             message = event.message.removeprefix("internal error: ")
             return f"internal error {event.key}{scheduled}: {message}"
