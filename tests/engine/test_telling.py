@@ -189,6 +189,8 @@ class TestAClaimLeftForANotice:
         (event,) = [e for e in report.events if e.outcome is Outcome.RUNNING]
         assert event.message == "its failure notice is being sent"
         assert read_json(path)["claim"]["id"] == "c1"
+        (planned,) = dry_run(engine, clock.now).planned
+        assert (planned.would, planned.reason) == (Would.SKIP, "its failure notice is being sent")
 
     def test_once_dead_the_notice_is_sent_once_the_claim_released_and_the_job_runs_on(
         self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
