@@ -264,3 +264,47 @@ class TestTheRecord:
         assert [str(p) for p in problems] == [
             "claim: is damaged; remove the claim field to release the job"
         ]
+
+
+class TestAnEditThatBreaksTheJobDuringTheRun:
+    """The user's edit during the run is kept, the runner's fields merged in, even when it
+    is no valid job: the claim held for the notice must not outlive the notice there, or
+    the tick that finds the file fixed takes it for a dead one and tells again."""
+
+    @pytest.mark.parametrize("broken", [{"when": "bogus"}, {"timeout_seconds": -1}])
+    def test_the_notice_is_sent_once_and_no_claim_is_left(
+        self,
+        engine: Engine,
+        root: Path,
+        tmp_path: Path,
+        clock: FakeClock,
+        broken: dict[str, Any],
+    ) -> None:
+        told, path = tmp_path / "told.jsonl", root / "o.json"
+        edit = (
+            "import json, os, sys\n"
+            f"p = {str(path)!r}\n"
+            "d = json.load(open(p))\n"
+            f"d.update({broken!r})\n"
+            "open(p + '.t', 'w').write(json.dumps(d))\n"
+            "os.replace(p + '.t', p)\n"
+            "sys.exit(3)\n"
+        )
+        document = {
+            "when": "30 18 * * *",
+            "run": {"type": "python", "details": {"script": edit}},
+            "on_failure": notices_to(told),
+        }
+        place(root, "o.json", document, T - timedelta(days=1))
+        report = engine.tick(T)
+        assert (report.failed, report.notices) == (1, 1)
+        state = read_json(path)
+        assert "claim" not in state and state["last_result"]["status"] == "failed"
+        # The user repairs the file; the next ticks have nothing to tell.
+        place(root, "o.json", {**state, **document}, T + timedelta(seconds=5))
+        clock.now = T + timedelta(minutes=10)
+        engine.tick(clock.now)
+        with Engine(LocalStore(root), default_registry(), clock=clock) as other:
+            other.tick(clock.now)
+        assert [n["reason"] for n in notices(told)] == ["failed"]
+        assert "claim" not in read_json(path)
