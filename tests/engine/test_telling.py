@@ -23,7 +23,7 @@ from lambdacron.engine.report import Outcome
 from lambdacron.engine.runner import Would, dry_run
 from lambdacron.job import Telling
 from lambdacron.jobfile import claim_to_json, load
-from lambdacron.notify import NoticeReason
+from lambdacron.notify import Destination, NoticeKind, NoticeReason
 from lambdacron.store import LocalStore
 
 T = utc(2026, 6, 1, 18, 30)
@@ -96,7 +96,11 @@ class TestAnEndOwingANoticeHoldsItsClaimUntilTheNoticeIsOut:
         report = engine.tick(T)
         assert (report.ran, report.failed, report.notices) == (1, 1, 1)
         (claim,) = held_for(path, seen)
-        assert claim is not None and claim["telling"] == {"reason": "failed", "attempts": 1}
+        assert claim is not None and claim["telling"] == {
+            "reason": "failed",
+            "attempts": 1,
+            "to": telling_file(path, seen),
+        }
         assert claim["scheduled"] == "2026-06-01T18:30:00Z"
         state = read_json(path)
         assert "claim" not in state and state["last_result"]["status"] == "failed"
@@ -110,7 +114,11 @@ class TestAnEndOwingANoticeHoldsItsClaimUntilTheNoticeIsOut:
         report = engine.tick(clock.now)
         assert (report.missed, report.notices) == (1, 1)
         (claim,) = held_for(path, seen)
-        assert claim is not None and claim["telling"] == {"reason": "missed", "attempts": 0}
+        assert claim is not None and claim["telling"] == {
+            "reason": "missed",
+            "attempts": 0,
+            "to": telling_file(path, seen),
+        }
         assert "claim" not in read_json(path) and runs(tmp_path / "m") == 0
 
     def test_an_interrupted_run(self, root: Path, tmp_path: Path, clock: FakeClock) -> None:
@@ -120,7 +128,11 @@ class TestAnEndOwingANoticeHoldsItsClaimUntilTheNoticeIsOut:
             report = e.tick(clock.now)
         assert (report.interrupted, report.notices) == (1, 1)
         (claim,) = held_for(path, seen)
-        assert claim is not None and claim["telling"] == {"reason": "interrupted", "attempts": 1}
+        assert claim is not None and claim["telling"] == {
+            "reason": "interrupted",
+            "attempts": 1,
+            "to": telling_file(path, seen),
+        }
         assert claim["host"] != "elsewhere"  # this runner's, not the dead one's
         state = read_json(path)
         assert "claim" not in state and state["last_result"]["status"] == "interrupted"
@@ -137,7 +149,11 @@ class TestAnEndOwingANoticeHoldsItsClaimUntilTheNoticeIsOut:
         report = engine.tick(clock.now)
         assert [e.outcome for e in report.events][:2] == [Outcome.CANCELLED, Outcome.NOTIFIED]
         (claim,) = held_for(path, seen)
-        assert claim is not None and claim["telling"] == {"reason": "failed", "attempts": 1}
+        assert claim is not None and claim["telling"] == {
+            "reason": "failed",
+            "attempts": 1,
+            "to": telling_file(path, seen),
+        }
         state = read_json(path)
         assert "claim" not in state and "retry_pending" not in state
         assert state["scheduled_from"]["since"] == "2026-06-01T18:30:01Z"
@@ -231,15 +247,27 @@ class TestAClaimLeftForANotice:
 
 
 class TestTheRecord:
-    def test_a_telling_claim_round_trips(self) -> None:
+    @pytest.mark.parametrize(
+        ("to", "destination"),
+        [
+            (None, None),
+            ({"command": ["mail", "ops"]}, Destination(NoticeKind.COMMAND, ("mail", "ops"))),
+        ],
+    )
+    def test_a_telling_claim_round_trips(
+        self, to: dict[str, Any] | None, destination: Destination | None
+    ) -> None:
         document = {
             "when": "* * * * *",
             "run": {"type": "command", "details": {"command": ["true"]}},
         }
-        claim = {**dead_run(T)["claim"], "telling": {"reason": "missed", "attempts": 0}}
+        telling: dict[str, Any] = {"reason": "missed", "attempts": 0}
+        if to is not None:
+            telling["to"] = to
+        claim = {**dead_run(T)["claim"], "telling": telling}
         job, problems, _ = load("o.json", json.dumps({**document, "claim": claim}).encode())
         assert problems == [] and job is not None and job.state.claim is not None
-        assert job.state.claim.telling == Telling(NoticeReason.MISSED, 0)
+        assert job.state.claim.telling == Telling(NoticeReason.MISSED, 0, destination)
         assert claim_to_json(job.state.claim) == claim
 
     @pytest.mark.parametrize(
@@ -251,6 +279,8 @@ class TestTheRecord:
             {"reason": "failed", "attempts": -1},
             {"reason": "failed", "attempts": True},
             {"reason": ["failed"], "attempts": 1},
+            {"reason": "failed", "attempts": 1, "to": {"sns": "alerts"}},
+            {"reason": "failed", "attempts": 1, "to": None},
         ],
     )
     def test_a_damaged_one_is_reported_like_any_damaged_claim(self, telling: Any) -> None:

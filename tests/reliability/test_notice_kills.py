@@ -8,6 +8,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Run
-from helpers import T0, place, read_json, spawn
+from helpers import T0, place, read_json, spawn, subprocess_env
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
 from lambdacron.store import LocalStore
@@ -58,7 +60,11 @@ def test_a_notice_cut_off_by_a_kill_is_sent_by_the_next_tick(run_cli: Run, tmp_p
         held = read_json(path)
         # The end is written, and the claim held for its notice with it, before the notice.
         assert held["last_result"]["status"] == "failed" and held["execution_count"] == 1
-        assert held["claim"]["telling"] == {"reason": "failed", "attempts": 1}
+        assert held["claim"]["telling"] == {
+            "reason": "failed",
+            "attempts": 1,
+            "to": document["on_failure"],  # where it is owed, for whoever takes it over
+        }
         assert held["claim"]["pid"] == victim.pid
         listed = run_cli("ls", "--store", str(root), "--json")
         assert json.loads(listed.stdout)[0]["status"] == "failed"  # it ended; not "running"
@@ -170,3 +176,43 @@ def test_kills_at_random_moments_never_leave_an_end_untold(tmp_path: Path) -> No
                 assert reasons and reasons <= {"failed", "interrupted"}, (key, occurrence)
     print(f"phases at the kills: {dict(phases)}; notices: {sum(told.values())}")
     assert phases["telling"] > 0  # the campaign did catch runners before their notice was out
+
+
+def test_a_notice_owed_to_the_store_wide_default_is_sent_there_by_a_runner_without_it(
+    run_cli: Run, tmp_path: Path
+) -> None:
+    """The runner that ended the occurrence told ``LAMBDACRON_ON_FAILURE``; the one that
+    finds its claim dead (a tick from another shell, ``lambdacron run`` from a laptop) may
+    not have that setting: the notice still goes where it was owed, never nowhere."""
+    root = tmp_path / "jobs"
+    gate, told, waiting = tmp_path / "let-through", tmp_path / "told.jsonl", tmp_path / "pid"
+    notifier = (
+        f"if [ ! -e {gate} ]; then echo $$ > {waiting}; exec sleep 300; fi;"
+        f" cat >> {told}; echo >> {told}"
+    )
+    document = {
+        "when": "at(2026-01-01T18:30:00)",
+        "run": {"type": "command", "details": {"command": ["false"]}},
+    }
+    path = place(root, "order.json", document)
+    default = json.dumps({"command": ["sh", "-c", notifier]})
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "lambdacron", "tick", "--store", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**subprocess_env(), "LAMBDACRON_ON_FAILURE": default},
+    )
+    try:
+        wait_for(waiting)
+        assert read_json(path)["claim"]["telling"]["reason"] == "failed"
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        if waiting.exists():
+            os.killpg(int(waiting.read_text()), signal.SIGKILL)
+    gate.touch()
+    second = run_cli("tick", "--store", str(root))  # no LAMBDACRON_ON_FAILURE here
+    assert second.returncode == 0, second.stderr
+    (notice,) = [json.loads(line) for line in told.read_text().splitlines() if line.strip()]
+    assert (notice["key"], notice["reason"]) == ("order.json", "failed")
+    assert "claim" not in read_json(path)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..jobfile import JobFile
-from ..notify import Notice, Notifier
+from ..notify import Destination, Notice, Notifier
 from .outcomes import Ending, Policies
 from .report import JobEvent, Outcome
 
@@ -32,10 +32,13 @@ class Teller:
             self._notifier = Notifier()
         return self._notifier
 
-    def tell(self, file: JobFile, scheduled: datetime, ending: Ending) -> JobEvent | None:
-        """Send the notice ``ending`` owes; the event to log, or None when none is owed or
-        nobody is named to hear it."""
-        destination = self.policies.destination_of(file.job)
+    def tell(
+        self, file: JobFile, scheduled: datetime, ending: Ending, to: Destination | None = None
+    ) -> JobEvent | None:
+        """Send the notice ``ending`` owes, to ``to`` (where it was found owed when the
+        occurrence ended), else to the job's destination; the event to log, or None when
+        none is owed or nobody is named to hear it."""
+        destination = to if to is not None else self.policies.destination_of(file.job)
         reason = ending.notice
         if destination is None or reason is None:
             return None

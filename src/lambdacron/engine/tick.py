@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..job import Claim, Job, Status, Telling
 from ..jobfile import JobFile, encode, load
-from ..notify import NoticeReason, Notifier
+from ..notify import Destination, NoticeReason, Notifier
 from ..redact import redact_window, secrets_in, tail
 from ..store.base import Document, Entry, Store, Version
 from ..times import iso
@@ -706,9 +706,10 @@ class Engine:
         """``ending``, holding a claim until its notice is out, when it owes one and someone
         is named to hear it. Without that claim a runner killed between writing the end
         and sending the notice would leave nobody told, and nothing to tell it from."""
-        if ending.notice is None or self.policies.destination_of(file.job) is None:
+        destination = self.policies.destination_of(file.job)
+        if ending.notice is None or destination is None:
             return ending
-        telling = Telling(ending.notice, ending.attempts)
+        telling = Telling(ending.notice, ending.attempts, destination)
         claim = self.holder.telling_claim(scheduled, self.clock(), telling)
         INFLIGHT.add(claim.id)  # before its write: it is live from the moment it lands
         return ending.holding(claim)
@@ -739,7 +740,7 @@ class Engine:
                 attempts=telling.attempts,
             )
             with self._pool.waiting():
-                self._notify(written, claim.scheduled, ending, report)
+                self._notify(written, claim.scheduled, ending, report, to=telling.to)
             return self._release(written, ours, report)
         finally:
             INFLIGHT.discard(ours.id)
@@ -770,9 +771,14 @@ class Engine:
         return JobFile(file.key, written.document, written.job, written.version)
 
     def _notify(
-        self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
+        self,
+        file: JobFile,
+        scheduled: datetime,
+        ending: Ending,
+        report: TickReport,
+        to: Destination | None = None,
     ) -> None:
-        event = self.teller.tell(file, scheduled, ending)
+        event = self.teller.tell(file, scheduled, ending, to)
         if event is not None:
             self._emit(report, event)
 
