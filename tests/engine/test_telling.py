@@ -236,6 +236,14 @@ class TestAClaimLeftForANotice:
         assert "stopped before sending its failed notice" in plan.planned[0].reason
         assert path.read_bytes() == before and notices(tmp_path / "told.jsonl") == []
 
+    def test_a_dry_run_while_it_may_live_says_why_as_the_tick_does(
+        self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        self.left(root, tmp_path, timedelta(minutes=3))
+        clock.now = T + timedelta(minutes=1)
+        (planned,) = dry_run(engine, clock.now).planned
+        assert (planned.would, planned.reason) == (Would.SKIP, "its failure notice is being sent")
+
     def test_a_run_by_hand_tells_first(
         self, engine: Engine, root: Path, tmp_path: Path, clock: FakeClock
     ) -> None:

@@ -21,7 +21,7 @@ from ..job import Job
 from ..jobfile import JobFile, load, with_runner_fields
 from ..store.base import Entry
 from ..times import iso
-from .claims import Change, adopted, interrupted_result, settled
+from .claims import Change, adopted, interrupted_result, settled, still_going
 from .delivery import Delivered, DeliveryResult, Occurrence
 from .due import schedule_since
 from .outcomes import ended
@@ -312,7 +312,7 @@ def _plan_one(engine: Engine, entry: Entry, now: datetime) -> Iterator[Planned]:
                 claim = file.job.state.claim
                 assert claim is not None
                 if decision.verdict is Verdict.RUNNING:
-                    message = "the previous run is still going"
+                    message = still_going(claim, "the previous run is still going")
                     yield Planned(key, Would.SKIP, message, claim.scheduled)
                     return
                 yield Planned(
