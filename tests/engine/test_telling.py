@@ -19,11 +19,12 @@ import pytest
 from helpers import FakeClock, dead_run, notices, notices_to, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
+from lambdacron.engine.outcomes import Policies
 from lambdacron.engine.report import Outcome
 from lambdacron.engine.runner import Would, dry_run
-from lambdacron.job import Telling
+from lambdacron.job import RunType, Telling
 from lambdacron.jobfile import claim_to_json, load
-from lambdacron.notify import Destination, NoticeKind, NoticeReason
+from lambdacron.notify import Destination, NoticeKind, NoticeReason, parse_destination
 from lambdacron.store import LocalStore
 
 T = utc(2026, 6, 1, 18, 30)
@@ -346,3 +347,72 @@ class TestAnEditThatBreaksTheJobDuringTheRun:
             other.tick(clock.now)
         assert [n["reason"] for n in notices(told)] == ["failed"]
         assert "claim" not in read_json(path)
+
+
+class TestARunnerThatRunsNoCommands:
+    """``LAMBDACRON_ALLOWED_TYPES=lambda`` keeps whoever writes job files from running
+    commands on the runner: a command named as a destination by a job file (its
+    ``on_failure``, or a claim's ``telling.to``) is not run either. The runner's own
+    default is the operator's, and is."""
+
+    @staticmethod
+    def lambda_only(root: Path, clock: FakeClock, policies: Policies | None = None) -> Engine:
+        registry = default_registry({RunType.LAMBDA})
+        return Engine(LocalStore(root), registry, clock=clock, policies=policies)
+
+    def test_a_job_files_command_destination_is_not_run(
+        self, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        marker = tmp_path / "ran"
+        document = {
+            "when": "30 18 * * *",
+            "run": {"type": "lambda", "details": {"function_name": "nowhere"}},
+            "on_failure": {"command": ["touch", str(marker)]},
+        }
+        path = place(root, "o.json", document, T - timedelta(days=1))
+        with self.lambda_only(root, clock) as engine:
+            report = engine.tick(T)
+        assert (report.failed, report.notices, report.notices_failed) == (1, 0, 1)
+        (event,) = [e for e in report.events if e.outcome is Outcome.NOTICE_FAILED]
+        assert "LAMBDACRON_ALLOWED_TYPES" in event.message
+        assert not marker.exists() and "claim" not in read_json(path)
+
+    def test_nor_a_command_written_into_a_claim(
+        self, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        marker = tmp_path / "ran"
+        claim = {
+            **dead_run(T)["claim"],
+            "telling": {
+                "reason": "failed",
+                "attempts": 1,
+                "to": {"command": ["touch", str(marker)]},
+            },
+        }
+        document = {
+            "when": "30 18 * * *",
+            "run": {"type": "lambda", "details": {"function_name": "nowhere"}},
+            "last_scheduled": "2026-06-01T18:30:00Z",
+            "claim": claim,
+        }
+        path = place(root, "o.json", document, T)
+        clock.now = T + timedelta(minutes=11)
+        with self.lambda_only(root, clock) as engine:
+            report = engine.tick(clock.now)
+        assert report.notices_failed == 1 and not marker.exists()
+        assert "claim" not in read_json(path)
+
+    def test_the_runners_own_default_command_is_run(
+        self, root: Path, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        told = tmp_path / "told.jsonl"
+        document = {
+            "when": "30 18 * * *",
+            "run": {"type": "lambda", "details": {"function_name": "nowhere"}},
+        }
+        place(root, "o.json", document, T - timedelta(days=1))
+        default = parse_destination(notices_to(told))
+        with self.lambda_only(root, clock, Policies(on_failure=default)) as engine:
+            report = engine.tick(T)
+        assert (report.failed, report.notices) == (1, 1)
+        assert [n["reason"] for n in notices(told)] == ["failed"]

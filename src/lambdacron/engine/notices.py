@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..jobfile import JobFile
-from ..notify import Destination, Notice, Notifier
+from ..notify import Destination, Notice, NoticeKind, Notifier
 from .outcomes import Ending, Policies
 from .report import JobEvent, Outcome
 
@@ -20,8 +20,15 @@ class Teller:
         policies: Policies,
         clock: Callable[[], datetime],
         notifier: Notifier | None = None,
+        *,
+        commands: bool = True,
     ) -> None:
         self.store_url = store_url
+        #: Whether this runner runs commands (``LAMBDACRON_ALLOWED_TYPES``). When it does
+        #: not, neither does a notice: a command destination written in a job file would
+        #: let whoever writes job files run commands after all. Its own default is the
+        #: operator's, and is sent.
+        self.commands = commands
         self.policies = policies
         self.clock = clock
         self._notifier = notifier
@@ -42,6 +49,16 @@ class Teller:
         reason = ending.notice
         if destination is None or reason is None:
             return None
+        if (
+            destination.kind is NoticeKind.COMMAND
+            and not self.commands
+            and destination != self.policies.on_failure
+        ):
+            message = (
+                f"on_failure.command: not run, since this runner runs no commands"
+                f" (LAMBDACRON_ALLOWED_TYPES); the {reason.value} notice is not sent"
+            )
+            return JobEvent(file.key, Outcome.NOTICE_FAILED, message, scheduled)
         run = file.document.get("run")
         notice = Notice(
             file.key,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
-from ..actions.base import OUTPUT_LIMIT, ActionRegistry, Result, RunContext
+from ..actions.base import OUTPUT_LIMIT, ActionRegistry, Result, RunContext, RunType
 from ..actions.process import KILL_GRACE_SECONDS, stop_running
 from ..errors import (
     ConflictError,
@@ -162,7 +162,9 @@ class Engine:
         self.delivery = delivery
         #: Retry, deadline and notice defaults for jobs that set none of their own.
         self.policies = policies or Policies()
-        self.teller = Teller(store.url, self.policies, clock, notifier)
+        self.teller = Teller(
+            store.url, self.policies, clock, notifier, commands=RunType.COMMAND in actions
+        )
         self.rng = rng or random.Random()
         self._pool = RunPool(workers, eager=store.read_concurrency > 1)
         self._io = ThreadPoolExecutor(
