@@ -50,10 +50,14 @@ MAX_NESTING = 64
 @dataclass(frozen=True)
 class Telling:
     """The notice a claim is held for: its occurrence has ended (its result is written) and
-    the claim is released once the notice is out. ``attempts`` as the notice counts them."""
+    the claim is released once the notice is out. ``attempts`` as the notice counts them;
+    ``to``: where it is owed, as the runner that ended the occurrence resolved it (the
+    job's ``on_failure`` or that runner's default), so that a runner taking the claim over
+    without the same default still sends it there. None in claims written without it."""
 
     reason: NoticeReason
     attempts: int
+    to: Destination | None = None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from .job import (
     State,
     Telling,
 )
-from .notify import NoticeReason, check_destination
+from .notify import Destination, NoticeReason, check_destination
 from .schedule import AtSchedule, get_zone, parse
 from .store.base import Version
 from .times import RECORDABLE, iso, parse_instant, recordable
@@ -362,6 +362,11 @@ def _parse_telling(raw: Any) -> Telling | Literal[False] | None:
     if not isinstance(raw, dict):
         return False
     reason, attempts = raw.get("reason"), raw.get("attempts")
+    to: Destination | None = None
+    if "to" in raw:
+        to = check_destination(raw["to"], Problems(), "claim.telling.to")
+        if to is None:
+            return False
     if (
         not isinstance(reason, str)
         or reason not in {member.value for member in NoticeReason}
@@ -370,7 +375,7 @@ def _parse_telling(raw: Any) -> Telling | Literal[False] | None:
         or not 0 <= attempts <= MAX_ATTEMPTS
     ):
         return False
-    return Telling(NoticeReason(reason), attempts)
+    return Telling(NoticeReason(reason), attempts, to)
 
 
 def _parse_retry(document: Mapping[str, Any], problems: Problems) -> RetryPolicy | None:
@@ -562,6 +567,8 @@ def claim_to_json(claim: Claim) -> dict[str, Any]:
             "reason": claim.telling.reason.value,
             "attempts": claim.telling.attempts,
         }
+        if claim.telling.to is not None:
+            record["telling"]["to"] = claim.telling.to.to_json()
     return record
 
 

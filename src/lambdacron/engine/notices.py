@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..jobfile import JobFile
-from ..notify import Notice, Notifier
+from ..notify import Destination, Notice, NoticeKind, Notifier
 from .outcomes import Ending, Policies
 from .report import JobEvent, Outcome
 
@@ -20,8 +20,15 @@ class Teller:
         policies: Policies,
         clock: Callable[[], datetime],
         notifier: Notifier | None = None,
+        *,
+        commands: bool = True,
     ) -> None:
         self.store_url = store_url
+        #: Whether this runner runs commands (``LAMBDACRON_ALLOWED_TYPES``). When it does
+        #: not, neither does a notice: a command destination written in a job file would
+        #: let whoever writes job files run commands after all. Its own default is the
+        #: operator's, and is sent.
+        self.commands = commands
         self.policies = policies
         self.clock = clock
         self._notifier = notifier
@@ -32,13 +39,26 @@ class Teller:
             self._notifier = Notifier()
         return self._notifier
 
-    def tell(self, file: JobFile, scheduled: datetime, ending: Ending) -> JobEvent | None:
-        """Send the notice ``ending`` owes; the event to log, or None when none is owed or
-        nobody is named to hear it."""
-        destination = self.policies.destination_of(file.job)
+    def tell(
+        self, file: JobFile, scheduled: datetime, ending: Ending, to: Destination | None = None
+    ) -> JobEvent | None:
+        """Send the notice ``ending`` owes, to ``to`` (where it was found owed when the
+        occurrence ended), else to the job's destination; the event to log, or None when
+        none is owed or nobody is named to hear it."""
+        destination = to if to is not None else self.policies.destination_of(file.job)
         reason = ending.notice
         if destination is None or reason is None:
             return None
+        if (
+            destination.kind is NoticeKind.COMMAND
+            and not self.commands
+            and destination != self.policies.on_failure
+        ):
+            message = (
+                f"on_failure.command: not run, since this runner runs no commands"
+                f" (LAMBDACRON_ALLOWED_TYPES); the {reason.value} notice is not sent"
+            )
+            return JobEvent(file.key, Outcome.NOTICE_FAILED, message, scheduled)
         run = file.document.get("run")
         notice = Notice(
             file.key,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
-from ..actions.base import OUTPUT_LIMIT, ActionRegistry, Result, RunContext
+from ..actions.base import OUTPUT_LIMIT, ActionRegistry, Result, RunContext, RunType
 from ..actions.process import KILL_GRACE_SECONDS, stop_running
 from ..errors import (
     ConflictError,
@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..job import Claim, Job, Status, Telling
 from ..jobfile import JobFile, encode, load
-from ..notify import NoticeReason, Notifier
+from ..notify import Destination, NoticeReason, Notifier
 from ..redact import redact_window, secrets_in, tail
 from ..store.base import Document, Entry, Store, Version
 from ..times import iso
@@ -162,7 +162,9 @@ class Engine:
         self.delivery = delivery
         #: Retry, deadline and notice defaults for jobs that set none of their own.
         self.policies = policies or Policies()
-        self.teller = Teller(store.url, self.policies, clock, notifier)
+        self.teller = Teller(
+            store.url, self.policies, clock, notifier, commands=RunType.COMMAND in actions
+        )
         self.rng = rng or random.Random()
         self._pool = RunPool(workers, eager=store.read_concurrency > 1)
         self._io = ThreadPoolExecutor(
@@ -679,19 +681,26 @@ class Engine:
         return f"; attempt {ending.attempts} failed, attempt {retry.attempt} at {iso(retry.at)}"
 
     def _after(
-        self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
+        self,
+        file: JobFile,
+        scheduled: datetime,
+        ending: Ending,
+        report: TickReport,
+        *,
+        valid: bool = True,
     ) -> JobFile | None:
         """What an attempt's end sets going once it is written: its retry's delivery, or
         the notice it owes and then the release of the claim held for it. The job as it
-        then stands (None: changed meanwhile)."""
+        then stands (None: changed meanwhile). ``valid``: False when the document written
+        is no valid job (a user's edit merged into), ``file.job`` then the one that ran."""
         with self._pool.waiting():  # a queue, a topic, a function: the network
             if ending.retry is not None and self.delivery is not None:
                 self._plan([Occurrence(ending.retry.at, file.key, file.job.fingerprint)], report)
             if ending.notice is not None:
                 self._notify(file, scheduled, ending, report)
         if ending.holds is not None:
-            return self._release(file, ending.holds, report)
-        return file
+            return self._release(file, ending.holds, report, valid=valid)
+        return file if valid else None
 
     # ------------------------------------------------------------------ notices held
 
@@ -699,9 +708,10 @@ class Engine:
         """``ending``, holding a claim until its notice is out, when it owes one and someone
         is named to hear it. Without that claim a runner killed between writing the end
         and sending the notice would leave nobody told, and nothing to tell it from."""
-        if ending.notice is None or self.policies.destination_of(file.job) is None:
+        destination = self.policies.destination_of(file.job)
+        if ending.notice is None or destination is None:
             return ending
-        telling = Telling(ending.notice, ending.attempts)
+        telling = Telling(ending.notice, ending.attempts, destination)
         claim = self.holder.telling_claim(scheduled, self.clock(), telling)
         INFLIGHT.add(claim.id)  # before its write: it is live from the moment it lands
         return ending.holding(claim)
@@ -732,27 +742,30 @@ class Engine:
                 attempts=telling.attempts,
             )
             with self._pool.waiting():
-                self._notify(written, claim.scheduled, ending, report)
+                self._notify(written, claim.scheduled, ending, report, to=telling.to)
             return self._release(written, ours, report)
         finally:
             INFLIGHT.discard(ours.id)
 
-    def _release(self, file: JobFile, claim: Claim, report: TickReport) -> JobFile | None:
+    def _release(
+        self, file: JobFile, claim: Claim, report: TickReport, *, valid: bool = True
+    ) -> JobFile | None:
         """Remove ``claim``, held for a notice now sent (or given up on), from the job:
-        merged into the user's version if they edited it meanwhile, like a result."""
+        merged into the user's version if they edited it meanwhile, like a result. A
+        document that is no valid job (``valid`` False) is not remembered as one."""
         written = write_back(
             self.store,
             file,
             claim,
             Ending({"claim": None}),
-            remember=functools.partial(self.files.remember, ran=True),
+            remember=functools.partial(self.files.remember, ran=True) if valid else _forget,
             sleep=self._sleep,
             on_error=lambda message: self._emit(
                 report, JobEvent(file.key, Outcome.STORE_ERROR, message)
             ),
         )
         index = self.keeper.index
-        if written is None or written.job is None:
+        if written is None or written.job is None or not (valid or written.merged):
             index.drop(file.key)
             return None
         due_at = next_due(written.job, written.version.modified)
@@ -760,9 +773,14 @@ class Engine:
         return JobFile(file.key, written.document, written.job, written.version)
 
     def _notify(
-        self, file: JobFile, scheduled: datetime, ending: Ending, report: TickReport
+        self,
+        file: JobFile,
+        scheduled: datetime,
+        ending: Ending,
+        report: TickReport,
+        to: Destination | None = None,
     ) -> None:
-        event = self.teller.tell(file, scheduled, ending)
+        event = self.teller.tell(file, scheduled, ending, to)
         if event is not None:
             self._emit(report, event)
 
@@ -1035,9 +1053,13 @@ class Engine:
             retrying=written is not None and ending.retry is not None,
         )
         self._emit(report, event)
-        if written is not None and written.job is not None:
-            after = JobFile(file.key, written.document, written.job, written.version)
-            self._after(after, claim.scheduled, ending, report)
+        if written is not None:
+            # Merged into an edit that is no valid job, the end still holds its claim: the
+            # claim must go once the notice is out, or the tick that finds the file repaired
+            # takes it for dead and tells again.
+            valid = written.job is not None
+            after = JobFile(file.key, written.document, written.job or file.job, written.version)
+            self._after(after, claim.scheduled, ending, report, valid=valid)
         elif ending.notice is not None:
             # The result could not be written (the file was deleted or taken over, or the
             # store failed): whoever must hear of a failure still does.
@@ -1065,6 +1087,10 @@ class Engine:
         except StoreError as exc:
             self._emit(report, JobEvent(file.key, Outcome.STORE_ERROR, str(exc), claim_of(file)))
             return False
+
+
+def _forget(file: JobFile, size: int) -> None:
+    """Remember nothing: for a document that holds no valid job."""
 
 
 def claim_of(file: JobFile) -> datetime | None:
