@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from . import aws
 from .actions import default_registry
 from .clock import utcnow
 from .config import MAX_SHARDS, Settings
@@ -131,10 +132,7 @@ def fan_out(now: datetime, shards: int, function: str, client: Any = None) -> No
     own time budget, its own index, and a listing of only its own folders.
     """
     if client is None:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client("lambda", config=Config(retries={"mode": "standard"}))
+        client = aws.client("lambda")
     stamp = now.isoformat()
     for shard in range(shards):
         payload = {"time": stamp, "shard": shard, "shards": shards}

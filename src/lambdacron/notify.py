@@ -24,6 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from . import aws
 from .actions.base import Status
 from .fields import NUL, Problems, type_name
 from .times import iso
@@ -267,9 +268,19 @@ DEFAULT_ATTEMPTS = 3
 DEFAULT_BACKOFF_SECONDS = 0.5
 #: How long a notice command may run before its process group is killed.
 COMMAND_TIMEOUT_SECONDS = 30.0
-#: Bounds on one AWS call, so an unreachable endpoint costs seconds, not botocore's minutes.
+#: Bounds on one AWS call, so an unreachable endpoint costs seconds, not botocore's minutes:
+#: its attempts (botocore's standard retries, the first included), each within its timeouts.
+AWS_CALL_ATTEMPTS = 3
 _CONNECT_TIMEOUT = 5
 _READ_TIMEOUT = 15
+#: Standard mode's pause before attempt n + 1 is at most 2 ** n seconds.
+_AWS_CALL_PAUSES = sum(2**n for n in range(1, AWS_CALL_ATTEMPTS))
+#: The longest one notice's sending can take: every try at its longest (an AWS call's
+#: attempts, or a command's timeout) and the pauses between tries.
+LONGEST_NOTICE_SECONDS = DEFAULT_ATTEMPTS * max(
+    COMMAND_TIMEOUT_SECONDS,
+    AWS_CALL_ATTEMPTS * (_CONNECT_TIMEOUT + _READ_TIMEOUT) + _AWS_CALL_PAUSES,
+) + DEFAULT_BACKOFF_SECONDS * (2 ** (DEFAULT_ATTEMPTS - 1) - 1)
 _ERROR_LIMIT = 500
 
 ClientFactory = Callable[[str], Any]
@@ -279,16 +290,11 @@ def default_client(service: str) -> Any:
     """A boto3 client configured the standard way (credentials, ``AWS_REGION``,
     ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``), with botocore's standard
     retries for throttling and 5xx."""
-    import boto3  # lazy: only AWS destinations need it
-    from botocore.config import Config
-
-    return boto3.client(
+    return aws.client(
         service,
-        config=Config(
-            retries={"mode": "standard"},
-            connect_timeout=_CONNECT_TIMEOUT,
-            read_timeout=_READ_TIMEOUT,
-        ),
+        retries={"mode": "standard", "max_attempts": AWS_CALL_ATTEMPTS},
+        connect_timeout=_CONNECT_TIMEOUT,
+        read_timeout=_READ_TIMEOUT,
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import aws
 from .engine.delivery import Delivery, Occurrence
 from .errors import DeliveryError, LambdacronError
 
@@ -79,10 +80,7 @@ class SqsDelivery(Delivery):
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client("sqs", config=Config(retries={"mode": "standard"}))
+            self._client = aws.client("sqs")
         return self._client
 
     def plan(self, occurrences: Sequence[Occurrence]) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .. import aws
 from ..fields import Problems, get
 from .base import OUTPUT_LIMIT, Action, DetailsSpec, Result, RunContext, RunType, Spec, Status
 
@@ -77,15 +78,10 @@ _CLIENT_CONTEXT_LIMIT = 3583
 
 
 def default_lambda_client() -> Any:
-    import boto3  # lazy: only lambda jobs need it
-    from botocore.config import Config
-
     # An Invoke is never retried: after a timeout or a 5xx the function may have run, and a
     # retry would run it twice. The occurrence records the error; the next one tries again.
     # The read timeout covers the longest synchronous run Lambda allows (900 s).
-    return boto3.client(
-        "lambda", config=Config(retries={"total_max_attempts": 1}, read_timeout=905)
-    )
+    return aws.client("lambda", retries={"total_max_attempts": 1}, read_timeout=905)
 
 
 class LambdaAction(Action):

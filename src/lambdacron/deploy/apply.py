@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import aws
 from ..errors import DeployError
 from ..package import build_zip, code_sha256
 from .plan import (
@@ -96,18 +97,13 @@ class Deployer:
     def from_session(
         cls, region: str | None = None, log: Callable[[str], None] = print
     ) -> Deployer:
-        import boto3
-        from botocore.config import Config
-
-        session = boto3.session.Session(region_name=region)
-        config = Config(retries={"mode": "standard"})
         return cls(
-            session.client("iam", config=config),
-            session.client("lambda", config=config),
-            session.client("events", config=config),
-            session.client("s3", config=config),
-            session.client("sqs", config=config),
-            session.client("cloudwatch", config=config),
+            aws.client("iam", region_name=region),
+            aws.client("lambda", region_name=region),
+            aws.client("events", region_name=region),
+            aws.client("s3", region_name=region),
+            aws.client("sqs", region_name=region),
+            aws.client("cloudwatch", region_name=region),
             log,
         )
 

@@ -23,15 +23,16 @@ from typing import Any
 
 from ..job import Claim, Job, State, Status, Telling
 from ..jobfile import claim_to_json, with_runner_fields
+from ..notify import LONGEST_NOTICE_SECONDS
 from ..times import iso
 from .due import schedule_since
 from .outcomes import Ending, state_after
 
 #: A claim outlives its run's timeout by this much before it is presumed dead.
 CLAIM_GRACE = timedelta(seconds=120)
-#: A claim held for a notice is presumed dead after this long: more than a notice's tries
-#: can take (3 tries of at most 20 s each to an AWS destination, or 30 s to a command).
-TELLING_GRACE = timedelta(seconds=180)
+#: A claim held for a notice is presumed dead after this long: a minute more than the
+#: longest the notice's tries can take, so that no runner tells while its holder still may.
+TELLING_GRACE = timedelta(seconds=LONGEST_NOTICE_SECONDS + 60)
 
 
 def host_identity() -> str:

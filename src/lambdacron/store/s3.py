@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from .. import aws
 from ..errors import (
     ConflictError,
     InvalidKeyError,
@@ -62,19 +63,17 @@ def _timestamp(value: Any) -> datetime:
 def make_s3_client(max_pool_connections: int = 32) -> Any:
     import boto3
     import botocore.session
-    from botocore.config import Config
 
     # A session of our own: the parser setting must not leak into the caller's clients.
     session = botocore.session.get_session()
     session.get_component("response_parser_factory").set_parser_defaults(
         timestamp_parser=_timestamp
     )
-    return boto3.Session(botocore_session=session).client(
+    return aws.client(
         "s3",
-        config=Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=max_pool_connections,
-        ),
+        session=boto3.Session(botocore_session=session),
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=max_pool_connections,
     )
 
 
