@@ -404,7 +404,8 @@ class TestClaims:
 
             with Engine(PeekingStore(root), default_registry(), clock=clock) as engine:
                 report = engine.tick(utc(2026, 1, 1, 1))
-        assert [e.outcome for e in seen[0].events] == [Outcome.RUNNING]
+        # Left be, and counted taken: the claim is on the very occurrence it came for.
+        assert [e.outcome for e in seen[0].events] == [Outcome.TAKEN]
         assert report.ran == 1 and lines(out) == ["ran"]
         assert read_json(path)["last_result"]["status"] == "ok"
 

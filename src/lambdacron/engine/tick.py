@@ -539,8 +539,14 @@ class Engine:
                     claim = file.job.state.claim
                     assert claim is not None
                     index.put(key, IndexEntry(file.version.token, ALWAYS))
-                    message = still_going(claim, "the previous run is still going")
-                    self._emit(report, JobEvent(key, Outcome.RUNNING, message, claim.scheduled))
+                    if holds_what_is_due(file, claim, now):
+                        # Read just after the other runner's claim landed: the same race as
+                        # a claim lost at the write, and nothing is held back.
+                        event = JobEvent(key, Outcome.TAKEN, self._taken_by(file), claim.scheduled)
+                    else:
+                        message = still_going(claim, "the previous run is still going")
+                        event = JobEvent(key, Outcome.RUNNING, message, claim.scheduled)
+                    self._emit(report, event)
                     self._plan_ahead(file, now, horizon, planned)
                     return None
                 case Verdict.INTERRUPT:
@@ -1065,6 +1071,15 @@ class Engine:
         except StoreError as exc:
             self._emit(report, JobEvent(file.key, Outcome.STORE_ERROR, str(exc), claim_of(file)))
             return False
+
+
+def holds_what_is_due(file: JobFile, claim: Claim, now: datetime) -> bool:
+    """Whether the live ``claim`` is on the very occurrence a runner at ``now`` would run: a
+    run of the schedule (not by hand, nor a notice being sent), with no later occurrence
+    due. Then nothing waits for it: the occurrence is taken by that runner, not skipped."""
+    if claim.manual or claim.telling is not None:
+        return False
+    return due_occurrence(file.job, file.version.modified, now) is None
 
 
 def claim_of(file: JobFile) -> datetime | None:
