@@ -404,9 +404,38 @@ class TestClaims:
 
             with Engine(PeekingStore(root), default_registry(), clock=clock) as engine:
                 report = engine.tick(utc(2026, 1, 1, 1))
-        assert [e.outcome for e in seen[0].events] == [Outcome.RUNNING]
+        # Left be, and counted taken: the claim is on the very occurrence it came for.
+        assert [e.outcome for e in seen[0].events] == [Outcome.TAKEN]
         assert report.ran == 1 and lines(out) == ["ran"]
         assert read_json(path)["last_result"]["status"] == "ok"
+
+    def test_a_claim_of_this_runner_is_its_delivery_only_while_it_is_seconds_old(
+        self, root: Path, clock: FakeClock
+    ) -> None:
+        # serve's tick reading its own claim: the timer's delivery of the same second, or
+        # (once that run has gone on a while) a run of this runner still going.
+        out = root.parent / "out.txt"
+        place(root, "j.json", append_job("@hourly", out, "ran"))
+        messages: list[str] = []
+        with Engine(LocalStore(root), default_registry(), clock=clock) as other:
+
+            class PeekingStore(LocalStore):
+                def write(self, key: str, body: bytes, expected: Any) -> Any:
+                    version = super().write(key, body, expected)
+                    if b'"claim"' in body and not messages:
+                        for late in (2, 30):
+                            clock.now = claimed_at + timedelta(seconds=late)
+                            (event,) = other.tick(utc(2026, 1, 1, 1)).events
+                            messages.append(event.message)
+                    return version
+
+            claimed_at = clock.now
+            with Engine(PeekingStore(root), default_registry(), clock=clock) as engine:
+                assert engine.tick(utc(2026, 1, 1, 1)).ran == 1
+        assert messages == [
+            "claimed first by this runner (its delivery of the same second), which runs it",
+            "claimed by this runner, whose run of it is still going",
+        ]
 
     def test_a_tick_without_time_to_finish_a_job_leaves_it_due(
         self, root: Path, clock: FakeClock

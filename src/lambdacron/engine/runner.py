@@ -26,7 +26,7 @@ from .delivery import Delivered, DeliveryResult, Occurrence
 from .due import schedule_since
 from .outcomes import ended
 from .report import TickReport
-from .tick import Clock, Engine, Verdict
+from .tick import Clock, Engine, Verdict, holds_what_is_due
 from .timer import TimerQueue
 
 # --------------------------------------------------------------------------- serve
@@ -229,6 +229,7 @@ class Would(StrEnum):
     RECORD_MISSED = "record_missed"  # past its deadline: recorded, never run
     TELL = "tell"  # a failure notice its runner did not send would be sent first
     SKIP = "skip"  # its previous run is still going
+    LEAVE = "leave"  # the occurrence due is claimed by a run still going, which runs it
     REFUSE = "refuse"  # invalid, or of a type this runner does not accept
     FAIL = "fail"  # it cannot be read
 
@@ -312,8 +313,12 @@ def _plan_one(engine: Engine, entry: Entry, now: datetime) -> Iterator[Planned]:
                 claim = file.job.state.claim
                 assert claim is not None
                 if decision.verdict is Verdict.RUNNING:
-                    message = still_going(claim, "the previous run is still going")
-                    yield Planned(key, Would.SKIP, message, claim.scheduled)
+                    if holds_what_is_due(file, claim, now):
+                        message = "claimed by a run still going, which runs it"
+                        yield Planned(key, Would.LEAVE, message, claim.scheduled)
+                    else:
+                        message = still_going(claim, "the previous run is still going")
+                        yield Planned(key, Would.SKIP, message, claim.scheduled)
                     return
                 yield Planned(
                     key,

@@ -92,6 +92,10 @@ class Verdict(Enum):
     WAIT = "wait"  # nothing to do until ``due_at`` (None: until the file changes)
 
 
+#: How recent a claim of this runner's own must be to be its delivery of the same second.
+_SAME_SECOND = timedelta(seconds=5)
+
+
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
@@ -541,8 +545,14 @@ class Engine:
                     claim = file.job.state.claim
                     assert claim is not None
                     index.put(key, IndexEntry(file.version.token, ALWAYS))
-                    message = still_going(claim, "the previous run is still going")
-                    self._emit(report, JobEvent(key, Outcome.RUNNING, message, claim.scheduled))
+                    if holds_what_is_due(file, claim, now):
+                        # Read just after the other runner's claim landed: the same race as
+                        # a claim lost at the write, and nothing is held back.
+                        event = JobEvent(key, Outcome.TAKEN, self._taken_by(file), claim.scheduled)
+                    else:
+                        message = still_going(claim, "the previous run is still going")
+                        event = JobEvent(key, Outcome.RUNNING, message, claim.scheduled)
+                    self._emit(report, event)
                     self._plan_ahead(file, now, horizon, planned)
                     return None
                 case Verdict.INTERRUPT:
@@ -958,7 +968,10 @@ class Engine:
         claim = seen.job.state.claim if seen is not None else None
         if claim is not None and (claim.host, claim.pid) == (self.host, self.pid):
             # serve's own timer delivering the occurrence the tick also found due: one
-            # runner, not two, which "another runner" would wrongly suggest.
+            # runner, not two, which "another runner" would wrongly suggest. A claim taken
+            # seconds ago is that delivery; an older one is this runner's run still going.
+            if self.clock() - claim.started > _SAME_SECOND:
+                return "claimed by this runner, whose run of it is still going"
             return "claimed first by this runner (its delivery of the same second), which runs it"
         return "claimed by another runner, which runs it"
 
@@ -1091,6 +1104,15 @@ class Engine:
 
 def _forget(file: JobFile, size: int) -> None:
     """Remember nothing: for a document that holds no valid job."""
+
+
+def holds_what_is_due(file: JobFile, claim: Claim, now: datetime) -> bool:
+    """Whether the live ``claim`` is on the very occurrence a runner at ``now`` would run: a
+    run of the schedule (not by hand, nor a notice being sent), with no later occurrence
+    due. Then nothing waits for it: the occurrence is taken by that runner, not skipped."""
+    if claim.manual or claim.telling is not None:
+        return False
+    return due_occurrence(file.job, file.version.modified, now) is None
 
 
 def claim_of(file: JobFile) -> datetime | None:

@@ -38,6 +38,18 @@ INTERNAL_PREFIX = ".lambdacron/"
 _CONFLICT_RETRIES = 5
 #: Ranges of a listing in flight at once.
 _LIST_WORKERS = 4
+#: What a user may have set on a job object besides its body, as GetObject names it and
+#: PutObject takes it. A PUT replaces all of it, so a write carries it over from the version
+#: it replaces. Not tags (reading and writing them are permissions of their own) nor
+#: encryption (the bucket's default applies to every write).
+_CARRIED = (
+    "Metadata",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "StorageClass",
+)
 
 
 def _timestamp(value: Any) -> datetime:
@@ -136,6 +148,22 @@ class S3Store(Store):
         # not of every S3-compatible service. A listing that shows otherwise turns it off.
         self._ranges = not bucket.endswith("--x-s3")
         self._pool_lock = threading.Lock()
+        # Per key, the version last read or written and what a write must carry over from
+        # it. Only objects that have something to carry are kept: few, so the map stays
+        # small in a store of millions.
+        self._carried: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def _carry(self, key: str, token: str, properties: dict[str, Any]) -> None:
+        if properties:
+            self._carried[key] = (token, properties)
+        else:
+            self._carried.pop(key, None)
+
+    def _carried_from(self, key: str, expected: Version) -> dict[str, Any]:
+        # Every write names a version this store read or wrote (a write is conditional on
+        # it), so the properties recorded for it are those of the object being replaced.
+        kept = self._carried.get(key)
+        return kept[1] if kept is not None and kept[0] == expected.token else {}
 
     @property
     def url(self) -> str:
@@ -277,6 +305,7 @@ class S3Store(Store):
         if len(data) > self.max_job_bytes:
             raise JobTooLargeError(f"{key}: over the {self.max_job_bytes}-byte limit")
         version = Version(response["ETag"], response["LastModified"].timestamp())
+        self._carry(key, version.token, {n: response[n] for n in _CARRIED if response.get(n)})
         return Document(key, data, version)
 
     # -- writing
@@ -323,9 +352,12 @@ class S3Store(Store):
                 if existing.body == body:
                     return existing.version
             raise
+        # A new object carries nothing; the same bytes as a deleted one make the same ETag.
+        self._carried.pop(key, None)
         return Version(response["ETag"], _server_time(response).timestamp())
 
     def write(self, key: str, body: bytes, expected: Version) -> Version:
+        carried = self._carried_from(key, expected)
         response = self._conditional(
             key,
             "write",
@@ -333,7 +365,9 @@ class S3Store(Store):
             Body=body,
             IfMatch=expected.token,
             ContentType="application/json",
+            **carried,
         )
+        self._carry(key, response["ETag"], carried)
         return Version(response["ETag"], _server_time(response).timestamp())
 
     def read_internal(self, name: str) -> bytes | None:
@@ -367,3 +401,4 @@ class S3Store(Store):
                 raise self._fail(key, "delete", exc) from exc
             expected = Version(head["ETag"], head["LastModified"].timestamp())
         self._conditional(key, "delete", self.client.delete_object, IfMatch=expected.token)
+        self._carried.pop(key, None)
