@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 from pathlib import Path
 
 import pytest
 
 from conftest import Run
-from helpers import command_job, place
+from helpers import command_job, place, read_json, spawn
 from lambdacron.cli import build_parser
+from test_cli import Output, lines_of, running_in_group, wait_until, waiting_job
 
 #: Every status an ``ls`` row can have: how the last run ended, or why there is none.
 STATUSES = (
@@ -123,3 +126,85 @@ class TestHelp:
         sub = _subcommands(build_parser())[command]
         (store,) = [a for a in sub._actions if a.dest == "store"]
         assert store.help is not None and "s3://BUCKET/PREFIX/" in store.help
+
+
+class Ticking:
+    """``lambdacron ARGS`` (a tick, a run) as a real process, its output read as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = spawn(*args)
+        self.out = Output(self.process.stdout)
+        self.err = Output(self.process.stderr)
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.process.wait(timeout=timeout)
+        self.out.finish()
+        self.err.finish()
+        return code
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+
+class TestCtrlC:
+    """Ctrl-C during a tick or a run by hand stops as serve does: the first starts nothing
+    more and lets the running jobs finish, the second stops them; each is said, and the
+    summary still printed."""
+
+    def test_the_first_sigint_starts_no_queued_job_and_the_running_one_finishes(
+        self, tmp_path: Path, run_cli: Run
+    ) -> None:
+        root = store_dir(tmp_path)
+        started, release = tmp_path / "started.txt", tmp_path / "release"
+        for name in ("a", "b", "c"):
+            place(root, f"{name}.json", waiting_job(started, name, release))
+        ticking = Ticking("tick", "--store", str(root), "--workers", "1")
+        try:
+            wait_until(lambda: len(lines_of(started)) == 1)
+            ticking.process.send_signal(signal.SIGINT)
+            ticking.err.wait_for("SIGINT: stopping after running jobs end")
+            release.touch()
+            assert ticking.wait() == 130, ticking.err.lines
+        finally:
+            release.touch()
+            ticking.kill()
+        (ran,) = (line.split(":")[0] for line in lines_of(started))
+        (summary,) = ticking.out.lines
+        assert "3 jobs, 3 due, 1 ran, 0 failed, 0 invalid, 2 skipped" in summary
+        for name in ("a", "b", "c"):
+            state = read_json(root / f"{name}.json")
+            assert "claim" not in state
+            if name == ran:
+                assert state["last_result"]["status"] == "ok"
+            else:  # untouched: the next tick runs it
+                assert "execution_count" not in state
+        after = run_cli("tick")
+        assert "3 jobs, 2 due, 2 ran, 0 failed" in after.stdout, after.stderr
+
+    @pytest.mark.parametrize("command", ["tick", "run"])
+    def test_a_second_sigint_stops_the_running_job_and_records_it_interrupted(
+        self, tmp_path: Path, command: str
+    ) -> None:
+        root = store_dir(tmp_path)
+        started, release = tmp_path / "started.txt", tmp_path / "release"
+        place(root, "a.json", waiting_job(started, "a", release, trap=True))  # needs SIGKILL
+        args = ("a.json",) if command == "run" else ()
+        ticking = Ticking(command, "--store", str(root), *args)
+        try:
+            wait_until(lambda: lines_of(started) != [])
+            (group,) = (int(line.split(":")[1]) for line in lines_of(started))
+            ticking.process.send_signal(signal.SIGINT)
+            ticking.err.wait_for("SIGINT: stopping after running jobs end")
+            ticking.process.send_signal(signal.SIGINT)
+            code = ticking.wait()  # without release
+        finally:
+            release.touch()
+            ticking.kill()
+        assert code == 130, ticking.err.lines
+        assert ticking.err.wait_for("SIGINT again: stopping the running jobs")
+        assert running_in_group(group) == []
+        state = read_json(root / "a.json")
+        assert "claim" not in state
+        assert state["last_result"]["status"] == "interrupted"
+        assert "stopped" in state["last_result"]["error"]

@@ -17,7 +17,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from . import __version__
 from .actions import default_registry
@@ -183,6 +183,63 @@ def _shard_engine(store_name: str | None, workers: int, shard: tuple[int, int]) 
     return _engine(args, _store(args), shard)
 
 
+#: What stops a runner: Ctrl-C, a service manager's stop, the terminal closed.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_T = TypeVar("_T")
+
+
+def _stoppable(engine: Engine, work: Callable[[], _T]) -> tuple[_T, int | None]:
+    """``work()`` (a tick, a run by hand) stopped by signals as ``serve`` is: the first
+    starts no new job and lets the running ones finish and be recorded, the second stops
+    them (recorded ``interrupted``). Returns what ``work`` returned and the first signal.
+
+    Without this, Ctrl-C raised wherever the main thread was, perhaps between a claim and
+    its run, and said nothing while the running jobs went on; a second one left them
+    running, their claims behind."""
+    done: list[tuple[_T | None, BaseException | None]] = []
+    with StopRequests() as stop:
+
+        def body() -> None:
+            try:
+                done.append((work(), None))
+            except BaseException as exc:  # raised again in the main thread, as it was
+                done.append((None, exc))
+            finally:
+                stop.wake()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.request(signal.Signals(signum).name)
+
+        previous = {signum: signal.signal(signum, on_signal) for signum in _STOP_SIGNALS}
+        try:
+            thread = threading.Thread(target=body, name="lambdacron-work")
+            thread.start()
+            said = 0
+            while not done:
+                asked = stop.wait(None)
+                if asked >= 1 and said == 0:
+                    said = 1
+                    engine.stop_starting()
+                    _err(
+                        f"{stamp(utcnow())} {stop.names[0]}: stopping after running jobs end; "
+                        "no new job starts (again to stop the running jobs now)"
+                    )
+                if asked >= 2 and said == 1:
+                    said = 2
+                    _err(f"{stamp(utcnow())} {stop.names[1]} again: stopping the running jobs")
+                    engine.abort_running()
+            thread.join()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        first = signal.Signals[stop.names[0]].value if stop.names else None
+    ((result, error),) = done
+    if error is not None:
+        raise error
+    return result, first  # type: ignore[return-value]  # None only with an error
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -232,8 +289,10 @@ def _cmd_tick(args: argparse.Namespace) -> int:
     shards = args.shards or _settings().shards
     if shards == 1:
         with _engine(args, store) as engine:
-            report = engine.tick(now)
+            report, stopped_by = _stoppable(engine, partial(engine.tick, now))
         _out(json.dumps(report.to_json()) if args.json else report.summary())
+        if stopped_by is not None:
+            return 128 + stopped_by  # as the shell reports a command a signal ended
     else:
         workers = args.workers or _settings().workers
         report = tick_shards(partial(_shard_engine, args.store, workers), now, shards)
@@ -438,9 +497,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     store = _store(args)
     with _engine(args, store) as engine:
         try:
-            report = engine.run_now(args.key)
+            report, stopped_by = _stoppable(engine, partial(engine.run_now, args.key))
         except JobNotFoundError:
             raise UsageError(f"{args.key}: no such job in {store.url}") from None
+    if stopped_by is not None:
+        return 128 + stopped_by
     ran = [e for e in report.events if e.outcome is Outcome.RAN]
     if not report.events:
         _err(f"lambdacron: {args.key}: not run: it changed while it was being claimed; try again")
