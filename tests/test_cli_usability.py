@@ -208,3 +208,19 @@ class TestCtrlC:
         assert "claim" not in state
         assert state["last_result"]["status"] == "interrupted"
         assert "stopped" in state["last_result"]["error"]
+
+
+class TestNext:
+    @pytest.mark.parametrize(
+        "expression", ["0 0 1 1 * 2020-2022", "at(2021-06-01T12:00:00Z)", "59 23 31 12 * 2199"]
+    )
+    def test_an_expression_with_no_fire_time_left_says_so(
+        self, run_cli: Run, expression: str
+    ) -> None:
+        after = "2199-12-31T23:59:00Z" if "2199" in expression else "2026-01-01T00:00:00Z"
+        result = run_cli("next", expression, "--after", after)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == ""
+        assert result.stderr == (
+            f"lambdacron: {expression!r} has no fire time after {after.replace('Z', '+00:00')}\n"
+        )

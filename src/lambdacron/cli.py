@@ -247,8 +247,15 @@ def _cmd_next(args: argparse.Namespace) -> int:
     zone = get_zone(args.tz)
     schedule = parse(args.expression, args.tz)
     after = utcnow() if args.after is None else parse_instant(args.after, zone, "--after")
+    printed = 0
     for moment in islice(schedule.iter_after(after), args.count):
         print(moment.astimezone(zone).isoformat())
+        printed += 1
+    if not printed:  # an empty answer would read as a command that did nothing
+        _err(
+            f"lambdacron: {args.expression!r} has no fire time after "
+            f"{after.astimezone(zone).isoformat(timespec='seconds')}"
+        )
     return EXIT_OK
 
 
