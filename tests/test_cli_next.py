@@ -41,9 +41,12 @@ def test_an_at_schedule_prints_its_single_time(run_cli: Run) -> None:
     assert result.stdout == "2026-12-01T18:30:00+00:00\n"
 
 
-def test_a_schedule_with_no_further_fire_time_prints_nothing(run_cli: Run) -> None:
+def test_a_schedule_with_no_further_fire_time_prints_no_time_and_says_so(run_cli: Run) -> None:
     result = run_cli("next", "0 0 1 1 * 2020", "--after", "2026-11-27T00:00:00Z")
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == (
+        "lambdacron: '0 0 1 1 * 2020' has no fire time after 2026-11-27T00:00:00+00:00\n"
+    )
 
 
 def test_an_invalid_expression_is_one_line_on_stderr_and_exit_2(run_cli: Run) -> None:

@@ -17,7 +17,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from . import __version__
 from .actions import default_registry
@@ -25,7 +25,7 @@ from .api import add, cancel, check, get
 from .clock import utcnow
 from .config import MAX_INTERVAL_MINUTES, MAX_SHARDS, Settings, parse_count
 from .engine.delivery import Delivery
-from .engine.inventory import inventory
+from .engine.inventory import STATUSES, inventory
 from .engine.report import JobEvent, Outcome
 from .engine.runner import (
     MAX_LOOKAHEAD_SECONDS,
@@ -114,6 +114,15 @@ def _lookahead(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("seconds: ")) from None
 
 
+_STATUS_NAMES = ", ".join(repr(s) if " " in s else s for s in STATUSES)
+
+
+def _status(text: str) -> str:
+    if text not in STATUSES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a status; use one of {_STATUS_NAMES}")
+    return text
+
+
 def _quietly(write: Callable[[str], None]) -> Callable[[str], None]:
     """``write``, but a closed terminal (SIGHUP, a broken pipe) does not stop the runner."""
 
@@ -174,6 +183,63 @@ def _shard_engine(store_name: str | None, workers: int, shard: tuple[int, int]) 
     return _engine(args, _store(args), shard)
 
 
+#: What stops a runner: Ctrl-C, a service manager's stop, the terminal closed.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_T = TypeVar("_T")
+
+
+def _stoppable(engine: Engine, work: Callable[[], _T]) -> tuple[_T, int | None]:
+    """``work()`` (a tick, a run by hand) stopped by signals as ``serve`` is: the first
+    starts no new job and lets the running ones finish and be recorded, the second stops
+    them (recorded ``interrupted``). Returns what ``work`` returned and the first signal.
+
+    Without this, Ctrl-C raised wherever the main thread was, perhaps between a claim and
+    its run, and said nothing while the running jobs went on; a second one left them
+    running, their claims behind."""
+    done: list[tuple[_T | None, BaseException | None]] = []
+    with StopRequests() as stop:
+
+        def body() -> None:
+            try:
+                done.append((work(), None))
+            except BaseException as exc:  # raised again in the main thread, as it was
+                done.append((None, exc))
+            finally:
+                stop.wake()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.request(signal.Signals(signum).name)
+
+        previous = {signum: signal.signal(signum, on_signal) for signum in _STOP_SIGNALS}
+        try:
+            thread = threading.Thread(target=body, name="lambdacron-work")
+            thread.start()
+            said = 0
+            while not done:
+                asked = stop.wait(None)
+                if asked >= 1 and said == 0:
+                    said = 1
+                    engine.stop_starting()
+                    _err(
+                        f"{stamp(utcnow())} {stop.names[0]}: stopping after running jobs end; "
+                        "no new job starts (again to stop the running jobs now)"
+                    )
+                if asked >= 2 and said == 1:
+                    said = 2
+                    _err(f"{stamp(utcnow())} {stop.names[1]} again: stopping the running jobs")
+                    engine.abort_running()
+            thread.join()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        first = signal.Signals[stop.names[0]].value if stop.names else None
+    ((result, error),) = done
+    if error is not None:
+        raise error
+    return result, first  # type: ignore[return-value]  # None only with an error
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -181,8 +247,15 @@ def _cmd_next(args: argparse.Namespace) -> int:
     zone = get_zone(args.tz)
     schedule = parse(args.expression, args.tz)
     after = utcnow() if args.after is None else parse_instant(args.after, zone, "--after")
+    printed = 0
     for moment in islice(schedule.iter_after(after), args.count):
         print(moment.astimezone(zone).isoformat())
+        printed += 1
+    if not printed:  # an empty answer would read as a command that did nothing
+        _err(
+            f"lambdacron: {args.expression!r} has no fire time after "
+            f"{after.astimezone(zone).isoformat(timespec='seconds')}"
+        )
     return EXIT_OK
 
 
@@ -223,8 +296,10 @@ def _cmd_tick(args: argparse.Namespace) -> int:
     shards = args.shards or _settings().shards
     if shards == 1:
         with _engine(args, store) as engine:
-            report = engine.tick(now)
+            report, stopped_by = _stoppable(engine, partial(engine.tick, now))
         _out(json.dumps(report.to_json()) if args.json else report.summary())
+        if stopped_by is not None:
+            return 128 + stopped_by  # as the shell reports a command a signal ended
     else:
         workers = args.workers or _settings().workers
         report = tick_shards(partial(_shard_engine, args.store, workers), now, shards)
@@ -429,9 +504,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     store = _store(args)
     with _engine(args, store) as engine:
         try:
-            report = engine.run_now(args.key)
+            report, stopped_by = _stoppable(engine, partial(engine.run_now, args.key))
         except JobNotFoundError:
             raise UsageError(f"{args.key}: no such job in {store.url}") from None
+    if stopped_by is not None:
+        return 128 + stopped_by
     ran = [e for e in report.events if e.outcome is Outcome.RAN]
     if not report.events:
         _err(f"lambdacron: {args.key}: not run: it changed while it was being claimed; try again")
@@ -523,7 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument(
-            "--store", help="job store: a directory (default: $LAMBDACRON_STORE, else ./jobs)"
+            "--store",
+            help="job store: a directory or s3://BUCKET/PREFIX/ (default: $LAMBDACRON_STORE,"
+            " else ./jobs)",
         )
         return p
 
@@ -534,11 +613,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="jobs run at once (default: $LAMBDACRON_WORKERS, else 8)",
         )
 
-    nxt = commands.add_parser("next", help="print the next fire times of a schedule expression")
+    nxt = commands.add_parser(
+        "next",
+        help="print the next fire times of a schedule expression",
+        description="Print the next fire times of a schedule expression, one ISO 8601 time a"
+        " line; see docs/schedules.md for the forms.",
+    )
     nxt.add_argument("expression", help="e.g. '30 18 * * *', 'rate(5 minutes)', 'at(...)'")
     nxt.add_argument("--count", type=_positive, default=5, help="how many (default 5)")
     nxt.add_argument("--after", help="ISO 8601 start, exclusive (default: now)")
-    nxt.add_argument("--tz", default="UTC", help="IANA time zone of the schedule and output")
+    nxt.add_argument(
+        "--tz", default="UTC", help="IANA time zone of the schedule and output (default UTC)"
+    )
     nxt.set_defaults(func=_cmd_next)
 
     tick = with_store(
@@ -547,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="run one pass over the store",
             description="Run one pass: every job due at --now runs now. A job runs at its"
             " tick, not at its second: for that, keep `lambdacron serve` running, which plans"
-            " ahead between its ticks.",
+            " ahead between its ticks. Exit 0 when the whole store was listed (failed jobs"
+            " included), 2 for a usage error, 3 when the store could not be listed.",
         )
     )
     tick.add_argument("--now", help="pretend it is this time (ISO 8601; default: now)")
@@ -571,7 +658,15 @@ def build_parser() -> argparse.ArgumentParser:
     with_workers(tick)
     tick.set_defaults(func=_cmd_tick)
 
-    serve = with_store(commands.add_parser("serve", help="tick on every interval until stopped"))
+    serve = with_store(
+        commands.add_parser(
+            "serve",
+            help="tick on every interval until stopped",
+            description="Tick at start, then on every interval boundary of the clock, and run"
+            " each planned occurrence at its second in between. Ctrl-C (or SIGTERM) starts no"
+            " new job and waits for the running ones; a second one stops them.",
+        )
+    )
     serve.add_argument(
         "--interval",
         type=_minutes,
@@ -587,27 +682,55 @@ def build_parser() -> argparse.ArgumentParser:
     with_workers(serve)
     serve.set_defaults(func=_cmd_serve)
 
-    ls = with_store(commands.add_parser("ls", help="list jobs with next and last run"))
-    ls.add_argument("--json", action="store_true")
+    ls = with_store(
+        commands.add_parser(
+            "ls",
+            help="list jobs with next and last run",
+            description="List every job in key order: schedule, next run, last run, how late"
+            " it started, runs/max and last status (with the error's first line when not ok);"
+            " invalid files with their problem.",
+        )
+    )
+    ls.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     ls.add_argument(
         "--status",
-        help="only jobs whose status is this: ok, failed, timeout, error, interrupted, missed,"
-        " running, disabled, invalid, 'never run'",
+        type=_status,
+        help=f"only jobs whose status is this: {_STATUS_NAMES}",
     )
     ls.add_argument("--now", help=argparse.SUPPRESS)
     ls.set_defaults(func=_cmd_ls)
 
-    add_p = with_store(commands.add_parser("add", help="validate a job file and add it"))
-    add_p.add_argument("file")
+    add_p = with_store(
+        commands.add_parser(
+            "add",
+            help="validate a job file and add it",
+            description="Validate a job file, then create it in the store as it was read"
+            " (never overwriting a job). Exit 2 if it is invalid or the key is taken.",
+        )
+    )
+    add_p.add_argument("file", help="the job file (a pipe works: it is read once)")
     add_p.add_argument("--key", help="key in the store (default: the file's name)")
     add_p.set_defaults(func=_cmd_add)
 
-    rm = with_store(commands.add_parser("rm", help="remove a job"))
-    rm.add_argument("key")
+    rm = with_store(
+        commands.add_parser(
+            "rm",
+            help="remove a job",
+            description="Remove a job. A run under way is not stopped, and its result is not"
+            " written back.",
+        )
+    )
+    rm.add_argument("key", help="the job's key, e.g. orders/1234.json")
     rm.set_defaults(func=_cmd_rm)
 
-    show = with_store(commands.add_parser("show", help="print a job as stored"))
-    show.add_argument("key")
+    show = with_store(
+        commands.add_parser(
+            "show",
+            help="print a job as stored",
+            description="Print a job as stored, the runner's fields included.",
+        )
+    )
+    show.add_argument("key", help="the job's key, e.g. orders/1234.json")
     show.add_argument(
         "--history", action="store_true", help="print its recent results as a table, newest first"
     )
@@ -623,19 +746,38 @@ def build_parser() -> argparse.ArgumentParser:
             " ends ok and its max_number_executions says so. Exit 0 if it ran ok, 1 if not.",
         )
     )
-    run.add_argument("key")
+    run.add_argument("key", help="the job's key, e.g. orders/1234.json")
     with_workers(run)
     run.set_defaults(func=_cmd_run)
 
-    val = commands.add_parser("validate", help="check job files; exit 1 on any problem")
-    val.add_argument("files", nargs="+", metavar="FILE")
+    val = commands.add_parser(
+        "validate",
+        help="check job files; exit 1 on any problem",
+        description="Check job files as the runner reads them: one 'FILE: field: problem'"
+        " line per problem, 'FILE: ok' otherwise. Exit 1 if any file has a problem.",
+    )
+    val.add_argument("files", nargs="+", metavar="FILE", help="a job file")
     val.set_defaults(func=_cmd_validate)
 
-    init = with_store(commands.add_parser("init", help="create the store with a hello job"))
+    init = with_store(
+        commands.add_parser(
+            "init",
+            help="create the store with a hello job",
+            description="Create the store (a directory) with hello.json, a job that runs"
+            " `echo Hello from lambdacron` every minute.",
+        )
+    )
     init.set_defaults(func=_cmd_init)
 
-    package = commands.add_parser("package", help="build the AWS Lambda deployment zip")
-    package.add_argument("-o", "--output", default="lambdacron.zip")
+    package = commands.add_parser(
+        "package",
+        help="build the AWS Lambda deployment zip",
+        description="Build the AWS Lambda deployment zip: lambdacron and tzdata, pure Python,"
+        " byte for byte reproducible.",
+    )
+    package.add_argument(
+        "-o", "--output", default="lambdacron.zip", help="the zip to write (default lambdacron.zip)"
+    )
     package.set_defaults(func=_cmd_package)
 
     deploy = commands.add_parser(
@@ -649,11 +791,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("--prefix", help="the jobs' key prefix in the bucket (default: none)")
     deploy.add_argument("--interval", type=_positive, help="minutes between ticks (default 1)")
-    deploy.add_argument("--function-name", default="lambdacron")
+    deploy.add_argument(
+        "--function-name", default="lambdacron", help="the function's name (default lambdacron)"
+    )
     deploy.add_argument(
         "--role-arn", help="use this role instead of creating a least-privilege one"
     )
-    deploy.add_argument("--region")
+    deploy.add_argument("--region", help="AWS region (default: boto3's, e.g. $AWS_REGION)")
     deploy.add_argument("--memory", type=_positive, help="MB (default 512)")
     deploy.add_argument("--timeout", type=_positive, help="seconds (default 900)")
     deploy.add_argument(
@@ -708,11 +852,20 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--dry-run", action="store_true", help="print the changes, apply none")
     deploy.set_defaults(func=_cmd_deploy)
 
-    undeploy = commands.add_parser("undeploy", help="remove what deploy made (never the jobs)")
-    undeploy.add_argument("--function-name", default="lambdacron")
-    undeploy.add_argument("--region")
-    undeploy.add_argument("--keep-role", action="store_true")
-    undeploy.add_argument("--dry-run", action="store_true")
+    undeploy = commands.add_parser(
+        "undeploy",
+        help="remove what deploy made (never the jobs)",
+        description="Remove what deploy made: alarms, rule, mapping, function, queues and"
+        " role; never the bucket or its jobs.",
+    )
+    undeploy.add_argument(
+        "--function-name", default="lambdacron", help="the function's name (default lambdacron)"
+    )
+    undeploy.add_argument("--region", help="AWS region (default: boto3's, e.g. $AWS_REGION)")
+    undeploy.add_argument(
+        "--keep-role", action="store_true", help="keep the role deploy made (and its policy)"
+    )
+    undeploy.add_argument("--dry-run", action="store_true", help="print the changes, apply none")
     undeploy.set_defaults(func=_cmd_undeploy)
     return parser
 

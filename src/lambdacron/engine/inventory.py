@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
+from ..actions.base import Status
 from ..errors import JobNotFoundError, StoreError
 from ..jobfile import load
 from ..store.base import Entry, Store
@@ -16,6 +18,20 @@ from .due import next_run
 
 # The same bounds as the tick's: reads in flight at most, and keys read a chunk at a time.
 from .tick import CHUNK, DEFAULT_IO_WORKERS
+
+
+class Listed(StrEnum):
+    """What a row shows instead of how the last run ended."""
+
+    NEVER_RUN = "never run"
+    RUNNING = "running"
+    DISABLED = "disabled"
+    INVALID = "invalid"
+    UNREADABLE = "unreadable"  # the store could not read it (a permission, a network error)
+
+
+#: Every status a row can have, as ``ls --status`` takes it.
+STATUSES = (*(s.value for s in Status), *(s.value for s in Listed))
 
 
 @dataclass(frozen=True)
@@ -71,12 +87,12 @@ def inventory(store: Store, now: datetime) -> Iterator[JobRow]:
 
 def _row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
     if entry.problem is not None:  # listed, but no job can be read there
-        return JobRow(entry.key, status="invalid", error=entry.problem)
+        return JobRow(entry.key, status=Listed.INVALID, error=entry.problem)
     try:
         return _job_row(store, entry, now)
     except Exception as exc:  # one job's problem is its own row, never the whole listing
         return JobRow(
-            entry.key, status="error", error=f"internal error: {type(exc).__name__}: {exc}"
+            entry.key, status=Status.ERROR, error=f"internal error: {type(exc).__name__}: {exc}"
         )
 
 
@@ -86,17 +102,21 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
     except JobNotFoundError:
         return None  # deleted since the listing
     except StoreError as exc:
-        return JobRow(entry.key, status="unreadable", error=str(exc))
+        return JobRow(entry.key, status=Listed.UNREADABLE, error=str(exc))
     job, problems, _ = load(entry.key, doc.body)
     if job is None:
-        return JobRow(entry.key, status="invalid", error="; ".join(map(str, problems)))
+        return JobRow(entry.key, status=Listed.INVALID, error="; ".join(map(str, problems)))
     state = job.state
-    status = str(state.last_result.get("status", "")) if state.last_result else "never run"
+    status = str(state.last_result.get("status", "")) if state.last_result else Listed.NEVER_RUN
     if state.claim is not None and state.claim.telling is None:
-        status = "running"  # held for a notice, it has ended: its result says how
+        status = Listed.RUNNING  # held for a notice, it has ended: its result says how
     late = state.last_result.get("lateness_ms") if state.last_result else None
     error = state.last_result.get("error") if state.last_result else None
-    failed = status not in ("ok", "never run", "running") and isinstance(error, str) and error
+    failed = (
+        status not in (Status.OK, Listed.NEVER_RUN, Listed.RUNNING)
+        and isinstance(error, str)
+        and error
+    )
     return JobRow(
         entry.key,
         job.when,
@@ -105,7 +125,7 @@ def _job_row(store: Store, entry: Entry, now: datetime) -> JobRow | None:
         state.last_run,
         state.execution_count,
         job.max_number_executions,
-        status if job.enabled else "disabled",
+        status if job.enabled else Listed.DISABLED,
         job.enabled,
         # A number the runner wrote, though the file may hold anything there.
         # The last error's first line, for a job whose last run did not end ok.

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 import secrets
+import shlex
 import stat
 import time
 from collections.abc import Iterator, Sequence
@@ -82,9 +83,12 @@ class LocalStore(Store):
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"store {str(root)!r}: cannot create it: {exc.strerror}") from exc
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"store {str(root)!r} is not a directory")
         if not root.is_dir():
-            what = "is not a directory" if root.exists() else "does not exist"
-            raise StoreError(f"store {str(root)!r} {what} (create it, or run 'lambdacron init')")
+            # The store asked for, by name: a bare `init` would make the default one.
+            init = shlex.join(["lambdacron", "init", "--store", str(root)])
+            raise StoreError(f"store {str(root)!r} does not exist (create it, or run '{init}')")
         self.root = root.resolve()
         # What every real path inside the store starts with. Compared as strings: pathlib's
         # ``parents`` cost more than the system calls of a read.
