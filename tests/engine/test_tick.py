@@ -246,6 +246,42 @@ class TestResultsAndWriteBack:
         assert report.ran == 1
         assert not path.exists()
 
+    @pytest.mark.parametrize("how", ["delete and place", "copy over"])
+    def test_a_new_job_placed_under_the_key_during_the_run_is_its_own(
+        self, engine: Engine, root: Path, clock: FakeClock, how: str
+    ) -> None:
+        # The order bot cancels an order while it runs and places a new one under the same
+        # key: the new job must not inherit the old one's count, history or claim.
+        path, out = root / "j.json", root.parent / "out.txt"
+        new_job = {
+            "when": "at(2026-01-01T05:00:00)",
+            "max_number_executions": 1,
+            "run": {"type": "command", "details": {"command": ["sh", "-c", f"echo new >> {out}"]}},
+        }
+        new_body = json.dumps(new_job, indent=1)
+        (root.parent / "new.json").write_text(new_body)
+        replace_it = (
+            f"import os; os.remove({str(path)!r}); open({str(path)!r}, 'w').write(open("
+            f"{str(root.parent / 'new.json')!r}).read())"
+            if how == "delete and place"
+            else f"import os; os.replace({str(root.parent / 'new.json')!r}, {str(path)!r})"
+        )
+        place(
+            root,
+            "j.json",
+            {
+                "when": "@hourly",
+                "max_number_executions": 1,
+                "run": {"type": "python", "details": {"script": replace_it}},
+            },
+        )
+        report = engine.tick(utc(2026, 1, 1, 1, 0))
+        assert report.ran == 1
+        assert path.read_text() == new_body  # left as placed: no count, claim or result
+        clock.now = utc(2026, 1, 1, 5, 0, 1)
+        assert engine.tick(clock.now).ran == 1 and lines(out) == ["new"]
+        assert not path.exists()  # its one run done, it deleted itself
+
     def test_a_bad_file_is_reported_and_left_byte_for_byte(
         self, engine: Engine, root: Path
     ) -> None:

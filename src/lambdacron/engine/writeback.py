@@ -115,8 +115,11 @@ def write_back(
         # The user edited the file during the run: keep their version and merge in only
         # the runner's fields.
         other = fresh_document.get("claim")
-        if isinstance(other, dict) and other.get("id") != claim.id:
-            return None  # another runner has taken the job over since
+        if not isinstance(other, dict) or other.get("id") != claim.id:
+            # Not this run's file any more: another runner took the job over, or a new job
+            # stands in its place (the file deleted and placed again, or copied over whole),
+            # which must not inherit this one's count, history and claim.
+            return None
         if ran_later(fresh_document, claim.scheduled):
             return None  # a later occurrence has run meanwhile; its state is newer
         runner_fields = {
