@@ -109,7 +109,13 @@ def campaign_jobs(root: Path, box: Path, runs: Path) -> dict[str, str]:
     for i in range(CAMPAIGN_JOBS):
         kind = ("failed", "ok", "missed")[i % 3]
         pause = ("0", "0.3", "0.8")[i % 3 if kind != "failed" else i % 2]
-        tell = f'sleep {pause}; t=$(mktemp -p {box} .n.XXXXXX); cat > "$t"; mv "$t" "$t.json"'
+        # Kept only when whole: a runner killed while it writes the notice leaves its
+        # command a stdin that ends early, which a destination must not take for a notice.
+        whole = f"{sys.executable} -c 'import json, sys; json.load(open(sys.argv[1]))'"
+        tell = (
+            f'sleep {pause}; t=$(mktemp -p {box} .n.XXXXXX); cat > "$t";'
+            f' {whole} "$t" 2>/dev/null && mv "$t" "$t.json"'
+        )
         fields: dict[str, object] = {"deadline_seconds": 60} if kind == "missed" else {}
         document = {
             "when": "* * * * *",
