@@ -279,6 +279,35 @@ class TestResultsAndWriteBack:
         assert state["execution_count"] == 2 and state["last_scheduled"] == "2026-01-01T02:00:00Z"
         assert state["last_result"]["status"] == "ok"
 
+    def test_an_edit_from_a_buffer_opened_during_the_previous_run_is_still_an_edit(
+        self, engine: Engine, root: Path, clock: FakeClock
+    ) -> None:
+        # Opened while the job ran before, the buffer holds that run's claim, long finished:
+        # saved during this run, it is this job edited, not another runner's take-over.
+        path, out, buffer = root / "j.json", root.parent / "out.txt", root.parent / "buffer"
+        script = (
+            f"import json, os\nopen({str(out)!r}, 'a').write('ran\\n')\n"
+            f"if os.path.exists({str(buffer)!r}):\n"
+            f"    os.replace({str(buffer)!r}, {str(path)!r})\n"
+            f"else:\n    d = json.load(open({str(path)!r}))\n    d['note'] = 'edited'\n"
+            f"    json.dump(d, open({str(buffer)!r}, 'w'))\n"
+        )
+        place(
+            root,
+            "j.json",
+            {"when": "@hourly", "run": {"type": "python", "details": {"script": script}}},
+        )
+        for now in (utc(2026, 1, 1, 1, 0), utc(2026, 1, 1, 2, 0)):
+            clock.now = now
+            assert engine.tick(now).ran == 1
+        clock.now = utc(2026, 1, 1, 2, 0, 30)
+        assert engine.tick(clock.now).ran == 0  # 02:00 ran: never again
+        assert lines(out) == ["ran", "ran"]
+        state = read_json(path)
+        assert state["note"] == "edited" and "claim" not in state
+        assert state["execution_count"] == 2 and state["last_scheduled"] == "2026-01-01T02:00:00Z"
+        assert state["last_result"]["status"] == "ok"
+
     @pytest.mark.parametrize("how", ["delete and place", "copy over"])
     def test_a_new_job_placed_under_the_key_during_the_run_is_its_own(
         self, engine: Engine, root: Path, clock: FakeClock, how: str

@@ -141,16 +141,31 @@ def _still_this_job(document: dict[str, Any], claim: Claim) -> bool:
     runner's take-over or a new job placed under the key.
 
     Holding this run's claim is not required: an editor saves the buffer it opened, and a
-    buffer opened before the claim was written holds none. Merging is what keeps such an
-    edit from running the claimed occurrence a second time. A file no runner has written
-    (no runner field at all: deleted and placed again, or copied over by a new job's file)
-    is a new job, which must not inherit this one's count and history; a claim other than
-    this run's means another runner has taken the job over.
+    buffer opened before the claim was written holds none, or the claim of a run before
+    (one that started before this one). Merging is what keeps such an edit from running the
+    claimed occurrence a second time. A file no runner has written (no runner field at all:
+    deleted and placed again, or copied over by a new job's file) is a new job, which must
+    not inherit this one's count and history. A claim taken after this one is another
+    runner's, which took the job over.
     """
     other = document.get("claim")
     if other is not None:
-        return isinstance(other, dict) and other.get("id") == claim.id
+        if isinstance(other, dict) and other.get("id") == claim.id:
+            return True
+        if not _started_before(other, claim.started):
+            return False
     return any(name in document for name in RUNNER_FIELDS)
+
+
+def _started_before(other: object, started: datetime) -> bool:
+    """Whether the claim ``other`` (as the file holds it) was taken before ``started``: a
+    take-over comes only after this run's claim was written and presumed dead."""
+    if not isinstance(other, dict) or not isinstance(other.get("started"), str):
+        return False
+    try:
+        return parse_instant(other["started"], UTC) < started
+    except ScheduleError:
+        return False
 
 
 def _settled(
