@@ -172,3 +172,21 @@ def test_a_new_job_carrying_a_runners_claim_is_refused(store: Store) -> None:
         "a new job must not carry a runner's claim",
     )
     assert list(store.list()) == []
+
+
+class TestArgumentsOfTheWrongShapeAreOneClearError:
+    @pytest.mark.parametrize("command", ["echo hi", b"echo hi"])
+    def test_a_command_given_as_one_string_is_refused(self, store: Store, command: Any) -> None:
+        # A string is a sequence of one-letter strings: taken as the argument list, it would
+        # store a job that runs "e" with the arguments "c", "h", "o"...
+        with pytest.raises(UsageError, match="command"):
+            lambdacron.schedule(store, "@hourly", command=command)
+        assert list(store.list()) == []
+
+    @pytest.mark.parametrize("document", [[1, 2], "{}", None, 5])
+    def test_a_document_that_is_not_a_mapping_is_a_job_error(
+        self, store: Store, document: Any
+    ) -> None:
+        with pytest.raises(JobError, match="JSON object"):
+            lambdacron.add(store, document, "a.json")
+        assert list(store.list()) == []

@@ -44,6 +44,8 @@ def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> st
     (``0 0 1 1 * 2020-2022``), or a file larger than the store's size limit (every tick
     would refuse to read it).
     """
+    if not isinstance(document, Mapping):
+        raise JobError("", f"a job must be a JSON object, got {type(document).__name__}")
     key = store.check_key(key if key is not None else new_key())
     body = encode(document)
     if len(body) > store.max_job_bytes:
@@ -90,7 +92,9 @@ def schedule(
     extra: Mapping[str, Any] | None = None,
 ) -> str:
     """Build a job from arguments and :func:`add` it. Give exactly one of command, python,
-    lambda_arn. ``extra`` fields are stored as they are (your own bookkeeping)."""
+    lambda_arn; ``command`` is an argument list (``["sh", "-c", "..."]`` for shell syntax), a
+    single string is refused with UsageError. ``extra`` fields are stored as they are (your
+    own bookkeeping)."""
     given = [
         name
         for name, value in (("command", command), ("python", python), ("lambda_arn", lambda_arn))
@@ -98,6 +102,12 @@ def schedule(
     ]
     if len(given) != 1:
         raise UsageError("schedule(): give exactly one of command, python, lambda_arn")
+    if isinstance(command, (str, bytes)):
+        # A string is a sequence too, of one-letter strings: it would become the argument
+        # list ["e", "c", "h", "o", ...], a job that runs something else entirely.
+        raise UsageError(
+            f"schedule(): command must be a list of arguments, not a string: {command!r}"
+        )
     details: dict[str, Any]
     if command is not None:
         run_type, details = "command", {"command": list(command)}

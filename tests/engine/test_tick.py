@@ -246,6 +246,68 @@ class TestResultsAndWriteBack:
         assert report.ran == 1
         assert not path.exists()
 
+    @pytest.mark.parametrize("save", ["rename", "in place"])
+    def test_an_edit_from_a_buffer_opened_before_the_run_is_still_an_edit(
+        self, engine: Engine, root: Path, save: str
+    ) -> None:
+        # An editor holds the file as it was before the run's claim; the user saves a change
+        # while the job runs. The saved file has no claim, yet it is this job, edited: the
+        # run's result must be merged in, or the occurrence it ran for runs again.
+        path, out, buffer = root / "j.json", root.parent / "out.txt", root.parent / "buffer"
+        write = (
+            f"os.replace({str(buffer)!r}, {str(path)!r})"
+            if save == "rename"
+            else f"open({str(path)!r}, 'w').write(open({str(buffer)!r}).read())"
+        )
+        script = (
+            f"import os\nopen({str(out)!r}, 'a').write('ran\\n')\n"
+            f"if os.path.exists({str(buffer)!r}):\n    {write}\n"
+        )
+        place(
+            root,
+            "j.json",
+            {"when": "@hourly", "run": {"type": "python", "details": {"script": script}}},
+        )
+        assert engine.tick(utc(2026, 1, 1, 1, 0)).ran == 1
+        opened = read_json(path)
+        buffer.write_text(json.dumps({**opened, "note": "edited"}, indent=2))
+        assert engine.tick(utc(2026, 1, 1, 2, 0)).ran == 1
+        assert engine.tick(utc(2026, 1, 1, 2, 0, 30)).ran == 0  # 02:00 ran: never again
+        assert lines(out) == ["ran", "ran"]
+        state = read_json(path)
+        assert state["note"] == "edited" and "claim" not in state
+        assert state["execution_count"] == 2 and state["last_scheduled"] == "2026-01-01T02:00:00Z"
+        assert state["last_result"]["status"] == "ok"
+
+    def test_an_edit_from_a_buffer_opened_during_the_previous_run_is_still_an_edit(
+        self, engine: Engine, root: Path, clock: FakeClock
+    ) -> None:
+        # Opened while the job ran before, the buffer holds that run's claim, long finished:
+        # saved during this run, it is this job edited, not another runner's take-over.
+        path, out, buffer = root / "j.json", root.parent / "out.txt", root.parent / "buffer"
+        script = (
+            f"import json, os\nopen({str(out)!r}, 'a').write('ran\\n')\n"
+            f"if os.path.exists({str(buffer)!r}):\n"
+            f"    os.replace({str(buffer)!r}, {str(path)!r})\n"
+            f"else:\n    d = json.load(open({str(path)!r}))\n    d['note'] = 'edited'\n"
+            f"    json.dump(d, open({str(buffer)!r}, 'w'))\n"
+        )
+        place(
+            root,
+            "j.json",
+            {"when": "@hourly", "run": {"type": "python", "details": {"script": script}}},
+        )
+        for now in (utc(2026, 1, 1, 1, 0), utc(2026, 1, 1, 2, 0)):
+            clock.now = now
+            assert engine.tick(now).ran == 1
+        clock.now = utc(2026, 1, 1, 2, 0, 30)
+        assert engine.tick(clock.now).ran == 0  # 02:00 ran: never again
+        assert lines(out) == ["ran", "ran"]
+        state = read_json(path)
+        assert state["note"] == "edited" and "claim" not in state
+        assert state["execution_count"] == 2 and state["last_scheduled"] == "2026-01-01T02:00:00Z"
+        assert state["last_result"]["status"] == "ok"
+
     @pytest.mark.parametrize("how", ["delete and place", "copy over"])
     def test_a_new_job_placed_under_the_key_during_the_run_is_its_own(
         self, engine: Engine, root: Path, clock: FakeClock, how: str

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ConflictError, JobError, JobNotFoundError, ScheduleError, StoreError
-from ..job import Claim, Job, fingerprint_of
+from ..job import RUNNER_FIELDS, Claim, Job, fingerprint_of
 from ..jobfile import JobFile, encode, load, with_runner_fields
 from ..store.base import Document, Store, Version
 from ..times import iso, parse_instant
@@ -114,11 +114,7 @@ def write_back(
             return None  # their edit is not even a JSON object; leave it be
         # The user edited the file during the run: keep their version and merge in only
         # the runner's fields.
-        other = fresh_document.get("claim")
-        if not isinstance(other, dict) or other.get("id") != claim.id:
-            # Not this run's file any more: another runner took the job over, or a new job
-            # stands in its place (the file deleted and placed again, or copied over whole),
-            # which must not inherit this one's count, history and claim.
+        if not _still_this_job(fresh_document, claim):
             return None
         if ran_later(fresh_document, claim.scheduled):
             return None  # a later occurrence has run meanwhile; its state is newer
@@ -138,6 +134,38 @@ def write_back(
         job = _as_written(fresh_job, current, key)
         version, merged = fresh.version, True
     return None
+
+
+def _still_this_job(document: dict[str, Any], claim: Claim) -> bool:
+    """Whether ``document`` is this job, edited during the run, rather than another
+    runner's take-over or a new job placed under the key.
+
+    Holding this run's claim is not required: an editor saves the buffer it opened, and a
+    buffer opened before the claim was written holds none, or the claim of a run before
+    (one that started before this one). Merging is what keeps such an edit from running the
+    claimed occurrence a second time. A file no runner has written (no runner field at all:
+    deleted and placed again, or copied over by a new job's file) is a new job, which must
+    not inherit this one's count and history. A claim taken after this one is another
+    runner's, which took the job over.
+    """
+    other = document.get("claim")
+    if other is not None:
+        if isinstance(other, dict) and other.get("id") == claim.id:
+            return True
+        if not _started_before(other, claim.started):
+            return False
+    return any(name in document for name in RUNNER_FIELDS)
+
+
+def _started_before(other: object, started: datetime) -> bool:
+    """Whether the claim ``other`` (as the file holds it) was taken before ``started``: a
+    take-over comes only after this run's claim was written and presumed dead."""
+    if not isinstance(other, dict) or not isinstance(other.get("started"), str):
+        return False
+    try:
+        return parse_instant(other["started"], UTC) < started
+    except ScheduleError:
+        return False
 
 
 def _settled(
