@@ -7,6 +7,8 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import SEED_COMMAND, SEED_PYTHON, utc
 from lambdacron.actions.command import CommandSpec
@@ -232,6 +234,50 @@ class TestDecoding:
         job, found = problems_of("k.json", {**SEED_COMMAND, "enabled": 0})
         assert job is None
         assert [(type(p), p.path) for p in found] == [(JobError, "enabled")]
+
+
+#: JSON values, nested a little: the documents a job may hold in its own fields.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(min_size=1, max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+#: What no JSON file can hold, each as the encoder meets it.
+_POISON = st.sampled_from([float("nan"), float("inf"), {1, 2}, b"x", object(), "\udc80", 1e400])
+
+
+def _slots(value: Any, path: str) -> list[tuple[str, Any, Any]]:
+    """Every place in ``value`` a value can be put: (its path, its container, the key)."""
+    found: list[tuple[str, Any, Any]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for name, item in list(items):
+        inner = f"{path}[{name}]" if isinstance(value, list) else f"{path}.{name}" if path else name
+        found.append((inner, value, name))
+        if isinstance(item, dict | list) and item:
+            found.extend(_slots(item, inner))
+    return found
+
+
+class TestEncoding:
+    @settings(max_examples=150, deadline=None)
+    @given(
+        document=st.dictionaries(st.text(min_size=1, max_size=4), _JSON, min_size=1, max_size=4),
+        poison=_POISON,
+        data=st.data(),
+    )
+    def test_what_json_cannot_hold_is_refused_naming_its_field(
+        self, document: dict[str, Any], poison: Any, data: st.DataObject
+    ) -> None:
+        # The oracle: the path of the one place the poison was put.
+        path, container, name = data.draw(st.sampled_from(_slots(document, "")))
+        container[name] = poison
+        with pytest.raises(JobError) as caught:
+            encode(document)
+        assert caught.value.path == path, (document, str(caught.value))
+        assert str(caught.value).startswith(f"{path}: cannot be written as JSON: ")
 
 
 @pytest.fixture(scope="module")

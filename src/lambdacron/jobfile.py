@@ -233,9 +233,37 @@ def encode(document: Mapping[str, Any]) -> bytes:
             lines.append(f"  {_compact(name)}: {_compact(value)}")
         return ("{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n").encode("utf-8")
     except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
-        raise JobError("", f"cannot be written as JSON: {exc}") from None
+        path, problem = _unwritable(document, "") or ("", exc)
+        raise JobError(path, f"cannot be written as JSON: {problem}") from None
     except RecursionError:  # deeper than the encoder can go, so deeper than any reader
         raise JobError("", f"JSON nested too deeply (limit {MAX_NESTING})") from None
+
+
+def _unwritable(value: Any, path: str) -> tuple[str, Exception] | None:
+    """The path of the first part of ``value`` JSON cannot hold, and why; None if none.
+    Walked only once encoding has failed, to name the field as every other error does."""
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            # A file's own fields must be text; inside them JSON writes numbers as text too.
+            loose = path and (name is None or isinstance(name, int | float | bool))
+            if not isinstance(name, str) and not loose:
+                return path, TypeError(f"field names must be strings, got {name!r}")
+            if isinstance(name, str) and (found := _unwritable(name, path)) is not None:
+                return found  # a name that is not UTF-8
+            inner = f"{path}.{name}" if path else str(name)
+            if (found := _unwritable(item, inner)) is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if (found := _unwritable(item, f"{path}[{index}]")) is not None:
+                return found
+        return None
+    try:
+        _compact(value).encode("utf-8")  # a lone surrogate passes the encoder, not UTF-8
+    except (ValueError, TypeError) as exc:
+        return path, exc
+    return None
 
 
 _compact = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode
