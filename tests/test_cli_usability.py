@@ -13,7 +13,7 @@ import pytest
 from conftest import Run
 from helpers import command_job, place, read_json, spawn
 from lambdacron.cli import build_parser
-from test_cli import Output, lines_of, running_in_group, wait_until, waiting_job
+from test_cli import Output, lines_of, running_in_group, store_dir, wait_until, waiting_job
 
 #: Every status an ``ls`` row can have: how the last run ended, or why there is none.
 STATUSES = (
@@ -29,12 +29,6 @@ STATUSES = (
     "unreadable",
     "never run",
 )
-
-
-def store_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "jobs"
-    root.mkdir(exist_ok=True)
-    return root
 
 
 class TestLsStatus:

@@ -323,18 +323,24 @@ class LocalStore(Store):
         """The key's folder, opened and checked to be inside the store (even if it is reached
         through a symbolic link); its real path; and the file's name in it."""
         folder, _, name = self.check_key(key).rpartition("/")
-        fd = os.open(self._inside + folder, _OPEN_DIR)
+        fd, real = self._open_inside_folder(self._inside + folder, key)
+        return fd, real, name
+
+    def _open_inside_folder(self, path: str, key: str) -> tuple[int, str]:
+        """The folder ``path``, opened, and its real path, checked (on the descriptor, so
+        no rename can slip in between) to be inside the store."""
+        fd = os.open(path, _OPEN_DIR)
         try:
             try:
                 real = os.readlink(f"/proc/self/fd/{fd}")
             except OSError:  # no /proc: resolve the name instead
-                real = os.path.realpath(self._inside + folder)
+                real = os.path.realpath(path)
             if real != str(self.root) and not real.startswith(self._inside):
                 raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
         except BaseException:
             os.close(fd)
             raise
-        return fd, real, name
+        return fd, real
 
     @staticmethod
     def _write_temp(folder: int, name: str, body: bytes) -> tuple[str, os.stat_result]:
@@ -392,21 +398,13 @@ class LocalStore(Store):
             raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
         where, _, final = target.rpartition("/")
         try:
-            fd = os.open(where, _OPEN_DIR)
+            fd, opened = self._open_inside_folder(where, key)
         except (FileNotFoundError, NotADirectoryError):
             raise JobNotFoundError(f"{key}: no such job") from None
         except OSError as exc:
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"{key}: cannot {action}: {exc.strerror}") from exc
-        try:
-            try:
-                opened = os.readlink(f"/proc/self/fd/{fd}")
-            except OSError:  # no /proc: resolve the name instead
-                opened = os.path.realpath(where)
-            if opened != str(self.root) and not opened.startswith(self._inside):
-                raise InvalidKeyError(f"key {key!r}: leads outside the store through a symlink")
-        except BaseException:
-            os.close(fd)
-            raise
         return fd, opened, final
 
     def _current(self, key: str, folder: int, real: str, name: str) -> os.stat_result:
