@@ -312,3 +312,99 @@ def test_a_delivery_for_a_key_no_job_can_have_is_invalid_not_retried(
     assert delivered.outcome is Delivered.NOTHING
     assert [e.outcome for e in delivered.report.events] == [Outcome.INVALID]
     assert delivered.report.store_errors == 0
+
+
+class TestEditedBetweenPlanAndDelivery:
+    """Whatever happens to the job between its plan and its delivery, the delivery does what
+    a tick at that moment would, and says so when the plan no longer holds."""
+
+    @pytest.mark.parametrize(
+        "edit",
+        ["delete", "when", "timezone", "disable", "replace_later_schedule"],
+    )
+    def test_a_planned_run_the_job_no_longer_has_is_cancelled_with_its_line(
+        self,
+        engine: Engine,
+        root: Path,
+        tmp_path: Path,
+        recorder: Recorder,
+        clock: FakeClock,
+        edit: str,
+    ) -> None:
+        path = place(root, "r.json", append_job("rate(20 seconds)", tmp_path / "r", "x"), NOW)
+        engine.tick(NOW)
+        planned = recorder.planned[0]
+        document = read_json(path)
+        match edit:
+            case "delete":
+                path.unlink()
+            case "when":
+                path.write_text(json.dumps({**document, "when": "rate(1 hour)"}))
+            case "timezone":
+                path.write_text(json.dumps({**document, "timezone": "Europe/Berlin"}))
+            case "disable":
+                path.write_text(json.dumps({**document, "enabled": False}))
+            case "replace_later_schedule":
+                path.unlink()
+                place(root, "r.json", append_job("rate(7 seconds)", tmp_path / "r", "new"))
+        clock.now = planned.at
+        (delivered,) = engine.deliver([planned])
+        assert delivered.outcome is Delivered.NOTHING
+        assert [(ev.outcome, ev.key) for ev in delivered.report.events] == [
+            (Outcome.CANCELLED, "r.json")
+        ]
+        assert delivered.report.cancelled == 1 and runs(tmp_path / "r") == []
+
+    def test_a_new_job_placed_under_the_key_before_the_occurrence_runs_as_placed(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "o.json", append_job("at(2026-06-01T12:00:30)", tmp_path / "o", "x"))
+        engine.tick(NOW)
+        (planned,) = recorder.planned
+        path.unlink()
+        new = append_job("at(2026-06-01T12:00:30)", tmp_path / "o", "new")
+        place(root, "o.json", new, NOW + timedelta(seconds=10))
+        clock.now = planned.at
+        (delivered,) = engine.deliver([planned])
+        assert delivered.outcome is Delivered.RAN and runs(tmp_path / "o") == ["new"]
+
+    def test_a_new_job_placed_after_the_occurrence_is_not_run_for_it_by_a_late_delivery(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "d.json", append_job("1 12 * * *", tmp_path / "d", "x"), PLACED)
+        engine.tick(NOW)
+        (planned,) = recorder.planned
+        path.unlink()
+        place(root, "d.json", append_job("1 12 * * *", tmp_path / "d", "new"), planned.at)
+        clock.now = planned.at + timedelta(seconds=5)
+        (delivered,) = engine.deliver([planned])
+        assert delivered.outcome is Delivered.NOTHING and runs(tmp_path / "d") == []
+
+    def test_a_job_made_invalid_is_reported_and_left_as_it_is(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        path = place(root, "r.json", append_job("rate(20 seconds)", tmp_path / "r", "x"), NOW)
+        engine.tick(NOW)
+        path.write_text('{"when": 5}')
+        clock.now = recorder.planned[0].at
+        (delivered,) = engine.deliver([recorder.planned[0]])
+        assert delivered.outcome is Delivered.NOTHING
+        assert [ev.outcome for ev in delivered.report.events] == [Outcome.INVALID]
+        assert path.read_text() == '{"when": 5}' and runs(tmp_path / "r") == []
+
+    def test_a_delivery_past_the_deadline_records_the_occurrence_missed_once(
+        self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+    ) -> None:
+        job = append_job("at(2026-06-01T12:00:30)", tmp_path / "o", "x", deadline_seconds=5)
+        path = place(root, "o.json", job, PLACED)
+        engine.tick(NOW)
+        (planned,) = recorder.planned
+        clock.now = planned.at + timedelta(seconds=5, milliseconds=1)
+        (delivered,) = engine.deliver([planned])
+        assert [ev.outcome for ev in delivered.report.events] == [Outcome.MISSED]
+        assert read_json(path)["last_result"]["status"] == "missed"
+        # Neither the duplicate delivery nor the next tick runs it after all.
+        (again,) = engine.deliver([planned])
+        clock.advance(minutes=1)
+        assert again.outcome is Delivered.NOTHING and engine.tick(clock.now).ran == 0
+        assert runs(tmp_path / "o") == []

@@ -372,7 +372,13 @@ class Engine:
             return Delivered.NOTHING
         file = self._read(occurrence.key, report, index)
         if file is None:
-            return Delivered.RETRY if report.store_errors else Delivered.NOTHING
+            if report.store_errors:
+                return Delivered.RETRY
+            if not report.events:  # the read found no file: a refused one is reported
+                message = "the job was deleted since this run was planned; not run"
+                event = JobEvent(occurrence.key, Outcome.CANCELLED, message, occurrence.at)
+                self._emit(report, event)
+            return Delivered.NOTHING
         if file.job.fingerprint != occurrence.fingerprint:
             message = "its schedule changed since this run was planned; not run"
             self._emit(report, JobEvent(file.key, Outcome.CANCELLED, message, occurrence.at))
