@@ -192,9 +192,10 @@ def deliver_records(
     ready.sort(key=lambda pair: pair[1].at)
     futures = []
     for message_id, occurrence in ready:
-        wait = (occurrence.at - clock()).total_seconds()
-        if wait > 0:
-            sleep(wait)  # SQS delays by whole seconds: never run before the time
+        # SQS delays by whole seconds: never run before the time. Looked at again after
+        # each sleep, since a wall clock being slewed runs slower than the sleep's.
+        while (wait := (occurrence.at - clock()).total_seconds()) > 0:
+            sleep(wait)
         futures.append((message_id, engine.submit_delivery(occurrence, time_left=time_left)))
     reports = []
     for message_id, future in futures:

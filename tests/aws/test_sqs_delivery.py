@@ -357,3 +357,32 @@ def test_what_a_runner_sent_on_is_forgotten_once_its_time_has_passed(
         later = clock[0] + timedelta(seconds=960)
         delivery.send([Occurrence(later, f"j{i}.json", "f") for i in range(5)])
     assert len(delivery._sent) == 5  # the last round's; the earlier ones are past
+
+
+def test_a_wall_clock_slower_than_the_sleep_still_runs_the_occurrence_at_its_second(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NTP slews a wall clock by up to 500 ppm: after sleeping out the fraction SQS's whole-
+    # second delay left, the clock may still read a hair before the occurrence.
+    from helpers import FakeClock, place
+    from lambdacron.actions import default_registry
+    from lambdacron.engine import Engine
+    from lambdacron.engine.delivery import Occurrence
+    from lambdacron.sqs import message_body
+    from lambdacron.store import LocalStore
+
+    root, out = tmp_path / "jobs", tmp_path / "out"
+    at = datetime(2026, 6, 1, 12, 0, 30, 500_000, tzinfo=UTC)
+    job = append_job(f"at({at.isoformat()})", out, "x", max_number_executions=0)
+    place(root, "o.json", job, at - timedelta(hours=1))
+    clock = FakeClock(at - timedelta(seconds=1.5))
+
+    def slewed(seconds: float) -> None:
+        clock.now += max(timedelta(microseconds=1), timedelta(seconds=seconds * 0.9995))
+
+    with Engine(LocalStore(root), default_registry(), clock=clock) as engine:
+        occurrence = Occurrence(at, "o.json", json.dumps([job["when"], "UTC", True]))
+        record = {"messageId": "m", "body": message_body(occurrence, engine.store.url)}
+        failures, report = handler.deliver_records(engine, [record], clock=clock, sleep=slewed)
+    assert (failures, report.ran, lines(out)) == ([], 1, ["x"])
+    assert clock.now >= at
