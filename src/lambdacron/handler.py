@@ -37,13 +37,17 @@ from .engine.report import TickReport
 from .engine.tick import Engine
 from .errors import LambdacronError, StoreError, UsageError
 from .logs import emf_lateness_records, emf_record, event_record, line, summary_record
-from .sqs import SqsDelivery, occurrence_of
+from .sqs import MAX_DELAY_SECONDS, SqsDelivery, occurrence_of
 from .store import open_store
-from .times import parse_tick_time
+from .times import iso, parse_tick_time
 
 _engines: dict[tuple[Any, ...], Engine] = {}
 #: A delivered occurrence further ahead than this is sent on again rather than waited for.
 _EARLY_LIMIT_S = 2.0
+#: A delivered occurrence further ahead than this is no plan of any runner's (none plans past
+#: SQS's longest delay, and a retry further out is planned by the tick that reaches it); the
+#: margin is for clocks that disagree. Sent on, it would come back every 15 minutes.
+_FURTHEST_S = 2.0 * MAX_DELAY_SECONDS
 
 
 def store_name(env: Mapping[str, str]) -> str:
@@ -177,7 +181,18 @@ def deliver_records(
             )
             failures.append(message_id)
             continue
-        if (occurrence.at - clock()).total_seconds() > _EARLY_LIMIT_S:
+        ahead = (occurrence.at - clock()).total_seconds()
+        if ahead > _FURTHEST_S:
+            problem = (
+                f"at: {iso(occurrence.at)} is {ahead:.0f} s ahead, further than any runner"
+                f" plans ({MAX_DELAY_SECONDS} s); not run, not sent on"
+            )
+            _log(
+                {"level": "ERROR", "event": "delivery", "message_id": message_id, "error": problem}
+            )
+            failures.append(message_id)
+            continue
+        if ahead > _EARLY_LIMIT_S:
             later.append((message_id, occurrence))  # past SQS's longest delay: queued again
         else:
             ready.append((message_id, occurrence))

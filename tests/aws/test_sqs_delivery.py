@@ -386,3 +386,26 @@ def test_a_wall_clock_slower_than_the_sleep_still_runs_the_occurrence_at_its_sec
         failures, report = handler.deliver_records(engine, [record], clock=clock, sleep=slewed)
     assert (failures, report.ran, lines(out)) == ([], 1, ["x"])
     assert clock.now >= at
+
+
+@pytest.mark.parametrize("ahead", [timedelta(hours=1), timedelta(days=3000 * 365)])
+def test_a_message_further_ahead_than_any_plan_is_refused_not_sent_round_forever(
+    bucket: str, queue: str, capsys: pytest.CaptureFixture[str], ahead: timedelta
+) -> None:
+    # No runner plans past LAMBDACRON_LOOKAHEAD (at most SQS's 900 s delay), and a retry
+    # further out is planned by the tick that reaches it: sent on, such a message would
+    # come back every 15 minutes, for ever when it names the year 9998.
+    at = min(datetime.now(UTC) + ahead, datetime(9998, 12, 30, tzinfo=UTC))
+    body = json.dumps(
+        {"key": "o.json", "at": at.isoformat(), "fingerprint": "f", "store": f"s3://{bucket}/jobs/"}
+    )
+    event = {"Records": [{"messageId": "m1", "body": body, "eventSource": "aws:sqs"}]}
+    capsys.readouterr()
+    assert handler.lambda_handler(event, Context()) == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}]
+    }
+    assert empty(queue)  # nothing sent on
+    errors = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"ERROR"' in x]
+    (error,) = errors
+    assert error["message_id"] == "m1" and error["error"].startswith("at: ")
+    assert "ahead" in error["error"]

@@ -8,6 +8,7 @@ occurrence single, whoever delivers it and however often.
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -408,3 +409,38 @@ class TestEditedBetweenPlanAndDelivery:
         clock.advance(minutes=1)
         assert again.outcome is Delivered.NOTHING and engine.tick(clock.now).ran == 0
         assert runs(tmp_path / "o") == []
+
+
+class _LongestBackoff(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_a_retry_beyond_the_lookahead_is_planned_by_the_tick_that_reaches_it(
+    root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
+) -> None:
+    # Planned at once, a retry hours ahead would hop through SQS's 15-minute delays; the
+    # ticks plan it as they plan every occurrence, once it is inside their lookahead.
+    script = f"open({str(tmp_path / 'o')!r}, 'a').write('x\\n'); raise SystemExit(1)"
+    job = {
+        "when": "at(2026-06-01T12:00:30)",
+        "retry": {"attempts": 2, "backoff_seconds": 3600, "max_backoff_seconds": 3600},
+        "run": {"type": "python", "details": {"script": script}},
+    }
+    path = place(root, "o.json", job, PLACED)
+    store = LocalStore(root)
+    with Engine(
+        store, default_registry(), clock=clock, delivery=recorder, rng=_LongestBackoff()
+    ) as engine:
+        engine.tick(NOW)
+        (planned,) = recorder.planned
+        clock.now = planned.at
+        engine.deliver([planned])
+        retry_at = datetime.fromisoformat(read_json(path)["retry_pending"]["at"])
+        assert retry_at == planned.at + timedelta(hours=1)
+        assert recorder.planned == [planned]
+        while clock.now < retry_at:  # the ticks on a one-minute interval
+            clock.now = min(clock.now + timedelta(minutes=1), retry_at)
+            engine.tick(clock.now)
+    assert runs(tmp_path / "o") == ["x", "x"]
+    assert [o.at for o in recorder.planned].count(retry_at) >= 1

@@ -710,8 +710,15 @@ class Engine:
         then stands (None: changed meanwhile). ``valid``: False when the document written
         is no valid job (a user's edit merged into), ``file.job`` then the one that ran."""
         with self._pool.waiting():  # a queue, a topic, a function: the network
-            if ending.retry is not None and self.delivery is not None:
-                self._plan([Occurrence(ending.retry.at, file.key, file.job.fingerprint)], report)
+            # Only inside the lookahead: further out, the ticks plan it as every occurrence
+            # (upcoming() holds it), and no message ever needs sending on past SQS's delay.
+            retry, delivery = ending.retry, self.delivery
+            if (
+                retry is not None
+                and delivery is not None
+                and retry.at <= self.clock() + delivery.lookahead
+            ):
+                self._plan([Occurrence(retry.at, file.key, file.job.fingerprint)], report)
             if ending.notice is not None:
                 self._notify(file, scheduled, ending, report)
         if ending.holds is not None:
