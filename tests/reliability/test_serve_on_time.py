@@ -101,3 +101,24 @@ def test_a_runner_killed_between_plan_and_delivery_loses_and_repeats_nothing(
         log = stop(again)
     assert [scheduled for scheduled, _ in runs(out)] == [at], log
     assert read_json(root / "o.json")["execution_count"] == 1
+
+
+def test_ctrl_c_while_a_planned_run_waits_leaves_it_to_the_next_runner_once(
+    root: Path, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    out = tmp_path / "out.txt"
+    at = (now + timedelta(seconds=4)).replace(microsecond=0)
+    place(root, "o.json", timed_job(out, f"at({at.isoformat()})", max_number_executions=0), now)
+    serve = spawn("serve", "--store", str(root), "--interval", "60")
+    assert serve.stdout is not None
+    summary = serve.stdout.readline()
+    assert "1 planned" in summary, summary
+    serve.send_signal(signal.SIGINT)  # the run waits in the timer, unclaimed
+    _, log = serve.communicate(timeout=60)
+    assert serve.returncode == 0 and "stopped" in log, log
+    wait_for(lambda: datetime.now(UTC) > at + timedelta(seconds=1))
+    assert runs(out) == [] and "claim" not in read_json(root / "o.json")
+    done = spawn("tick", "--store", str(root))
+    done.communicate(timeout=60)
+    assert [scheduled for scheduled, _ in runs(out)] == [at]
