@@ -34,12 +34,18 @@ def message_body(occurrence: Occurrence, store: str) -> str:
 
 def occurrence_of(body: str, store: str) -> Occurrence:
     """The occurrence an SQS message carries; ``LambdacronError`` naming the problem."""
+    from .fields import type_name
     from .jobfile import decode  # the job file's reader: no NaN, no field named twice
 
+    expected = "expected an occurrence, a JSON object"
+    if not body.strip():  # the reader would speak of a file
+        raise LambdacronError(f"the message body: is empty; {expected}")
     try:
         value = decode(body.encode("utf-8", "surrogatepass"))
     except LambdacronError as exc:
         raise LambdacronError(f"the message body: {exc}") from None
+    if not isinstance(value, dict):
+        raise LambdacronError(f"the message body: {expected}, got {type_name(value)}")
     occurrence = Occurrence.from_json(value)
     sent_for = value.get("store")
     if sent_for != store:

@@ -409,3 +409,23 @@ def test_a_message_further_ahead_than_any_plan_is_refused_not_sent_round_forever
     (error,) = errors
     assert error["message_id"] == "m1" and error["error"].startswith("at: ")
     assert "ahead" in error["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("", "the message body: is empty; expected an occurrence, a JSON object"),
+        ("  ", "the message body: is empty; expected an occurrence, a JSON object"),
+        ("null", "the message body: expected an occurrence, a JSON object, got null"),
+        ("[1]", "the message body: expected an occurrence, a JSON object, got a list"),
+    ],
+)
+def test_a_body_that_is_no_object_is_refused_naming_the_message_body(
+    body: str, problem: str
+) -> None:
+    from lambdacron.errors import LambdacronError
+    from lambdacron.sqs import occurrence_of
+
+    with pytest.raises(LambdacronError) as refused:
+        occurrence_of(body, "s3://b/")
+    assert str(refused.value) == problem
