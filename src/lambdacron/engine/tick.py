@@ -375,7 +375,7 @@ class Engine:
             if report.store_errors:
                 return Delivered.RETRY
             if not report.events:  # the read found no file: a refused one is reported
-                message = "the job was deleted since this run was planned; not run"
+                message = "the job file is gone (deleted, or removed after its last run); not run"
                 event = JobEvent(occurrence.key, Outcome.CANCELLED, message, occurrence.at)
                 self._emit(report, event)
             return Delivered.NOTHING
