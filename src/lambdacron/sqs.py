@@ -75,10 +75,11 @@ class SqsDelivery(Delivery):
         self.lookahead = lookahead
         self._clock = clock
         self._client = client
-        # What this runner has sent and SQS accepted, by occurrence, until its time has
-        # passed. Consecutive ticks' lookaheads overlap (at the default, each occurrence is
-        # in two), and a message sent once is delivered at least once: a warm function sends
-        # each occurrence once. A cold one knows nothing of it and sends it again; the
+        # What this runner has sent and SQS accepted, by occurrence, until a lookahead past
+        # its time. Consecutive ticks' lookaheads overlap (at the default, each occurrence is
+        # in two), a tick that starts late (a late event, a cold start) plans again what is
+        # already past, and a message sent once is delivered at least once: a warm function
+        # sends each occurrence once. A cold one knows nothing of it and sends it again; the
         # second delivery finds the occurrence taken.
         self._sent: set[Occurrence] = set()
         self._lock = threading.Lock()
@@ -106,8 +107,8 @@ class SqsDelivery(Delivery):
 
     def _forget_past(self) -> None:
         # Called with the lock held.
-        now = self._clock()
-        self._sent = {o for o in self._sent if o.at > now}
+        horizon = self._clock() - self.lookahead
+        self._sent = {o for o in self._sent if o.at > horizon}
 
     def _send_all(self, occurrences: Sequence[Occurrence]) -> None:
         client = self.client

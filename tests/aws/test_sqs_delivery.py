@@ -356,7 +356,26 @@ def test_what_a_runner_sent_on_is_forgotten_once_its_time_has_passed(
         clock[0] = now + timedelta(minutes=20 * round_)
         later = clock[0] + timedelta(seconds=960)
         delivery.send([Occurrence(later, f"j{i}.json", "f") for i in range(5)])
-    assert len(delivery._sent) == 5  # the last round's; the earlier ones are past
+    # The last two rounds': the earlier ones are more than a lookahead past.
+    assert len(delivery._sent) == 10
+
+
+def test_a_tick_that_starts_late_sends_nothing_already_sent(moto_endpoint: str) -> None:
+    # A tick's event may come late, or its tick overrun: it plans (tick time, + lookahead],
+    # part of which the clock has passed and the previous tick already sent.
+    from lambdacron.engine.delivery import Occurrence
+    from lambdacron.sqs import SqsDelivery
+
+    url = new_queue("late")
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    clock = [now]
+    delivery = SqsDelivery(url, "s3://b/", timedelta(minutes=2), clock=lambda: clock[0])
+    every_10s = [Occurrence(now + timedelta(seconds=10 * i), "k.json", "f") for i in range(1, 13)]
+    delivery.plan(every_10s)
+    assert sum(counts(url).values()) == 12
+    clock[0] = now + timedelta(seconds=100)  # the next tick, for now + 60 s, starts 40 s late
+    delivery.plan([o for o in every_10s if o.at > now + timedelta(seconds=60)])
+    assert sum(counts(url).values()) == 12
 
 
 def test_a_wall_clock_slower_than_the_sleep_still_runs_the_occurrence_at_its_second(

@@ -11,7 +11,7 @@ import json
 import random
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -444,3 +444,33 @@ def test_a_retry_beyond_the_lookahead_is_planned_by_the_tick_that_reaches_it(
             engine.tick(clock.now)
     assert runs(tmp_path / "o") == ["x", "x"]
     assert [o.at for o in recorder.planned].count(retry_at) >= 1
+
+
+def test_serves_timer_hands_an_occurrence_once_though_a_late_tick_plans_it_again() -> None:
+    from lambdacron.engine.timer import TimerQueue
+
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    clock = [now]
+    queue = TimerQueue(timedelta(minutes=2), clock=lambda: clock[0])
+    handed: list[Occurrence] = []
+    done = threading.Event()
+
+    def hand(occurrence: Occurrence) -> None:
+        handed.append(occurrence)
+        done.set()
+
+    occurrence = Occurrence(now + timedelta(seconds=5), "k.json", "f")
+    queue.plan([occurrence])
+    queue.start(hand)
+    clock[0] = now + timedelta(seconds=6)
+    assert done.wait(5)
+    # The next tick overran: it plans what the clock has passed, handed already.
+    queue.plan([occurrence])
+    done.clear()
+    assert not done.wait(1.5)  # the dispatcher looks at the clock at least every second
+    # Forgotten only once it is a lookahead past, so what is remembered stays bounded.
+    clock[0] = now + timedelta(minutes=3)
+    queue.plan([])
+    assert not queue._handed
+    queue.close()
+    assert handed == [occurrence]

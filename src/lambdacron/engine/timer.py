@@ -4,7 +4,8 @@ The planning ticks feed it; a dispatcher thread sleeps until the earliest planne
 hands every occurrence whose time has come to ``hand`` (the engine's run pool). It keeps
 nothing on disk: after a crash the restarted runner's first tick runs what was missed as
 its catch-up and plans the rest again. Overlapping plans (a lookahead longer than the
-interval) are merged here; a duplicate that slips through finds the occurrence claimed.
+interval) are merged here, and so is a late tick's plan of what was already handed; a
+duplicate that slips through (after a restart) finds the occurrence claimed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class TimerQueue(Delivery):
         self._clock = clock
         self._heap: list[Occurrence] = []
         self._pending: set[Occurrence] = set()
+        # Handed occurrences, kept for a lookahead past their time: a tick that starts late
+        # (it overran, or its event came late) plans again what this queue already handed.
+        self._handed: set[Occurrence] = set()
         self._wake = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -39,8 +43,10 @@ class TimerQueue(Delivery):
         with self._wake:
             if self._closed:
                 return
+            horizon = self._clock() - self.lookahead
+            self._handed = {o for o in self._handed if o.at > horizon}
             for occurrence in occurrences:
-                if occurrence not in self._pending:
+                if occurrence not in self._pending and occurrence not in self._handed:
                     self._pending.add(occurrence)
                     heapq.heappush(self._heap, occurrence)
             self._wake.notify()
@@ -70,6 +76,7 @@ class TimerQueue(Delivery):
                     while self._heap and self._heap[0].at <= now:
                         occurrence = heapq.heappop(self._heap)
                         self._pending.discard(occurrence)
+                        self._handed.add(occurrence)
                         due.append(occurrence)
                     return due
                 wait = _MAX_WAIT_S
