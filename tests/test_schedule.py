@@ -102,8 +102,9 @@ class TestYearField:
             utc(2036, 2, 29),
         ]
 
-    def test_a_leap_day_in_a_year_without_one_never_fires(self) -> None:
-        assert parse("0 0 29 2 * 2027").next_after(utc(2026, 1, 1)) is None
+    def test_a_leap_day_in_a_year_without_one_is_refused_as_never_firing(self) -> None:
+        with pytest.raises(ScheduleError, match="this schedule never fires"):
+            parse("0 0 29 2 * 2027")
 
     def test_the_latest_fire_time_respects_the_year(self) -> None:
         schedule = parse("0 0 1 1 * 2026-2028")

@@ -222,3 +222,50 @@ def test_a_nearest_weekday_of_a_day_no_month_holds_is_refused_like_a_plain_day(
         )
     else:
         assert parse(expression).next_after(utc(1999, 12, 31)) is not None
+
+
+# --------------------------------------------------------------------------- years
+
+
+def fires_in(expression5: str, year: int) -> bool:
+    """Whether a 5-field expression fires in ``year`` (UTC), by cronsim: a second reader."""
+    from cronsim import CronSim, CronSimError
+
+    try:
+        first = next(CronSim(expression5, datetime(year - 1, 12, 31, 23, 59)))
+    except (CronSimError, StopIteration):  # cronsim refuses a day no month holds
+        return False
+    return first.year == year
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["*", "1", "13", "29", "30", "31", "28-31", "29,31"]),
+    st.sampled_from(["*", "2", "FEB", "2,4", "4,6,9,11", "JAN-MAR", "FEB/12"]),
+    st.sampled_from(["*", "MON", "FRI", "MON-FRI", "SUN,SAT"]),
+    st.lists(st.integers(1970, 2199), min_size=1, max_size=3, unique=True),
+)
+def test_years_that_hold_no_day_the_fields_name_are_refused_and_only_those(
+    day: str, month: str, weekday: str, years: list[int]
+) -> None:
+    # "An expression that can never fire is refused: statically where the fields say so";
+    # a year field is one of the fields (29 February in 2027 never comes).
+    five = f"0 0 {day} {month} {weekday}"
+    expression = f"{five} {','.join(map(str, years))}"
+    if any(fires_in(five, year) for year in years):
+        assert parse(expression).next_after(utc(1969, 12, 30)) is not None
+    else:
+        with pytest.raises(ScheduleError) as info:
+            parse(expression)
+        assert str(info.value).endswith("this schedule never fires")
+
+
+def test_a_29_february_in_a_year_that_has_none_names_the_year_field() -> None:
+    with pytest.raises(ScheduleError) as info:
+        parse("0 0 29 2 * 2027")
+    assert str(info.value) == (
+        "year: no day of '2027' matches the other fields; this schedule never fires"
+    )
+    assert parse("0 0 29 2 * 2027,2028").next_after(utc(2026, 1, 1)) == utc(2028, 2, 29)
+    # Years that did hold the day and are past are expired, not a mistake in the fields.
+    assert parse("0 0 29 2 * 2020").next_after(utc(2026, 1, 1)) is None

@@ -704,7 +704,7 @@ def _parse_cron(expression: str, fields: list[str], zone: tzinfo) -> CronSchedul
         frozenset(day_of_week.last_of),
         day_and,
     )
-    return CronSchedule(
+    schedule = CronSchedule(
         expression,
         zone,
         tuple(sorted(h * 60 + m for h in hours for m in minutes)),
@@ -714,6 +714,14 @@ def _parse_cron(expression: str, fields: list[str], zone: tzinfo) -> CronSchedul
         # Debian cron's rule: a job whose minute or hour starts with '*' is not a fixed time.
         elapsed=minute.startswith("*") or hour.startswith("*"),
     )
+    # Listed years can hold none of the days the other fields name (29 February in 2027, a
+    # fifth Monday of a February): as static a mistake as day 30 of February, though only
+    # the calendar knows it. Past years that did hold such a day are only expired.
+    if years is not None and schedule.next_after(_EVAL_FROM) is None:
+        raise ScheduleError(
+            f"year: no day of {fields[5]!r} matches the other fields; this schedule never fires"
+        )
+    return schedule
 
 
 _RATE = re.compile(
