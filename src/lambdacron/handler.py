@@ -38,7 +38,6 @@ from .engine.tick import Engine
 from .errors import LambdacronError, StoreError, UsageError
 from .logs import emf_lateness_records, emf_record, event_record, line, summary_record
 from .sqs import SqsDelivery, occurrence_of
-from .store import open_store
 from .times import parse_tick_time
 
 _engines: dict[tuple[Any, ...], Engine] = {}
@@ -89,7 +88,7 @@ def _engine(settings: Settings, shard: tuple[int, int] | None = None) -> tuple[s
         settings.policies,
     )
     if cache_key not in _engines:
-        store = open_store(name, max_job_bytes=settings.max_job_bytes)
+        store = settings.open_lambda_store()
         delivery = None
         if settings.delivery_queue:
             delivery = SqsDelivery(
