@@ -543,3 +543,110 @@ def test_the_handler_with_a_bad_setting_logs_one_line_naming_it(
     (error,) = errors
     assert error["event"] == "config", (env, records)
     assert name in error["error"] and "\n" not in error["error"], (env, error)
+
+
+# --------------------------------------------------------------------------- found by it
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # islice refused a count past sys.maxsize with a traceback.
+        (["next", "* * * * *", "--count", "99999999999999999999"], "argument --count: "),
+        # int() took Arabic-Indic digits and "1_000", which no setting takes.
+        (["tick", "--workers", "١٢"], "argument --workers: '١٢' is not a whole number"),
+        (["tick", "--workers", "1_000"], "argument --workers: '1_000' is not a whole number"),
+        # The output file's OSError came out as a traceback.
+        (["package", "-o", ""], "--output '': cannot write: Is a directory"),
+        (["package", "-o", "{base}"], "cannot write: Is a directory"),
+        (["package", "-o", "{base}/missing/x.zip"], "cannot write: No such file or directory"),
+        # Path.exists() raises for a name too long: a traceback.
+        (["ls", "--store", "{base}/" + "n" * 300], "cannot open it: File name too long"),
+        # An empty --store fell back to ./jobs and ran the jobs there.
+        (["tick", "--store", ""], "--store: empty"),
+        # Path("") is the working directory: ": cannot read: Is a directory".
+        (["validate", ""], "'': a blank argument names no file"),
+        (["add", " ", "--store", "{base}/jobs"], "' ': a blank argument names no file"),
+        # botocore's InvalidRegionError came out as a traceback.
+        (["undeploy", "--region", " "], "--region: ' ' is not an AWS region name"),
+        (["ls", "--store", "s3://a b/"], "bucket 'a b' is not a bucket name"),
+        (["ls", "--store", "s3://jobs/a//b/"], "prefix 'a//b/' must not contain"),
+    ],
+)
+def test_a_mistake_the_fuzz_found_is_one_line(
+    argv: list[str], expected: str, tmp_path: Path
+) -> None:
+    (tmp_path / "jobs").mkdir()
+    argv = [a.replace("{base}", str(tmp_path)) for a in argv]
+    code, out, err = run_in_process(argv, tmp_path)
+    check_outcome(argv, code, out, err)
+    # validate reports a file's problem on stdout and exits 1, as for any file.
+    (line,) = (out if argv[0] == "validate" else err).splitlines()
+    assert code == (1 if argv[0] == "validate" else 2), err
+    assert expected in line
+
+
+def test_a_name_that_is_not_utf8_prints_on_a_strict_utf8_terminal(tmp_path: Path) -> None:
+    """A file name's byte that is not UTF-8 is shown as the byte, as the store's keys are:
+    printed raw, it made a strict UTF-8 stdout raise."""
+    code, out, err = run_subprocess(["validate", "caf\udce9.json"], tmp_path)
+    assert (code, err) == (1, "")
+    assert out == "caf\\xe9.json: cannot read: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        # Named nothing: "store '/nonexistent/jobs' does not exist".
+        ("LAMBDACRON_STORE", "/nonexistent/jobs", "store '/nonexistent/jobs' does not exist"),
+        ("LAMBDACRON_STORE", "s3://", "expected s3://BUCKET/PREFIX/"),
+        # Separators alone allowed no run type at all, silently.
+        ("LAMBDACRON_ALLOWED_TYPES", ",", "',' names no run type"),
+        # Said "the file is empty; a job is a JSON object".
+        ("LAMBDACRON_ON_FAILURE", " ", 'empty; expected a JSON object such as {"sns"'),
+    ],
+)
+def test_a_bad_setting_the_fuzz_found_is_one_line_naming_it(
+    name: str, value: str, expected: str, tmp_path: Path
+) -> None:
+    box = Sandbox(tmp_path)
+    argv = ["tick"] if name == "LAMBDACRON_STORE" else ["tick", "--store", str(box.store)]
+    code, out, err = run_in_process(argv, tmp_path, {name: value})
+    _one_line_naming(name, code, out, err, argv)
+    assert expected in err
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # Each went on to the first listing or planning, and failed there naming nothing.
+        ({"LAMBDACRON_BUCKET": "a b"}, "LAMBDACRON_BUCKET: bucket 'a b' is not a bucket name"),
+        (
+            {"LAMBDACRON_BUCKET": "jobs", "LAMBDACRON_PREFIX": "a//b"},
+            "LAMBDACRON_PREFIX: prefix 'a//b' must not contain",
+        ),
+        (
+            {"LAMBDACRON_STORE": "{store}", "LAMBDACRON_DELIVERY_QUEUE": "not a url"},
+            "LAMBDACRON_DELIVERY_QUEUE: 'not a url' is not an SQS queue URL",
+        ),
+        (
+            {"LAMBDACRON_STORE": "/nonexistent/jobs"},
+            "LAMBDACRON_STORE: store '/nonexistent/jobs' does not exist",
+        ),
+    ],
+)
+def test_the_handler_names_the_bad_setting_the_fuzz_found(
+    env: dict[str, str], expected: str, tmp_path: Path, warm_engines: None
+) -> None:
+    box = Sandbox(tmp_path)
+    env = {k: v.replace("{store}", str(box.store)) for k, v in env.items()}
+    out = io.StringIO()
+    with (
+        environment(env),
+        contextlib.redirect_stdout(out),
+        pytest.raises(LambdacronError, match=r"^LAMBDACRON_"),
+    ):
+        handler.lambda_handler({"time": "2026-01-01T00:00:00Z"}, Context())
+    (record,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert (record["level"], record["event"]) == ("ERROR", "config")
+    assert record["error"].startswith(expected)
