@@ -64,10 +64,14 @@ _MAX_DIGITS = 100
 
 def parse_queue_url(text: str, name: str = "LAMBDACRON_DELIVERY_QUEUE") -> str:
     """An SQS queue URL (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``, or a local
-    endpoint's ``http://HOST:PORT/ACCOUNT/NAME``), checked before any tick plans into it."""
-    parts = urlsplit(text)
-    path = [p for p in parts.path.split("/") if p]
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(path) < 2:
+    endpoint's ``http://HOST:PORT/ACCOUNT/NAME``), checked before any tick plans into it:
+    an http(s) URL with a host, which is all botocore needs to send to it."""
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:  # "http://[::1": an unclosed IPv6 address
+        host = None
+    if not host or parts.scheme not in ("http", "https") or text != text.strip():
         raise UsageError(
             f"{name}: {text!r} is not an SQS queue URL such as "
             "https://sqs.eu-central-1.amazonaws.com/123456789012/lambdacron-delivery"
