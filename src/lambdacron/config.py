@@ -212,7 +212,7 @@ class Settings:
         on_failure = env.get("LAMBDACRON_ON_FAILURE")
         retry = env.get("LAMBDACRON_RETRY")
         deadline = env.get("LAMBDACRON_DEADLINE_SECONDS")
-        queue = env.get("LAMBDACRON_DELIVERY_QUEUE")
+        queue = env.get("LAMBDACRON_DELIVERY_QUEUE")  # checked by the runner that plans into it
         return cls(
             store_variable=env.get("LAMBDACRON_STORE") or None,
             bucket=env.get("LAMBDACRON_BUCKET") or None,
@@ -222,7 +222,7 @@ class Settings:
             max_job_bytes=count("LAMBDACRON_MAX_JOB_BYTES", DEFAULT_MAX_JOB_BYTES),
             workers=count("LAMBDACRON_WORKERS", DEFAULT_WORKERS),
             shards=count("LAMBDACRON_SHARDS", 1, MAX_SHARDS),
-            delivery_queue=parse_queue_url(queue) if queue else None,
+            delivery_queue=queue or None,
             lookahead_seconds=(
                 parse_count(
                     "LAMBDACRON_LOOKAHEAD", lookahead, low=0, high=MAX_LAMBDA_LOOKAHEAD_SECONDS
