@@ -30,7 +30,7 @@ def client(
     region given explicitly (a command's flag), before the environment's."""
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import NoRegionError
+    from botocore.exceptions import InvalidRegionError, NoRegionError
 
     config.setdefault("retries", {"mode": "standard"})
     maker = session if session is not None else boto3.session.Session()
@@ -41,3 +41,18 @@ def client(
             f"{service}: no AWS region; set AWS_REGION (e.g. eu-central-1) or give your AWS"
             " profile a region"
         ) from None
+    except InvalidRegionError as exc:
+        raise UsageError(
+            f"{_region_source(region_name)}: {exc.kwargs.get('region_name')!r} is not an AWS"
+            " region name such as eu-central-1"
+        ) from None
+
+
+def _region_source(given: str | None) -> str:
+    """Where the region a client was made for came from, to name it in an error."""
+    if given:
+        return "--region"
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(name):
+            return name
+    return "the AWS profile's region"

@@ -50,7 +50,6 @@ from .job import Job, Status
 from .jobfile import describe_problems, encode, load, warnings_of
 from .logs import json_for_terminal, printable, render_event, short_duration, stamp
 from .schedule import get_zone, parse, parse_instant, validate
-from .store import open_store
 from .store.base import Store
 from .times import parse_tick_time
 
@@ -83,14 +82,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _count(low: int = 1, high: int | None = None) -> Callable[[str], int]:
+    """A flag's whole number in ``low..high``, read as every count and setting is read
+    (``parse_count``: ASCII digits only), so argparse names the flag in the message."""
+
+    def count(text: str) -> int:
+        try:
+            return parse_count("", text, low=low, high=high)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(": ")) from None
+
+    return count
+
+
+_positive = _count()
 
 
 def _shards(text: str) -> int:
@@ -100,18 +105,10 @@ def _shards(text: str) -> int:
     return value
 
 
-def _minutes(text: str) -> int:
-    try:
-        return parse_count("minutes", text, high=MAX_INTERVAL_MINUTES)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("minutes: ")) from None
-
-
-def _lookahead(text: str) -> int:
-    try:
-        return parse_count("seconds", text, low=0, high=MAX_LOOKAHEAD_SECONDS)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("seconds: ")) from None
+_minutes = _count(high=MAX_INTERVAL_MINUTES)
+_lookahead = _count(low=0, high=MAX_LOOKAHEAD_SECONDS)
+#: ``next --count``: more fire times than any schedule has within the years a job can use.
+MAX_NEXT_COUNT = 1_000_000
 
 
 _STATUS_NAMES = ", ".join(repr(s) if " " in s else s for s in STATUSES)
@@ -138,10 +135,7 @@ def _settings() -> Settings:
 
 
 def _store(args: argparse.Namespace, *, create: bool = False) -> Store:
-    settings = _settings()
-    return open_store(
-        args.store or settings.store, create=create, max_job_bytes=settings.max_job_bytes
-    )
+    return _settings().open_store(args.store, create=create)
 
 
 def _instant(text: str | None, what: str) -> datetime:
@@ -387,7 +381,7 @@ def _read_job_file(path: str, limit: int) -> bytes:
     except OSError as exc:
         if isinstance(exc, LambdacronError):
             raise
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if len(body) > limit:  # a pipe, or a file that grew
         raise JobTooLargeError(f"over the {limit}-byte limit")
     return body
@@ -401,6 +395,8 @@ def _file_problems(
 ) -> tuple[list[str], list[str], bytes]:
     """The file's problems and its warnings, as ``PATH: field: message`` lines, and the
     bytes that were checked (read once: what is checked is what is added)."""
+    if not path.strip():  # Path("") is the working directory: "cannot read: Is a directory"
+        return [f"{path!r}: a blank argument names no file"], [], b""
     try:
         body = _read_job_file(path, limit)
     except JobTooLargeError as exc:
@@ -441,13 +437,13 @@ def _cmd_add(args: argparse.Namespace) -> int:
     # Checked by api.check, the rules of api.add; stored as it was read and checked.
     key = store.check_key(args.key or Path(args.file).name)
     store.create(key, body)
-    print(f"added {key}")
+    _out(f"added {key}")
     return EXIT_OK
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
     cancel(_store(args), args.key)
-    print(f"removed {args.key}")
+    _out(f"removed {args.key}")
     return EXIT_OK
 
 
@@ -519,8 +515,11 @@ def _cmd_package(args: argparse.Namespace) -> int:
     from .package import build_zip, code_sha256
 
     data = build_zip()
-    Path(args.output).write_bytes(data)
-    print(f"wrote {args.output} ({len(data)} bytes, CodeSha256 {code_sha256(data)})")
+    try:
+        Path(args.output).write_bytes(data)
+    except OSError as exc:  # the path the user named: a folder, a missing folder, no right
+        raise UsageError(f"--output {args.output!r}: cannot write: {exc.strerror or exc}") from None
+    _out(f"wrote {args.output} ({len(data)} bytes, CodeSha256 {code_sha256(data)})")
     return EXIT_OK
 
 
@@ -581,12 +580,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
     store = _store(args, create=True)
     try:
         add(store, HELLO_JOB, "hello.json")
-        print(
+        _out(
             f"created {store.url} with hello.json (runs every minute); "
             f"now run: lambdacron serve" + (f" --store {args.store}" if args.store else "")
         )
     except LambdacronError:
-        print(f"{store.url} already has hello.json")
+        _out(f"{store.url} already has hello.json")
     return EXIT_OK
 
 
@@ -620,7 +619,12 @@ def build_parser() -> argparse.ArgumentParser:
         " line; see docs/schedules.md for the forms.",
     )
     nxt.add_argument("expression", help="e.g. '30 18 * * *', 'rate(5 minutes)', 'at(...)'")
-    nxt.add_argument("--count", type=_positive, default=5, help="how many (default 5)")
+    nxt.add_argument(
+        "--count",
+        type=_count(high=MAX_NEXT_COUNT),
+        default=5,
+        help=f"how many, at most {MAX_NEXT_COUNT:,} (default 5)",
+    )
     nxt.add_argument("--after", help="ISO 8601 start, exclusive (default: now)")
     nxt.add_argument(
         "--tz", default="UTC", help="IANA time zone of the schedule and output (default UTC)"

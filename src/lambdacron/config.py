@@ -11,14 +11,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from .engine.outcomes import NO_RETRY, Policies
 from .engine.tick import DEFAULT_WORKERS
-from .errors import JobError, UsageError
+from .errors import JobError, StoreError, UsageError
 from .job import RetryPolicy, RunType
 from .notify import Destination, parse_destination
-from .store import DEFAULT_STORE
-from .store.base import DEFAULT_MAX_JOB_BYTES
+from .store import DEFAULT_STORE, open_store
+from .store.base import DEFAULT_MAX_JOB_BYTES, Store
 
 #: The longest master interval, in minutes: a day. A runner ticks at least daily.
 MAX_INTERVAL_MINUTES = 1440
@@ -33,10 +34,13 @@ def parse_allowed_types(text: str, name: str = "LAMBDACRON_ALLOWED_TYPES") -> fr
     """``"command,lambda"`` to run types; an unknown name is a usage error naming ``name``,
     the setting the text came from."""
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    known = ", ".join(t.value for t in RunType)
+    if text and not names:
+        # Separators alone would allow no type at all: every job refused, nothing said why.
+        raise UsageError(f"{name}: {text!r} names no run type; use a list of {known}")
     try:
         return frozenset(RunType(n) for n in names)
     except ValueError:
-        known = ", ".join(t.value for t in RunType)
         raise UsageError(f"{name}: {text!r}; use a list of {known}") from None
 
 
@@ -58,10 +62,29 @@ def parse_count(name: str, text: str, *, low: int = 1, high: int | None = None) 
 _MAX_DIGITS = 100
 
 
+def parse_queue_url(text: str, name: str = "LAMBDACRON_DELIVERY_QUEUE") -> str:
+    """An SQS queue URL (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``, or a local
+    endpoint's ``http://HOST:PORT/ACCOUNT/NAME``), checked before any tick plans into it:
+    an http(s) URL with a host, which is all botocore needs to send to it."""
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:  # "http://[::1": an unclosed IPv6 address
+        host = None
+    if not host or parts.scheme not in ("http", "https") or text != text.strip():
+        raise UsageError(
+            f"{name}: {text!r} is not an SQS queue URL such as "
+            "https://sqs.eu-central-1.amazonaws.com/123456789012/lambdacron-delivery"
+        )
+    return text
+
+
 def parse_on_failure(text: str, name: str = "LAMBDACRON_ON_FAILURE") -> Destination:
     """A JSON destination (``{"sns": "arn:..."}``) from the variable ``name``."""
     from .jobfile import decode  # the job file's reader: no NaN, no field named twice
 
+    if not text.strip():
+        raise UsageError(f'{name}: empty; expected a JSON object such as {{"sns": TOPIC_ARN}}')
     try:
         return parse_destination(decode(text.encode("utf-8", "surrogatepass")), path="")
     except JobError as exc:
@@ -132,13 +155,44 @@ class Settings:
         """The store a command works on when ``--store`` is not given."""
         return self.store_variable or DEFAULT_STORE
 
+    def open_store(self, given: str | None = None, *, create: bool = False) -> Store:
+        """The CLI's store: ``given`` (``--store``), else ``LAMBDACRON_STORE``, else
+        ``./jobs``. A store named by the variable that cannot be opened says so, since
+        nothing on the command line names it."""
+        if given == "":  # `--store "$UNSET"` must not fall back to ./jobs and run its jobs
+            raise UsageError("--store: empty; give a directory or s3://BUCKET/PREFIX/")
+        if given is not None:
+            return open_store(given, create=create, max_job_bytes=self.max_job_bytes)
+        return self._opened(self.store, "LAMBDACRON_STORE" if self.store_variable else None, create)
+
+    def open_lambda_store(self) -> Store:
+        """The Lambda runner's store, named by its variables."""
+        origin = "LAMBDACRON_STORE" if self.store_variable else None
+        return self._opened(self.lambda_store(), origin, create=False)
+
+    def _opened(self, name: str, origin: str | None, create: bool) -> Store:
+        try:
+            return open_store(name, create=create, max_job_bytes=self.max_job_bytes)
+        except (UsageError, StoreError) as exc:
+            if origin is None:
+                raise
+            raise type(exc)(f"{origin}: {exc}") from None
+
     def lambda_store(self) -> str:
         """The store of the Lambda runner, which has no default."""
+        from .store.s3 import bucket_problem, prefix_problem
+
         if self.store_variable:
             return self.store_variable
         if not self.bucket:
             raise UsageError("set LAMBDACRON_BUCKET (and LAMBDACRON_PREFIX) or LAMBDACRON_STORE")
         prefix = self.prefix.strip("/")
+        for name, problem in (
+            ("LAMBDACRON_BUCKET", bucket_problem(self.bucket)),
+            ("LAMBDACRON_PREFIX", prefix_problem(prefix)),
+        ):
+            if problem:
+                raise UsageError(f"{name}: {problem}")
         return f"s3://{self.bucket}/{prefix + '/' if prefix else ''}"
 
     @classmethod
@@ -158,6 +212,7 @@ class Settings:
         on_failure = env.get("LAMBDACRON_ON_FAILURE")
         retry = env.get("LAMBDACRON_RETRY")
         deadline = env.get("LAMBDACRON_DEADLINE_SECONDS")
+        queue = env.get("LAMBDACRON_DELIVERY_QUEUE")  # checked by the runner that plans into it
         return cls(
             store_variable=env.get("LAMBDACRON_STORE") or None,
             bucket=env.get("LAMBDACRON_BUCKET") or None,
@@ -167,7 +222,7 @@ class Settings:
             max_job_bytes=count("LAMBDACRON_MAX_JOB_BYTES", DEFAULT_MAX_JOB_BYTES),
             workers=count("LAMBDACRON_WORKERS", DEFAULT_WORKERS),
             shards=count("LAMBDACRON_SHARDS", 1, MAX_SHARDS),
-            delivery_queue=env.get("LAMBDACRON_DELIVERY_QUEUE") or None,
+            delivery_queue=queue or None,
             lookahead_seconds=(
                 parse_count(
                     "LAMBDACRON_LOOKAHEAD", lookahead, low=0, high=MAX_LAMBDA_LOOKAHEAD_SECONDS

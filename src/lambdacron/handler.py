@@ -31,14 +31,13 @@ from typing import Any, TypeGuard
 from . import aws
 from .actions import default_registry
 from .clock import utcnow
-from .config import MAX_SHARDS, Settings
+from .config import MAX_SHARDS, Settings, parse_queue_url
 from .engine.delivery import Delivered, Occurrence
 from .engine.report import TickReport
 from .engine.tick import Engine
 from .errors import LambdacronError, StoreError, UsageError
 from .logs import emf_lateness_records, emf_record, event_record, line, summary_record
 from .sqs import MAX_DELAY_SECONDS, SqsDelivery, occurrence_of
-from .store import open_store
 from .times import iso, parse_tick_time
 
 _engines: dict[tuple[Any, ...], Engine] = {}
@@ -93,12 +92,11 @@ def _engine(settings: Settings, shard: tuple[int, int] | None = None) -> tuple[s
         settings.policies,
     )
     if cache_key not in _engines:
-        store = open_store(name, max_job_bytes=settings.max_job_bytes)
+        queue = parse_queue_url(settings.delivery_queue) if settings.delivery_queue else None
+        store = settings.open_lambda_store()
         delivery = None
-        if settings.delivery_queue:
-            delivery = SqsDelivery(
-                settings.delivery_queue, store.url, settings.lookahead, clock=utcnow
-            )
+        if queue:
+            delivery = SqsDelivery(queue, store.url, settings.lookahead, clock=utcnow)
         _engines[cache_key] = Engine(
             store,
             default_registry(settings.allowed_types),

@@ -52,6 +52,13 @@ _UNSAFE = [
 ]
 _NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
 _VISIBLE = {c: _NAMED.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
+# A lone surrogate has no UTF-8 form: a terminal whose encoding is strict would refuse the
+# whole line. Those of U+DC80 to U+DCFF stand for bytes that were not UTF-8 (a file name or
+# argument, as Python decodes it) and are shown as the byte, as a key's listing shows it.
+_VISIBLE |= {
+    c: f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}"
+    for c in range(0xD800, 0xE000)
+}
 _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in _UNSAFE if c >= 0x20}
 
 

@@ -83,7 +83,11 @@ class LocalStore(Store):
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"store {str(root)!r}: cannot create it: {exc.strerror}") from exc
-        if root.exists() and not root.is_dir():
+        try:
+            exists = root.exists()  # False for a missing one; a name too long, or a loop, raise
+        except OSError as exc:
+            raise StoreError(f"store {str(root)!r}: cannot open it: {exc.strerror}") from exc
+        if exists and not root.is_dir():
             raise StoreError(f"store {str(root)!r} is not a directory")
         if not root.is_dir():
             # The store asked for, by name: a bare `init` would make the default one.

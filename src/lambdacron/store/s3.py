@@ -14,6 +14,7 @@ botocore's ``standard`` retry mode; no hand-written retry loop for throttling.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -95,9 +96,41 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     bucket, _, prefix = rest.partition("/")
     if not bucket or "/" in bucket:
         raise InvalidKeyError(f"store {url!r}: expected s3://BUCKET/PREFIX/")
+    for problem in (bucket_problem(bucket), prefix_problem(prefix)):
+        if problem:
+            raise InvalidKeyError(f"store {url!r}: {problem}")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     return bucket, prefix
+
+
+# botocore's own check (legacy buckets in us-east-1 may hold upper case and '_'), and a
+# first character S3 requires.
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+
+
+def bucket_problem(bucket: str) -> str | None:
+    """What makes ``bucket`` no bucket name, or None: refused here rather than as a
+    botocore validation error at the first listing."""
+    if _BUCKET.fullmatch(bucket):
+        return None
+    return (
+        f"bucket {bucket!r} is not a bucket name (letters, digits, '.', '-' and '_', "
+        "starting with a letter or digit)"
+    )
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """What makes ``prefix`` a prefix no job key under it can be addressed by, or None:
+    every key under it would hold the same empty, '.' or '..' segment, or character."""
+    if not prefix:
+        return None
+    parts = prefix.removesuffix("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return f"prefix {prefix!r} must not contain '.', '..' or empty segments"
+    if "\\" in prefix or not prefix.isprintable():
+        return f"prefix {prefix!r}: use '/' separators and printable names"
+    return None
 
 
 def _code(exc: Exception) -> tuple[str, int]:
