@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,9 @@ class Sandbox:
         self.unreadable.chmod(0)  # unreadable unless the tests run as root
         self.not_object = base / "list.json"
         self.not_object.write_text("[1, 2]")
+        self.precious = base / "passwd"
+        self.precious.write_text("root:x:0:0:root:/root:/bin/bash\n")
+        (base / "localtime").write_bytes(b"TZif")
         self.not_utf8 = base / "latin1.json"
         self.not_utf8.write_bytes(b'{"when": "caf\xe9"}')
 
@@ -163,7 +167,9 @@ class Sandbox:
             "s3://no such bucket/",
             "file:///tmp",
             "../escape.json",
-            "/etc/passwd",
+            # Outside the store, somebody else's file: inside ``base`` all the same, since
+            # a command that writes (package -o, init, add) must never reach a real one.
+            str(self.precious),
         ]
 
 
@@ -217,8 +223,8 @@ HOSTILE = [
     "2026-01-01T00:00:00.9999999Z",
     "Mars/Phobos",
     "Europe/Berlin/x",
-    "../../etc/passwd",
-    "/etc/localtime",
+    "../here/passwd",
+    "../here/localtime",
     "Etc/GMT+13",
     "utc",
     # JSON that is not an object, or not JSON
@@ -562,6 +568,8 @@ def test_the_handler_with_a_bad_setting_logs_one_line_naming_it(
         (["package", "-o", ""], "--output '': cannot write: Is a directory"),
         (["package", "-o", "{base}"], "cannot write: Is a directory"),
         (["package", "-o", "{base}/missing/x.zip"], "cannot write: No such file or directory"),
+        # Any file at all was replaced by the zip: a job, or /etc/passwd for root.
+        (["package", "-o", "{base}/jobs/hello.json"], "exists and is no zip file; not replaced"),
         # Path.exists() raises for a name too long: a traceback.
         (["ls", "--store", "{base}/" + "n" * 300], "cannot open it: File name too long"),
         # An empty --store fell back to ./jobs and ran the jobs there.
@@ -579,6 +587,7 @@ def test_a_mistake_the_fuzz_found_is_one_line(
     argv: list[str], expected: str, tmp_path: Path
 ) -> None:
     (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "hello.json").write_text(json.dumps(HELLO))
     argv = [a.replace("{base}", str(tmp_path)) for a in argv]
     code, out, err = run_in_process(argv, tmp_path)
     check_outcome(argv, code, out, err)
@@ -652,3 +661,27 @@ def test_the_handler_names_the_bad_setting_the_fuzz_found(
     (record,) = [json.loads(line) for line in out.getvalue().splitlines()]
     assert (record["level"], record["event"]) == ("ERROR", "config")
     assert record["error"].startswith(expected)
+
+
+def test_the_fuzz_leaves_every_file_outside_its_folder_alone(tmp_path: Path) -> None:
+    """What the commands are given stays inside the example's folder: run as root, a
+    hostile path such as /etc/passwd handed to ``package -o`` replaced the system's."""
+    box = Sandbox(tmp_path)
+    outside = [p for p in [*box.hostile_paths(), *HOSTILE] if p.startswith("/")]
+    assert all(Path(p).resolve().is_relative_to(tmp_path) or p == "/dev/null" for p in outside)
+
+
+def test_a_package_rebuilt_replaces_the_last_one_and_nothing_else(tmp_path: Path) -> None:
+    job = tmp_path / "hello.json"
+    job.write_text(json.dumps(HELLO))
+    code, out, err = run_in_process(["package", "-o", str(job)], tmp_path)
+    assert code == 2 and json.loads(job.read_text()) == HELLO, err
+    assert (
+        err == f"lambdacron: --output {str(job)!r}: exists and is no zip file; not replaced"
+        " (remove it first, or name another file)\n"
+    )
+    zipped = tmp_path / "lambdacron.zip"
+    for _ in range(2):  # written, then rebuilt over the first
+        code, out, err = run_in_process(["package", "-o", str(zipped)], tmp_path)
+        assert code == 0 and out.startswith(f"wrote {zipped} "), err
+        assert zipfile.ZipFile(zipped).testzip() is None

@@ -511,12 +511,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if ran and ran[0].status is Status.OK else EXIT_PROBLEMS
 
 
+#: How a zip file starts: a local file header, or the end record of an empty zip.
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
+
+
 def _cmd_package(args: argparse.Namespace) -> int:
     from .package import build_zip, code_sha256
 
     data = build_zip()
+    output = Path(args.output)
     try:
-        Path(args.output).write_bytes(data)
+        # A package rebuilt replaces the last one; any other file named by a slip of the
+        # hand (a job, a config, /etc/passwd for root) is not the user's to lose.
+        if output.is_file() and output.stat().st_size:
+            with output.open("rb") as existing:
+                if existing.read(4) not in _ZIP_STARTS:
+                    raise UsageError(
+                        f"--output {args.output!r}: exists and is no zip file; not replaced"
+                        " (remove it first, or name another file)"
+                    )
+        output.write_bytes(data)
     except OSError as exc:  # the path the user named: a folder, a missing folder, no right
         raise UsageError(f"--output {args.output!r}: cannot write: {exc.strerror or exc}") from None
     _out(f"wrote {args.output} ({len(data)} bytes, CodeSha256 {code_sha256(data)})")
