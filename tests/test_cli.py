@@ -469,10 +469,28 @@ class TestAddRmShowValidate:
         shown = run_cli("show", "d.json")
         assert (shown.returncode, shown.stderr) == (2, f"lambdacron: d.json: {problem}\n")
 
+    def test_show_of_a_job_that_cannot_run_prints_it_and_says_why(
+        self, run_cli: Run, tmp_path: Path
+    ) -> None:
+        document = {**SEED_COMMAND, "when": "61 * * * *", "timeout_seconds": -1}
+        path = place(store_dir(tmp_path), "bad.json", document)
+        body = path.read_bytes()
+        for args in ((), ("--history",)):
+            shown = run_cli("show", "bad.json", *args)
+            assert shown.returncode == 1
+            assert shown.stderr.splitlines() == [
+                "lambdacron: bad.json: when: minute: 61 is out of range 0-59",
+                "lambdacron: bad.json: timeout_seconds: must be more than 0 and at most"
+                " 2592000 seconds (30 days), got -1",
+            ]
+        assert json.loads(run_cli("show", "bad.json").stdout) == document
+        assert path.read_bytes() == body
+
     def test_show_and_rm(self, run_cli: Run, tmp_path: Path) -> None:
         place(store_dir(tmp_path), "a.json", SEED_COMMAND)
         shown = run_cli("show", "a.json")
         assert json.loads(shown.stdout) == SEED_COMMAND
+        assert (shown.returncode, shown.stderr) == (0, "")
         assert run_cli("rm", "a.json").stdout == "removed a.json\n"
         missing = run_cli("rm", "a.json")
         assert (missing.returncode, missing.stderr) == (2, "lambdacron: a.json: no such job\n")

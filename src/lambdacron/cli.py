@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from . import __version__
 from .actions import default_registry
-from .api import add, cancel, check, get
+from .api import add, cancel, check
 from .clock import utcnow
 from .config import MAX_INTERVAL_MINUTES, MAX_SHARDS, Settings, parse_count
 from .engine.delivery import Delivery
@@ -47,7 +47,7 @@ from .errors import (
     UsageError,
 )
 from .job import Job, Status
-from .jobfile import describe_problems, encode, load, warnings_of
+from .jobfile import decode, describe_problems, encode, load, warnings_of
 from .logs import json_for_terminal, printable, render_event, short_duration, stamp
 from .schedule import get_zone, parse, parse_instant, validate
 from .store.base import Store
@@ -448,18 +448,27 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    key = store.check_key(args.key)
+    body = store.read(key).body
     try:
-        document = get(_store(args), args.key)
+        document = decode(body)
     except JobError as exc:
         raise JobError(args.key, str(exc)) from None
+    # Shown as it is, and what keeps it from running said as validate says it: a file
+    # shown without a word would pass for a job that runs.
+    _, problems, _ = load(key, body)
+    for line in describe_problems(args.key, problems):
+        _err(f"lambdacron: {line}")
+    status = EXIT_PROBLEMS if problems else EXIT_OK
     if not args.history:
         sys.stdout.write(json_for_terminal(encode(document).decode("utf-8")))
-        return EXIT_OK
+        return status
     history = document.get("history")
     entries = [e for e in history if isinstance(e, dict)] if isinstance(history, list) else []
     if not entries:
         _out(f"{args.key}: no history yet")
-        return EXIT_OK
+        return status
     table: list[tuple[str, ...]] = [
         ("OCCURRENCE", "STARTED", "ATTEMPT", "STATUS", "EXIT", "TOOK", "LATE", "ERROR")
     ]
@@ -482,7 +491,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         _out("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
-    return EXIT_OK
+    return status
 
 
 def _cell(value: object) -> str:
