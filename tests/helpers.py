@@ -103,12 +103,14 @@ def subprocess_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("LAMBDACRON_")}
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
-    """Start ``lambdacron ARGS`` as a real process, with pipes for its output."""
+def spawn(*args: str, session: bool = False) -> subprocess.Popen[str]:
+    """Start ``lambdacron ARGS`` as a real process, with pipes for its output; ``session``:
+    in a session of its own, as a terminal's foreground job is (``os.killpg`` its pid)."""
     return subprocess.Popen(
         [sys.executable, "-m", "lambdacron", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=subprocess_env(),
+        start_new_session=session,
     )

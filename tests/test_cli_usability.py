@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -125,8 +126,8 @@ class TestHelp:
 class Ticking:
     """``lambdacron ARGS`` (a tick, a run) as a real process, its output read as it comes."""
 
-    def __init__(self, *args: str) -> None:
-        self.process = spawn(*args)
+    def __init__(self, *args: str, session: bool = False) -> None:
+        self.process = spawn(*args, session=session)
         self.out = Output(self.process.stdout)
         self.err = Output(self.process.stderr)
 
@@ -202,6 +203,50 @@ class TestCtrlC:
         assert "claim" not in state
         assert state["last_result"]["status"] == "interrupted"
         assert "stopped" in state["last_result"]["error"]
+
+    @pytest.mark.parametrize("signals", [1, 2])
+    def test_a_sharded_tick_stops_on_a_terminals_ctrl_c_as_one_tick_does(
+        self, tmp_path: Path, signals: int
+    ) -> None:
+        # A terminal sends Ctrl-C to its whole foreground group: each shard must hear it
+        # once, from the tick that started it, and take the first for the first.
+        root = store_dir(tmp_path)
+        started, release = tmp_path / "started.txt", tmp_path / "release"
+        names = [f"j{i}" for i in range(6)]
+        for name in names:
+            place(root, f"{name}.json", waiting_job(started, name, release, trap=True))
+        args = ("tick", "--store", str(root), "--shards", "2", "--workers", "1")
+        ticking = Ticking(*args, session=True)
+        try:
+            wait_until(lambda: lines_of(started) != [])
+            os.killpg(ticking.process.pid, signal.SIGINT)
+            ticking.err.wait_for("SIGINT: stopping after running jobs end")
+            if signals == 2:
+                os.killpg(ticking.process.pid, signal.SIGINT)
+            else:
+                release.touch()
+            code = ticking.wait()
+        finally:
+            release.touch()
+            ticking.kill()
+        assert code == 130, ticking.err.lines
+        said = [line for line in ticking.err.lines if " SIGINT" in line]
+        assert len(said) == signals, said  # once, by the tick, not once per shard
+        assert not any("Traceback" in line for line in ticking.err.lines), ticking.err.lines
+        ran = {line.split(":")[0]: int(line.split(":")[1]) for line in lines_of(started)}
+        (summary,) = ticking.out.lines
+        assert f"6 jobs, 6 due, {len(ran)} ran" in summary
+        assert f"{6 - len(ran)} skipped" in summary and "(2 shards)" in summary
+        for name in names:
+            state = read_json(root / f"{name}.json")
+            assert "claim" not in state
+            if name not in ran:
+                assert "execution_count" not in state  # untouched: the next tick runs it
+            elif signals == 1:
+                assert state["last_result"]["status"] == "ok"
+            else:
+                assert state["last_result"]["status"] == "interrupted"
+                assert running_in_group(ran[name]) == []
 
 
 class TestNext:

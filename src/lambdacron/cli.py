@@ -34,6 +34,7 @@ from .engine.runner import (
     default_lookahead,
     dry_run,
     serve,
+    stoppable,
     tick_shards,
 )
 from .engine.tick import Engine
@@ -177,61 +178,22 @@ def _shard_engine(store_name: str | None, workers: int, shard: tuple[int, int]) 
     return _engine(args, _store(args), shard)
 
 
-#: What stops a runner: Ctrl-C, a service manager's stop, the terminal closed.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
 _T = TypeVar("_T")
 
 
+def _say_stopping(asked: int, names: list[str]) -> None:
+    if asked == 1:
+        _err(
+            f"{stamp(utcnow())} {names[0]}: stopping after running jobs end; "
+            "no new job starts (again to stop the running jobs now)"
+        )
+    else:
+        _err(f"{stamp(utcnow())} {names[1]} again: stopping the running jobs")
+
+
 def _stoppable(engine: Engine, work: Callable[[], _T]) -> tuple[_T, int | None]:
-    """``work()`` (a tick, a run by hand) stopped by signals as ``serve`` is: the first
-    starts no new job and lets the running ones finish and be recorded, the second stops
-    them (recorded ``interrupted``). Returns what ``work`` returned and the first signal.
-
-    Without this, Ctrl-C raised wherever the main thread was, perhaps between a claim and
-    its run, and said nothing while the running jobs went on; a second one left them
-    running, their claims behind."""
-    done: list[tuple[_T | None, BaseException | None]] = []
-    with StopRequests() as stop:
-
-        def body() -> None:
-            try:
-                done.append((work(), None))
-            except BaseException as exc:  # raised again in the main thread, as it was
-                done.append((None, exc))
-            finally:
-                stop.wake()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stop.request(signal.Signals(signum).name)
-
-        previous = {signum: signal.signal(signum, on_signal) for signum in _STOP_SIGNALS}
-        try:
-            thread = threading.Thread(target=body, name="lambdacron-work")
-            thread.start()
-            said = 0
-            while not done:
-                asked = stop.wait(None)
-                if asked >= 1 and said == 0:
-                    said = 1
-                    engine.stop_starting()
-                    _err(
-                        f"{stamp(utcnow())} {stop.names[0]}: stopping after running jobs end; "
-                        "no new job starts (again to stop the running jobs now)"
-                    )
-                if asked >= 2 and said == 1:
-                    said = 2
-                    _err(f"{stamp(utcnow())} {stop.names[1]} again: stopping the running jobs")
-                    engine.abort_running()
-            thread.join()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        first = signal.Signals[stop.names[0]].value if stop.names else None
-    ((result, error),) = done
-    if error is not None:
-        raise error
-    return result, first  # type: ignore[return-value]  # None only with an error
+    """``work()`` (a tick, a run by hand) stopped by signals as ``serve`` is."""
+    return stoppable(engine.stop_starting, engine.abort_running, work, _say_stopping)
 
 
 # --------------------------------------------------------------------------- commands
@@ -296,9 +258,13 @@ def _cmd_tick(args: argparse.Namespace) -> int:
             return 128 + stopped_by  # as the shell reports a command a signal ended
     else:
         workers = args.workers or _settings().workers
-        report = tick_shards(partial(_shard_engine, args.store, workers), now, shards)
+        report, stopped_by = tick_shards(
+            partial(_shard_engine, args.store, workers), now, shards, _say_stopping
+        )
         summary = report.summary() + f" ({shards} shards)"
         _out(json.dumps({**report.to_json(), "shards": shards}) if args.json else summary)
+        if stopped_by is not None:
+            return 128 + stopped_by
     return EXIT_STORE if report.listing_error is not None else EXIT_OK
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import multiprocessing
 import os
 import select
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +17,9 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
+from types import FrameType
+from typing import TypeVar
 
 from ..errors import JobNotFoundError, StoreError
 from ..job import Job
@@ -190,32 +195,127 @@ def _again_if_early(timer: TimerQueue, delivered: DeliveryResult) -> None:
 # --------------------------------------------------------------------------- shards
 
 
+#: What stops a runner: Ctrl-C, a service manager's stop, the terminal closed.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_T = TypeVar("_T")
+
+
+def stoppable(
+    stop_starting: Callable[[], object],
+    abort_running: Callable[[], object],
+    work: Callable[[], _T],
+    said: Callable[[int, list[str]], None] | None = None,
+) -> tuple[_T, int | None]:
+    """``work()`` (a tick, a run by hand) stopped by signals as ``serve`` is: the first
+    calls ``stop_starting`` (no new job starts; the running ones finish and are recorded),
+    the second ``abort_running`` (they are stopped, recorded ``interrupted``); ``said`` is
+    told each (1 or 2, and the signals' names). Returns what ``work`` returned and the first
+    signal. Call it from the main thread, where signals are handled.
+
+    Without this, Ctrl-C raised wherever the main thread was, perhaps between a claim and
+    its run, and said nothing while the running jobs went on; a second one left them
+    running, their claims behind."""
+    done: list[tuple[_T | None, BaseException | None]] = []
+    with StopRequests() as stop:
+
+        def body() -> None:
+            try:
+                done.append((work(), None))
+            except BaseException as exc:  # raised again in the main thread, as it was
+                done.append((None, exc))
+            finally:
+                stop.wake()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.request(signal.Signals(signum).name)
+
+        previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+        try:
+            thread = threading.Thread(target=body, name="lambdacron-work")
+            thread.start()
+            acted = 0
+            while not done:
+                asked = stop.wait(None)
+                if asked >= 1 and acted == 0:
+                    acted = 1
+                    stop_starting()
+                    if said is not None:
+                        said(1, stop.names)
+                if asked >= 2 and acted == 1:
+                    acted = 2
+                    if said is not None:
+                        said(2, stop.names)
+                    abort_running()
+            thread.join()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        first = signal.Signals[stop.names[0]].value if stop.names else None
+    ((result, error),) = done
+    if error is not None:
+        raise error
+    return result, first  # type: ignore[return-value]  # None only with an error
+
+
+#: Stop signals a shard got before its tick took the signals over.
+_early: list[int] = []
+
+
 def _tick_one(
     make_engine: Callable[[tuple[int, int]], Engine], now: datetime, shard: tuple[int, int]
 ) -> dict[str, object]:
+    # The parent hands each stop signal on once; the shard stops as a one-shot tick does.
     with make_engine(shard) as engine:
-        return engine.tick(now).to_json()
+        if _early:
+            engine.stop_starting()
+        report, _ = stoppable(engine.stop_starting, engine.abort_running, partial(engine.tick, now))
+        return report.to_json()
+
+
+def _start_shard() -> None:
+    # A terminal's Ctrl-C goes to its whole foreground group: were the shards in it, each
+    # would get it from the terminal and again from the parent, and take the one Ctrl-C
+    # for the second, which stops the running jobs.
+    os.setpgrp()
+    # Until its tick starts, a stop is noted, not raised where the process happens to be.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: _early.append(signum))
+
+
+def _hand_on() -> None:
+    # Any stop signal means the same to a shard: the first stops starts, the second runs.
+    for child in multiprocessing.active_children():
+        if child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGINT)
 
 
 def tick_shards(
-    make_engine: Callable[[tuple[int, int]], Engine], now: datetime, shards: int
-) -> TickReport:
+    make_engine: Callable[[tuple[int, int]], Engine],
+    now: datetime,
+    shards: int,
+    said: Callable[[int, list[str]], None] | None = None,
+) -> tuple[TickReport, int | None]:
     """One tick at ``now``, the store split into ``shards`` shards (the split the Lambda
-    fan-out uses), each ticked by an engine of its own in a pool of processes.
-    ``make_engine`` is called in the worker process, so it must pickle."""
+    fan-out uses), each ticked by an engine of its own in a pool of processes, stopped by
+    signals as a one-shot tick is (each signal is handed on to every shard). Returns the
+    combined report and the first signal. ``make_engine`` is called in the worker process,
+    so it must pickle."""
     begin = time.monotonic()
-    with ProcessPoolExecutor(max_workers=shards) as pool:
-        parts = list(
-            pool.map(
-                _tick_one,
-                itertools.repeat(make_engine, shards),
-                itertools.repeat(now, shards),
-                [(i, shards) for i in range(shards)],
-            )
+    with ProcessPoolExecutor(max_workers=shards, initializer=_start_shard) as pool:
+        # Submitted (and so the processes forked) from this thread before it takes the
+        # signals over and another thread waits on the results.
+        results = pool.map(
+            _tick_one,
+            itertools.repeat(make_engine, shards),
+            itertools.repeat(now, shards),
+            [(i, shards) for i in range(shards)],
         )
+        parts, stopped_by = stoppable(_hand_on, _hand_on, lambda: list(results), said)
     total = TickReport.combine(now, parts)
     total.duration_s = time.monotonic() - begin
-    return total
+    return total, stopped_by
 
 
 # --------------------------------------------------------------------------- dry run
