@@ -34,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 LAMBDACRON = shutil.which("lambdacron", path=str(Path(sys.executable).parent)) or "lambdacron"
@@ -42,9 +42,12 @@ MINUTE = 60
 HOUR = 3600
 DAY = 86400
 
+# Each example runs subprocesses, so the runs are bounded and a failure is reported as found
+# rather than shrunk for minutes (the draws are printed).
 FAST = settings(
     max_examples=10,
     deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -541,3 +544,399 @@ class TestTicksAcrossAClockChange:
         self, data: st.DataObject
     ) -> None:
         self.sparse(data)
+
+
+# --------------------------------------------------------------------------- at(...)
+
+
+def at_instant(text: str, zone: str) -> float:
+    """When `at(text)` fires in `zone`: an offset is absolute, a naive time is the zone's."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        return moment.timestamp()
+    return first_reached(moment, zone)
+
+
+class TestOneTimeJobs:
+    @settings(FAST, max_examples=30)
+    @given(data=st.data())
+    def test_next_fires_an_at_where_the_docs_say(self, data: st.DataObject) -> None:
+        zone, change = data.draw(moments())
+        shown = wall(change, zone) + timedelta(
+            seconds=data.draw(st.integers(-90 * MINUTE, 90 * MINUTE))
+        )
+        form = data.draw(st.sampled_from(["naive", "naive", "Z", "offset"]))
+        text = shown.isoformat()
+        if form == "Z":
+            text += "Z"
+        elif form == "offset":
+            minutes = data.draw(st.integers(-12 * 60, 14 * 60))
+            text += f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02}:{abs(minutes) % 60:02}"
+        fire = at_instant(text, zone)
+        after = iso(fire - DAY)
+        printed = cli("next", f"at({text})", "--tz", zone, "--after", after, "--count", "3")
+        assert [instant_of(line) for line in printed.stdout.split()] == [fire]
+
+    def test_an_at_job_runs_once_at_its_instant_and_is_deleted(self, store: Store) -> None:
+        jobs = {
+            "apia-skipped-day.json": ("2011-12-30T12:00:00", "Pacific/Apia"),
+            "berlin-gap.json": ("2027-03-28T02:30:00", "Europe/Berlin"),
+            "berlin-gap-offset.json": ("2027-03-28T02:30:00+01:00", "Europe/Berlin"),
+            "lord-howe-gap.json": ("2027-10-03T02:15:00", "Australia/Lord_Howe"),
+            "lord-howe-fold.json": ("2027-04-04T01:45:00", "Australia/Lord_Howe"),
+            "chatham-fold.json": ("2027-04-04T02:50:30", "Pacific/Chatham"),
+            "berlin-fold-utc.json": ("2027-10-31T02:30:00Z", "Europe/Berlin"),
+            "santiago-midnight-gap.json": ("2027-09-05T00:30:00", "America/Santiago"),
+            "kathmandu.json": ("2027-06-01T00:00:00", "Asia/Kathmandu"),
+        }
+        fire = {key: at_instant(text, zone) for key, (text, zone) in jobs.items()}
+        # Independent of the oracle: the documented cases by hand.
+        assert fire["apia-skipped-day.json"] == epoch(2011, 12, 30, 10)
+        assert fire["berlin-gap.json"] == epoch(2027, 3, 28, 1)
+        assert fire["lord-howe-gap.json"] == epoch(2027, 10, 2, 15, 30)
+        assert fire["lord-howe-fold.json"] == epoch(2027, 4, 3, 14, 45)  # first pass, +11:00
+        for key, (text, zone) in jobs.items():
+            store.put(key, store.job(f"at({text})", zone), epoch(2011, 1, 1))
+            printed = cli("next", f"at({text})", "--tz", zone, "--after", "2011-01-01T00:00Z")
+            assert [instant_of(line) for line in printed.stdout.split()] == [fire[key]]
+        for key in sorted(jobs, key=fire.__getitem__):
+            store.tick(fire[key] - 1)
+            assert store.runs() == []
+            assert (store.root / key).exists()
+            store.tick(fire[key])
+            assert store.runs() == [(key, fire[key], "-")]
+            assert not (store.root / key).exists()  # its one run ended ok
+
+    def test_an_at_already_past_when_placed_runs_at_the_next_tick(self, store: Store) -> None:
+        fire = at_instant("2027-03-28T02:30:00", "Europe/Berlin")
+        store.put("late.json", store.job("at(2027-03-28T02:30:00)", "Europe/Berlin"), fire + DAY)
+        store.tick(fire + DAY + 1)
+        assert store.runs() == [("late.json", fire, "-")]
+
+
+# --------------------------------------------------------------------------- user edits
+
+KNOWN_FIELDS = {
+    "when", "timezone", "max_number_executions", "enabled", "timeout_seconds", "retry",
+    "deadline_seconds", "on_failure", "history_limit", "run", "execution_count", "last_run",
+    "last_scheduled", "last_result", "history", "retry_pending", "scheduled_from", "claim",
+}  # fmt: skip
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**63) + 1, 10**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(st.characters(exclude_categories=["Cs"]), max_size=6), inner)
+    ),
+    max_leaves=8,
+)
+user_keys = st.text(st.characters(exclude_categories=["Cs"]), max_size=8).filter(
+    lambda key: key not in KNOWN_FIELDS
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as JSON values, number types and key order included."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def pairs(path: Path) -> list[tuple[str, Any]]:
+    """The top-level fields in the file's order (a dict keeps it; no key is given twice)."""
+    return list(json.loads(path.read_text()).items())
+
+
+REMOVE = object()
+STEPS = ("none", "when", "zone", "payload", "note", "rename", "readd", "break", "run")
+SCHEDULES = ("*/10 * * * *", "*/7 * * * *", "5,35 * * * *", "0 * * * *", "30 1 * * *")
+ZONES = ("UTC", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kathmandu", "Etc/GMT+5")
+
+
+@dataclass
+class Model:
+    """What README says the job is after each step, by its own reading."""
+
+    key: str
+    when: str
+    zone: str
+    mark: str
+    since: float  # placed, or its schedule last changed
+    seen: bool = False  # a tick has read it as a job since it was placed
+    written: float = 0.0  # when the user last wrote the file
+    last: float | None = None  # the occurrence it last ran for
+    runs: int = 0
+    broken: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def due(self, now: float) -> int | None:
+        return latest(self.when, self.zone, max(self.since, self.last or self.since), now)
+
+
+class TestEditsBetweenTicks:
+    """README's Semantics for edits, checked over random sequences of edits and ticks."""
+
+    def edit(self, store: Store, model: Model, at: float, change: dict[str, Any]) -> None:
+        path = store.root / model.key
+        document = json.loads(path.read_text())
+        for name, value in change.items():
+            if value is REMOVE:
+                document.pop(name, None)
+            else:
+                document[name] = value
+        store.put(model.key, document, at)
+        model.written = at
+
+    def sequence(self, data: st.DataObject) -> None:
+        zone, start = data.draw(moments())
+        model = Model("a.json", data.draw(st.sampled_from(SCHEDULES)), zone, "m0", start)
+        model.written = start
+        with fresh_store() as store:
+            store.put(model.key, store.job(model.when, model.zone, model.mark), start)
+            now = float(start)
+            for step in range(data.draw(st.integers(2, 6))):
+                kind = data.draw(st.sampled_from(STEPS))
+                edited = now + data.draw(st.integers(1, 40 * MINUTE))
+                if model.broken:
+                    kind = "repair"
+                if kind == "when":
+                    when = data.draw(st.sampled_from(SCHEDULES))
+                    self.edit(store, model, edited, {"when": when})
+                    if when != model.when:
+                        model.when, model.since = when, edited
+                elif kind == "zone":
+                    zone = data.draw(st.sampled_from(ZONES))
+                    self.edit(store, model, edited, {"timezone": zone})
+                    if zone != model.zone:
+                        model.zone, model.since = zone, edited
+                elif kind == "payload":
+                    model.mark = f"m{step + 1}"
+                    job = store.job(model.when, model.zone, model.mark)
+                    self.edit(store, model, edited, {"run": job["run"]})
+                elif kind == "note":
+                    name, value = data.draw(user_keys), data.draw(json_values)
+                    model.notes[name] = value
+                    self.edit(store, model, edited, {name: value})
+                elif kind == "rename":
+                    key = data.draw(st.sampled_from(["b.json", "sub/c.json", "d/e/f.json"]))
+                    if key != model.key:
+                        (store.root / key).parent.mkdir(parents=True, exist_ok=True)
+                        os.rename(store.root / model.key, store.root / key)  # keeps its mtime
+                        model.key = key
+                elif kind == "readd":
+                    root = str(store.root)
+                    cli("rm", model.key, "--store", root)
+                    fresh = store.home / "fresh.json"
+                    fresh.write_text(
+                        json.dumps(store.job(model.when, model.zone, model.mark, **model.notes))
+                    )
+                    cli("add", str(fresh), "--key", model.key, "--store", root)
+                    os.utime(store.root / model.key, (edited, edited))
+                    model.since, model.last, model.runs, model.seen = edited, None, 0, False
+                    model.written = edited
+                elif kind == "break":
+                    self.edit(store, model, edited, {"timeout_seconds": 0})
+                    model.broken = True
+                elif kind == "repair":
+                    # Not a schedule change: the window stays, so what it missed catches up.
+                    self.edit(store, model, edited, {"timeout_seconds": REMOVE})
+                    model.broken = False
+                elif kind == "run":
+                    proc = cli("run", model.key, "--store", str(store.root))
+                    [(key, _, mark)] = store.runs()
+                    assert (key, mark) == (model.key, model.mark), proc.stderr
+                    model.runs += 1  # a run, but no occurrence taken
+                now = edited + data.draw(st.integers(1, 40 * MINUTE))
+                path = store.root / model.key
+                before = (path.read_bytes(), path.stat().st_mtime_ns)
+                proc = store.tick(now)
+                if model.broken:
+                    assert store.runs() == []
+                    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+                    [line] = [line for line in proc.stderr.splitlines() if model.key in line]
+                    assert f"invalid {model.key}: timeout_seconds:" in line
+                    continue
+                if not model.seen:
+                    # Placed when the user last wrote it before a runner read it as a job:
+                    # a file invalid when put there, and repaired later, is placed by the
+                    # repair; a runner's own write (a run by hand) places nothing.
+                    model.since, model.seen = model.written, True
+                due = model.due(now)
+                if due is None:
+                    assert store.runs() == [], (model, iso(now))
+                    continue
+                assert store.runs() == [(model.key, float(due), model.mark)], (model, iso(now))
+                model.last = due
+                model.runs += 1
+            if model.broken:
+                return
+            shown = json.loads(cli("show", model.key, "--store", str(store.root)).stdout)
+            assert shown.get("execution_count", 0) == model.runs
+            if model.last is not None:
+                assert instant_of(shown["last_scheduled"]) == model.last
+            written = dict(pairs(store.root / model.key))
+            for name, value in model.notes.items():
+                assert same(written[name], json.loads(json.dumps(value))), name
+
+    @settings(FAST, max_examples=8)
+    @given(data=st.data())
+    def test_edits_between_ticks_take_effect_as_documented(self, data: st.DataObject) -> None:
+        self.sequence(data)
+
+    @pytest.mark.slow
+    @settings(FAST, max_examples=60)
+    @given(data=st.data())
+    def test_edits_between_ticks_take_effect_as_documented_more(self, data: st.DataObject) -> None:
+        self.sequence(data)
+
+    @settings(FAST, max_examples=15)
+    @given(
+        notes=st.lists(st.tuples(user_keys, json_values), max_size=4, unique_by=lambda p: p[0]),
+        spots=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+    )
+    def test_unknown_fields_keep_their_value_and_place(
+        self, notes: list[tuple[str, Any]], spots: list[int]
+    ) -> None:
+        with fresh_store() as store:
+            known = list(store.job("*/5 * * * *", "Asia/Kathmandu").items())
+            fields = list(known)
+            for (name, value), spot in zip(notes, spots, strict=False):
+                fields.insert(min(spot, len(fields)), (name, value))
+            # Written by hand so that the order is the one drawn.
+            text = "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in fields) + "}"
+            path = store.root / "notes.json"
+            path.write_text(text)
+            placed = epoch(2027, 1, 1)
+            os.utime(path, (placed, placed))
+            store.tick(placed + 10 * MINUTE)
+            assert len(store.runs()) == 1
+            written = pairs(path)
+            order = [name for name, _ in written if name not in KNOWN_FIELDS]
+            assert order == [name for name, _ in fields if name not in KNOWN_FIELDS]
+            # The user's fields, known and unknown, in their order and with their values.
+            assert [name for name, _ in written][: len(fields)] == [name for name, _ in fields]
+            for (name, value), (_, kept) in zip(fields, written, strict=False):
+                assert same(kept, json.loads(json.dumps(value))), name
+
+
+# Each way to break a job, with the field its one line must name.
+BREAKAGES: list[tuple[str, dict[str, Any], str]] = [
+    ("minute", {"when": "61 * * * *"}, "when"),
+    ("never", {"when": "0 0 30 2 *"}, "when"),
+    ("seconds", {"when": "0 30 18 * * * 0"}, "when"),
+    ("localtime", {"timezone": "localtime"}, "timezone"),
+    ("posixrules", {"timezone": "posixrules"}, "timezone"),
+    ("right", {"timezone": "right/UTC"}, "timezone"),
+    ("posix", {"timezone": "posix/Europe/Berlin"}, "timezone"),
+    ("zulu-letter", {"timezone": "Z"}, "timezone"),
+    ("offset", {"timezone": "+01:00"}, "timezone"),
+    ("mars", {"timezone": "Mars/Olympus"}, "timezone"),
+    ("empty-zone", {"timezone": ""}, "timezone"),
+    ("path-zone", {"timezone": "../../etc/passwd"}, "timezone"),
+    ("number-zone", {"timezone": 5}, "timezone"),
+    ("gmt15", {"timezone": "Etc/GMT+15"}, "timezone"),
+    ("enabled", {"enabled": "yes"}, "enabled"),
+    ("timeout", {"timeout_seconds": 0}, "timeout_seconds"),
+    ("executions", {"max_number_executions": -1}, "max_number_executions"),
+    ("history", {"history_limit": -1}, "history_limit"),
+    ("type", {"run": {"type": "shell", "details": {}}}, "run.type"),
+    ("command", {"run": {"type": "command", "details": {"command": "ls"}}}, "run.details.command"),
+    ("at-gap-year", {"when": "at(1969-12-31T23:59:59Z)"}, "when"),
+]
+
+
+class TestBrokenFiles:
+    def test_each_broken_file_is_one_line_and_left_byte_for_byte(self, store: Store) -> None:
+        placed = epoch(2027, 1, 1)
+        store.put("ok.json", store.job("*/5 * * * *", "Asia/Kolkata"), placed)
+        files = {}
+        for name, change, _ in BREAKAGES:
+            document = store.job("*/5 * * * *", "Asia/Kolkata")
+            document.update(change)
+            files[f"{name}.json"] = store.put(f"{name}.json", document, placed)
+        duplicate = store.root / "twice.json"
+        duplicate.write_text(json.dumps(store.job("*/5 * * * *"))[:-1] + ', "when": "* * * * *"}')
+        os.utime(duplicate, (placed, placed))
+        files["twice.json"] = duplicate
+        paths = {key: "when" for key in ["twice.json"]}
+        paths.update({f"{name}.json": path for name, _, path in BREAKAGES})
+        before = {key: (p.read_bytes(), p.stat().st_mtime_ns) for key, p in files.items()}
+
+        dry = store.tick(placed + 10 * MINUTE, "--dry-run")
+        proc = store.tick(placed + 10 * MINUTE)  # exit 0: broken files are not the store's
+        assert store.runs() == [("ok.json", placed + 10 * MINUTE, "-")]
+        listed = cli("ls", "--store", str(store.root)).stdout
+        checked = cli("validate", *map(str, files.values()), rc=1).stdout
+        for key, path in files.items():
+            assert (path.read_bytes(), path.stat().st_mtime_ns) == before[key], key
+            [line] = [line for line in proc.stderr.splitlines() if key in line]
+            assert f"invalid {key}: {paths[key]}:" in line
+            [line] = [line for line in dry.stdout.splitlines() if key in line]
+            assert line.startswith(f"would refuse {key}: {paths[key]}:")
+            [line] = [line for line in listed.splitlines() if key in line]
+            assert f"invalid: {paths[key]}:" in line
+            [line] = [line for line in checked.splitlines() if line.startswith(f"{path}:")]
+            assert line.startswith(f"{path}: {paths[key]}:")
+        assert json.loads(store.tick(placed + 10 * MINUTE, "--json").stdout)["invalid"] == len(
+            files
+        )
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+class TestHostileCommandLine:
+    @pytest.mark.parametrize(
+        "now",
+        [
+            "2026-03-29T02:30[Europe/Berlin]",
+            "2026-03-29T02:30+24:00",
+            "2026-02-30T00:00Z",
+            "",
+            "tomorrow",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:30+01:00",
+            "9999-06-01T00:00Z",
+        ],
+    )
+    def test_a_bad_now_is_one_line_naming_the_flag(self, store: Store, now: str) -> None:
+        path = store.put("a.json", store.job("* * * * *"), epoch(2026, 1, 1))
+        before = (path.read_bytes(), path.stat().st_mtime_ns)
+        root = str(store.root)
+        for extra in ([], ["--dry-run"]):
+            proc = cli("tick", "--store", root, "--now", now, "--allow-future", *extra, rc=2)
+            assert proc.stderr.count("\n") == 1 and "--now" in proc.stderr, proc.stderr
+        assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+        assert store.runs() == []
+
+    def test_a_now_without_offset_is_utc_and_with_one_is_absolute(self, store: Store) -> None:
+        # 2026-03-29 02:30 is in Berlin's gap; a naive --now is not read in any job's zone.
+        placed = epoch(2026, 3, 28, 12)
+        store.put("berlin.json", store.job("30 2 * * *", "Europe/Berlin"), placed)
+        store.put("utc.json", store.job("30 * * * *", "UTC"), placed)
+        root = str(store.root)
+        cli("tick", "--store", root, "--now", "2026-03-29T02:30+02:00")  # 00:30 UTC
+        assert store.runs() == [("utc.json", epoch(2026, 3, 29, 0, 30), "-")]
+        cli("tick", "--store", root, "--now", "2026-03-29T02:30")  # 02:30 UTC = 04:30 CEST
+        assert store.runs() == [
+            ("berlin.json", epoch(2026, 3, 29, 1), "-"),
+            ("utc.json", epoch(2026, 3, 29, 2, 30), "-"),
+        ]
+
+    @pytest.mark.parametrize(
+        "zone",
+        ["localtime", "posixrules", "right/UTC", "posix/Europe/Berlin", "", "Z", "UTC ",
+         "Europe/berlin", "../../etc/passwd", "/usr/share/zoneinfo/UTC", "+01:00"],
+    )  # fmt: skip
+    def test_a_zone_that_is_no_iana_name_is_refused_by_next(self, zone: str) -> None:
+        proc = cli("next", "0 0 * * *", "--tz", zone, "--after", "2027-01-01T00:00Z", rc=2)
+        assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+        assert "time zone" in proc.stderr
