@@ -932,6 +932,19 @@ class TestHostileCommandLine:
         ]
 
     @pytest.mark.parametrize(
+        ("after", "expected"),
+        [
+            ("2027-03-28T01:00", "2027-03-28T01:00:00Z"),  # 01:00 CET is 00:00 UTC
+            ("2027-03-28T02:30", "2027-03-29T00:30:00Z"),  # in the gap: from 03:00 CEST on
+            ("2027-10-31T02:30", "2027-11-01T01:30:00Z"),  # repeated: from its first pass on
+            ("2027-10-31T00:29:59Z", "2027-10-31T00:30:00Z"),
+        ],
+    )
+    def test_a_naive_after_is_a_wall_time_in_the_zone(self, after: str, expected: str) -> None:
+        printed = cli("next", "30 2 * * *", "--tz", "Europe/Berlin", "--after", after)
+        assert instant_of(printed.stdout.split()[0]) == instant_of(expected)
+
+    @pytest.mark.parametrize(
         "zone",
         ["localtime", "posixrules", "right/UTC", "posix/Europe/Berlin", "", "Z", "UTC ",
          "Europe/berlin", "../../etc/passwd", "/usr/share/zoneinfo/UTC", "+01:00"],
