@@ -73,7 +73,7 @@ def _iana_names() -> frozenset[str]:
 @lru_cache(maxsize=512)
 def get_zone(name: str) -> tzinfo:
     """Return the IANA zone ``name``; ``UTC`` maps to the fixed UTC offset."""
-    if name in ("UTC", "Z", "Etc/UTC"):
+    if name in ("UTC", "Etc/UTC"):
         return UTC
     if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
         raise ScheduleError(f"timezone: {name!r} is not an IANA time zone name")
