@@ -200,7 +200,10 @@ def _stoppable(engine: Engine, work: Callable[[], _T]) -> tuple[_T, int | None]:
 
 
 def _cmd_next(args: argparse.Namespace) -> int:
-    zone = get_zone(args.tz)
+    try:
+        zone = get_zone(args.tz)
+    except ScheduleError as exc:  # the flag, not a job file's field, is at fault
+        raise UsageError(f"--tz: {str(exc).removeprefix('timezone: ')}") from None
     schedule = parse(args.expression, args.tz)
     after = utcnow() if args.after is None else parse_instant(args.after, zone, "--after")
     printed = 0
