@@ -6,9 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from lambdacron.engine.delivery import Delivery, Occurrence
+from lambdacron.errors import DeliveryError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -114,3 +118,18 @@ def spawn(*args: str, session: bool = False) -> subprocess.Popen[str]:
         env=subprocess_env(),
         start_new_session=session,
     )
+
+
+class Recorder(Delivery):
+    """A delivery that keeps what it is given, for the test to deliver by hand; ``fail``:
+    one whose queue refuses every plan."""
+
+    def __init__(self, lookahead: timedelta, fail: bool = False) -> None:
+        self.lookahead = lookahead
+        self.fail = fail
+        self.planned: list[Occurrence] = []
+
+    def plan(self, occurrences: Sequence[Occurrence]) -> None:
+        if self.fail:
+            raise DeliveryError("the queue is down")
+        self.planned.extend(occurrences)

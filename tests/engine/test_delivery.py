@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,30 +19,15 @@ from cronsim import CronSim
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import FakeClock, append_job, place, read_json, utc
+from helpers import FakeClock, Recorder, append_job, place, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
-from lambdacron.engine.delivery import Delivered, Delivery, Occurrence
+from lambdacron.engine.delivery import Delivered, Occurrence
 from lambdacron.engine.report import Outcome
-from lambdacron.errors import DeliveryError
 from lambdacron.store import LocalStore
 
 NOW = utc(2026, 6, 1, 12)
 PLACED = utc(2026, 6, 1, 11)
-
-
-class Recorder(Delivery):
-    """A delivery that keeps what it is given, for the test to deliver by hand."""
-
-    def __init__(self, lookahead: timedelta, fail: bool = False) -> None:
-        self.lookahead = lookahead
-        self.fail = fail
-        self.planned: list[Occurrence] = []
-
-    def plan(self, occurrences: Sequence[Occurrence]) -> None:
-        if self.fail:
-            raise DeliveryError("the queue is down")
-        self.planned.extend(occurrences)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import FakeClock, command_job, place, utc
+from helpers import FakeClock, Recorder, command_job, place, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
-from lambdacron.engine.delivery import Delivered, Delivery, Occurrence
+from lambdacron.engine.delivery import Delivered, Occurrence
 from lambdacron.engine.report import Outcome
 from lambdacron.schedule import parse
 from lambdacron.store import LocalStore
@@ -42,15 +41,6 @@ CHANGES = [
 ]
 CRONS = ["*/15 1-3 * * *", "30 2 * * *", "0,30 * * * *", "*/5 2 * * *", "45 1 * * *"]
 RATES = [2, 7, 13, 45, 90, 61]
-
-
-class Recorder(Delivery):
-    def __init__(self, lookahead: timedelta) -> None:
-        self.lookahead = lookahead
-        self.planned: list[Occurrence] = []
-
-    def plan(self, occurrences: Sequence[Occurrence]) -> None:
-        self.planned.extend(occurrences)
 
 
 @dataclass

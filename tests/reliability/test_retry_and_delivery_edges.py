@@ -18,16 +18,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from helpers import FakeClock, dead_run, place, read_json, spawn, subprocess_env, utc
+from helpers import FakeClock, Recorder, dead_run, place, read_json, spawn, subprocess_env, utc
 from lambdacron.actions import default_registry
 from lambdacron.clock import utcnow
 from lambdacron.engine import Engine
-from lambdacron.engine.delivery import Delivery, Occurrence
+from lambdacron.engine.delivery import Occurrence
 from lambdacron.engine.report import Outcome
 from lambdacron.store import LocalStore
 from lambdacron.store.base import Document
@@ -148,17 +147,6 @@ class TestNoticesTwice:
 
 
 # --------------------------------------------------------------------------- retries
-
-
-class Recorder(Delivery):
-    """A delivery that keeps what it is given, for the test to deliver by hand."""
-
-    def __init__(self, lookahead: timedelta) -> None:
-        self.lookahead = lookahead
-        self.planned: list[Occurrence] = []
-
-    def plan(self, occurrences: Sequence[Occurrence]) -> None:
-        self.planned.extend(occurrences)
 
 
 def engine_at(root: Path, clock: FakeClock, **kwargs: Any) -> Engine:
