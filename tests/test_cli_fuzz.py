@@ -43,6 +43,10 @@ from lambdacron.logs import printable
 #: The exit codes the README's tables give: ok, problems (validate, run), usage, store.
 #: 130 (Ctrl-C) only comes of a signal, which no example here sends but ``serve``'s stop.
 EXIT_CODES = {0, 1, 2, 3}
+#: Nothing answers there, whichever test ran before: once a test has started the AWS test
+#: server, the session points AWS at it, and `deploy` would then get far enough to answer
+#: otherwise (a flag it requires rather than the endpoint it cannot reach).
+NO_AWS = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
 #: Commands that talk to AWS: a closed port costs about a second each, so only the
 #: subprocess runs take them.
 NETWORK = {"deploy", "undeploy"}
@@ -340,7 +344,7 @@ def environment(changes: Mapping[str, str]) -> Iterator[None]:
     saved = dict(os.environ)
     for name in [n for n in os.environ if n.startswith("LAMBDACRON_")]:
         del os.environ[name]
-    os.environ.update(changes)
+    os.environ.update(NO_AWS, **changes)
     try:
         yield
     finally:
@@ -378,7 +382,7 @@ def run_subprocess(
     first writes, if it is still running (``serve``). stdout and stderr are strict UTF-8, as
     on a terminal whose locale is."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDACRON_")}
-    full.update(env or {}, PYTHONIOENCODING="utf-8")
+    full.update(NO_AWS, **(env or {}), PYTHONIOENCODING="utf-8")
     process = subprocess.Popen(
         [sys.executable, "-m", "lambdacron", *argv],
         cwd=cwd,
@@ -711,3 +715,12 @@ def test_a_package_rebuilt_replaces_the_last_one_and_nothing_else(tmp_path: Path
         code, out, err = run_in_process(["package", "-o", str(zipped)], tmp_path)
         assert code == 0 and out.startswith(f"wrote {zipped} "), err
         assert zipfile.ZipFile(zipped).testzip() is None
+
+
+def test_the_aws_commands_meet_the_closed_port_even_after_the_aws_test_server_started(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    """Which test ran before must not change what the fuzz sees."""
+    code, out, err = run_subprocess(["deploy"], tmp_path)
+    check_outcome(["deploy"], code, out, err)
+    assert "Could not connect to the endpoint URL" in err
