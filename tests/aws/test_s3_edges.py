@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import io
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -321,3 +322,30 @@ class TestVersionedBuckets:
         (marker,) = versions["DeleteMarkers"]
         assert marker["IsLatest"]
         assert not any(v["IsLatest"] for v in versions["Versions"])
+
+
+class TestAMetadataOnlyEdit:
+    """S3's console edits an object's metadata by copying the object onto itself: the body,
+    and so the ETag, stay the same. The runner's next write must carry the new metadata, not
+    put back what it read before."""
+
+    def test_between_runs_survives_the_next_run(self, bucket: str, tmp_path: Path) -> None:
+        s3 = boto_client("s3")
+        body = json.dumps(append_job("@hourly", tmp_path / "ran.txt", "m")).encode()
+        s3.put_object(Bucket=bucket, Key="jobs/m.json", Body=body, Metadata={"owner": "alice"})
+        start = datetime.now(UTC)
+        with engine_on(S3Store(bucket, "jobs/")) as engine:
+            assert engine.tick(start + timedelta(hours=1)).ran == 1
+            written = s3.head_object(Bucket=bucket, Key="jobs/m.json")
+            time.sleep(2.1)  # S3 times objects to the second
+            copied = s3.copy_object(
+                Bucket=bucket,
+                Key="jobs/m.json",
+                CopySource={"Bucket": bucket, "Key": "jobs/m.json"},
+                Metadata={"owner": "bob"},
+                MetadataDirective="REPLACE",
+            )
+            assert copied["CopyObjectResult"]["ETag"] == written["ETag"]
+            assert engine.tick(start + timedelta(hours=2)).ran == 1
+        assert (tmp_path / "ran.txt").read_text() == "m\nm\n"
+        assert s3.head_object(Bucket=bucket, Key="jobs/m.json")["Metadata"] == {"owner": "bob"}
