@@ -8,6 +8,8 @@ import contextlib
 import gzip
 import io
 import json
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from helpers import append_job
 from lambdacron.actions import default_registry
 from lambdacron.cli import main
 from lambdacron.engine import Engine
-from lambdacron.errors import InvalidKeyError
+from lambdacron.errors import InvalidKeyError, JobTooLargeError
 from lambdacron.store import open_store
 from lambdacron.store.keys import check_relative_key, printable_key
 from lambdacron.store.s3 import S3Store
@@ -349,3 +351,62 @@ class TestAMetadataOnlyEdit:
             assert engine.tick(start + timedelta(hours=2)).ran == 1
         assert (tmp_path / "ran.txt").read_text() == "m\nm\n"
         assert s3.head_object(Bucket=bucket, Key="jobs/m.json")["Metadata"] == {"owner": "bob"}
+
+
+class CountingForwarder:
+    """A TCP forwarder on loopback that counts the bytes the server sends the client."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.to_client = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            for source, sink, counted in ((client, server, False), (server, client, True)):
+                threading.Thread(
+                    target=self._pump, args=(source, sink, counted), daemon=True
+                ).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+                if counted:
+                    with self.lock:
+                        self.to_client += len(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_an_object_over_the_size_limit_is_never_downloaded_whole(
+    bucket: str, moto_endpoint: str
+) -> None:
+    size = 48 * 1024 * 1024
+    boto_client("s3").put_object(Bucket=bucket, Key="jobs/big.json", Body=b" " * size)
+    forwarder = CountingForwarder(moto_endpoint)
+    try:
+        client = boto_client("s3", endpoint_url=forwarder.url)
+        store = S3Store(bucket, "jobs/", client=client, max_job_bytes=1024 * 1024)
+        with pytest.raises(JobTooLargeError, match=f"{size} bytes is over the 1048576-byte"):
+            store.read("big.json")
+    finally:
+        forwarder.close()
+    # What was in flight when the read gave up (socket buffers), never the object.
+    assert forwarder.to_client < size // 2
