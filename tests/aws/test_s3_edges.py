@@ -103,7 +103,7 @@ PREFIX = st.sampled_from(["jobs/", "jobs", "my jobs+%20/ü", "Ünï code/x", ""]
 
 class TestEveryKeyAUserCanCreate:
     @settings(
-        max_examples=30,
+        max_examples=20,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
