@@ -18,6 +18,7 @@ from .errors import (
     LambdacronError,
     ScheduleError,
     StoreError,
+    UnreadableJobError,
     UsageError,
 )
 from .handler import lambda_handler
@@ -37,6 +38,7 @@ __all__ = [
     "ScheduleError",
     "Store",
     "StoreError",
+    "UnreadableJobError",
     "UsageError",
     "__version__",
     "add",

@@ -10,7 +10,8 @@ that describes it best, so callers may catch either::
      ├── StoreError (OSError)            the job store failed
      │    ├── InvalidKeyError (ValueError)    a key escapes the store or is not a job key
      │    ├── JobNotFoundError (KeyError)     the key does not exist (any more)
-     │    ├── JobTooLargeError                the file is larger than the store's size limit
+     │    ├── UnreadableJobError              the file cannot be read as a job as it is stored
+     │    │    └── JobTooLargeError           it is larger than the store's size limit
      │    └── ConflictError                   a conditional write lost: someone else changed the job
      ├── DeliveryError (OSError)         planned occurrences could not be queued for delivery
      └── DeployError (OSError)           AWS refused a step of ``deploy`` or ``undeploy``
@@ -63,7 +64,12 @@ class JobNotFoundError(StoreError, KeyError):
         return str(self.args[0]) if self.args else "job not found"
 
 
-class JobTooLargeError(StoreError):
+class UnreadableJobError(StoreError):
+    """The job file is there but cannot be a job as it is stored (too large, or an S3 object
+    stored compressed): like an invalid file, it is reported and left as it is."""
+
+
+class JobTooLargeError(UnreadableJobError):
     """The job file is larger than the store accepts; it was not read."""
 
 

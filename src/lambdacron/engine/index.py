@@ -40,6 +40,9 @@ _SAVE_MAX_AGE_S = 600.0
 #: tens of megabytes, well inside a 128 MB function.
 _FILE_CACHE_FILES = 4_000
 _FILE_CACHE_BYTES = 4 * 1024 * 1024
+#: How much later than a kept version the listing may time the same write: S3 times an
+#: object to the second, and a write's answer carries no time finer than that either.
+_SAME_WRITE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,12 @@ class _Segment:
     def get(self, key: str, version: Version) -> JobFile | None:
         kept = self.kept.get(key)
         if kept is None or kept[0].version.token != version.token:
+            return None
+        # An S3 ETag names the body only: a copy of the object onto itself (how the console
+        # edits its metadata) keeps it. Such a copy is later than the kept version, by more
+        # than the second both times are rounded to; read it, so that a write carries what
+        # the copy set.
+        if version.stamp > kept[0].version.stamp + _SAME_WRITE_S:
             return None
         self.kept.move_to_end(key)
         return kept[0]

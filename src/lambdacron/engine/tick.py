@@ -28,8 +28,8 @@ from ..errors import (
     InvalidKeyError,
     JobError,
     JobNotFoundError,
-    JobTooLargeError,
     StoreError,
+    UnreadableJobError,
 )
 from ..job import Claim, Job, Status, Telling
 from ..jobfile import JobFile, encode, load
@@ -476,7 +476,7 @@ class Engine:
             index.drop(key)
             report.forget()  # deleted between the listing and the read
             return None
-        except JobTooLargeError as exc:
+        except UnreadableJobError as exc:
             problem = str(exc).removeprefix(f"{key}: ")
             if entry is None:  # read without a listing: no version to remember it by
                 index.drop(key)

@@ -107,7 +107,9 @@ class Store(ABC):
         Raises InvalidKeyError if ``key`` is not a job key, or leads to something that is not
         a regular file inside the store (a symbolic link out of it, a directory, a FIFO);
         JobNotFoundError if there is no such job; JobTooLargeError if it is larger than
-        ``max_job_bytes`` (it is then not read); StoreError if the store fails otherwise."""
+        ``max_job_bytes`` (it is then not read), UnreadableJobError if it cannot be a job as
+        stored otherwise (an S3 object stored compressed); StoreError if the store fails
+        otherwise."""
 
     @abstractmethod
     def create(self, key: str, body: bytes) -> Version:

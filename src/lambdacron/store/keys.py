@@ -18,7 +18,11 @@ def check_relative_key(key: str) -> str:
     """
     if not isinstance(key, str) or not key:
         raise InvalidKeyError("key: must be a non-empty relative path ending in .json")
-    if "\\" in key or "\0" in key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(
+            f"key {shortened(key)!r}: longer than {MAX_KEY_LENGTH} characters ({len(key)})"
+        )
+    if "\\" in key or "\0" in key or not key.isprintable():
         raise InvalidKeyError(f"key {key!r}: use '/' separators and printable names")
     # String operations, not PurePosixPath: this runs for every read and write.
     if key.startswith("/"):
@@ -31,6 +35,15 @@ def check_relative_key(key: str) -> str:
     if not key.endswith(".json"):
         raise InvalidKeyError(f"key {key!r}: job keys end in .json")
     return key  # with no '', '.' or '..' components it is already in normal form
+
+
+def shortened(key: str, keep: int = 60) -> str:
+    """``key`` cut in its middle to at most ``keep`` characters: a message about a key too
+    long to be one stays a readable line, and still shows how the key starts and ends."""
+    if len(key) <= keep:
+        return key
+    half = (keep - 3) // 2
+    return f"{key[:half]}...{key[-half:]}"
 
 
 def is_reserved(part: str) -> bool:

@@ -30,12 +30,15 @@ from ..errors import (
     JobNotFoundError,
     JobTooLargeError,
     StoreError,
+    UnreadableJobError,
 )
 from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
-from .keys import is_reserved, listed_key, shard_of
+from .keys import is_reserved, listed_key, shard_of, shortened
 
 #: Where the runner keeps its own objects: never a job, because job keys cannot start with '.'.
 INTERNAL_PREFIX = ".lambdacron/"
+#: S3's limit on an object's key, prefix included, in bytes of UTF-8.
+MAX_OBJECT_KEY_BYTES = 1024
 _CONFLICT_RETRIES = 5
 #: Ranges of a listing in flight at once.
 _LIST_WORKERS = 4
@@ -43,6 +46,9 @@ _LIST_WORKERS = 4
 #: PutObject takes it. A PUT replaces all of it, so a write carries it over from the version
 #: it replaces. Not tags (reading and writing them are permissions of their own) nor
 #: encryption (the bucket's default applies to every write).
+#: Content-Encodings that say the body is compressed. boto3 hands the body over as stored,
+#: never decoded.
+_COMPRESSIONS = frozenset({"gzip", "x-gzip", "deflate", "br", "compress", "x-compress", "zstd"})
 _CARRIED = (
     "Metadata",
     "CacheControl",
@@ -130,6 +136,11 @@ def prefix_problem(prefix: str) -> str | None:
         return f"prefix {prefix!r} must not contain '.', '..' or empty segments"
     if "\\" in prefix or not prefix.isprintable():
         return f"prefix {prefix!r}: use '/' separators and printable names"
+    if len(prefix.removesuffix("/").encode()) + len("/x.json") > MAX_OBJECT_KEY_BYTES:
+        return (
+            f"prefix {shortened(prefix)!r} is {len(prefix.encode())} bytes long: no job key "
+            f"fits under it (S3 keys are at most {MAX_OBJECT_KEY_BYTES} bytes)"
+        )
     return None
 
 
@@ -201,6 +212,18 @@ class S3Store(Store):
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
+
+    def check_key(self, key: str) -> str:
+        key = super().check_key(key)
+        # S3 counts bytes of the whole key; refused here, a key too long for S3 is one line
+        # naming it, not a KeyTooLongError from the first write.
+        size = len((self.prefix + key).encode())
+        if size > MAX_OBJECT_KEY_BYTES:
+            raise InvalidKeyError(
+                f"key {shortened(key)!r}: {size} bytes with the prefix {shortened(self.prefix)!r}; "
+                f"S3 keys are at most {MAX_OBJECT_KEY_BYTES} bytes (UTF-8)"
+            )
+        return key
 
     def _object_key(self, key: str) -> str:
         return self.prefix + self.check_key(key)
@@ -337,9 +360,26 @@ class S3Store(Store):
             body.close()
         if len(data) > self.max_job_bytes:
             raise JobTooLargeError(f"{key}: over the {self.max_job_bytes}-byte limit")
+        self._check_encoding(key, response.get("ContentEncoding"), data)
         version = Version(response["ETag"], response["LastModified"].timestamp())
         self._carry(key, version.token, {n: response[n] for n in _CARRIED if response.get(n)})
         return Document(key, data, version)
+
+    @staticmethod
+    def _check_encoding(key: str, encoding: str | None, data: bytes) -> None:
+        """Refuse a body stored compressed (``aws s3 cp --content-encoding gzip``), naming
+        the header: decoded as it is, it would only be "not UTF-8 text". A JSON body that
+        merely carries such a header is read as the JSON it is."""
+        codings = {part.strip().lower() for part in (encoding or "").split(",")}
+        if not codings & _COMPRESSIONS:
+            return
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UnreadableJobError(
+                f"{key}: Content-Encoding {encoding!r}: the body is stored compressed, and a "
+                "job is read as stored; upload it uncompressed, without Content-Encoding"
+            ) from None
 
     # -- writing
 
