@@ -6,11 +6,12 @@ come, each run ends as drawn (ok, failed, timeout, or the action raising), and b
 ticks the user edits the job file: its schedule, time zone, retry policy, deadline, limit,
 payload, enabled; deletes it; places a new job under the same key; breaks it and repairs it.
 
-Half the stories give the engine a delivery, as ``serve`` and the SQS queue do: each tick
-plans the occurrences of its lookahead, and the machine delivers them at their second, late,
-twice (SQS delivers at least once), early, or never (lost), between ticks and edits. Some
-stories start a few hours before a daylight-saving change of Berlin, New York or Lord Howe,
-with jobs in those zones or in Kathmandu's +05:45. The notice destination may fail a few
+Three stories in four give the engine a delivery, as ``serve`` and the SQS queue do: each
+tick plans the occurrences of its lookahead, and the machine delivers them at their second,
+late, twice (SQS delivers at least once), early, or never (lost), between ticks and edits.
+Some stories start up to three hours before a daylight-saving change of Berlin, New York or
+Lord Howe, with jobs in those zones or in Kathmandu's +05:45, and may tick each minute
+across the change. The notice destination may fail a few
 tries, refuse every try, or the runner may be killed between the write that ends an
 occurrence and its notice (a ``BaseException`` out of the notifier, after which the runner
 is replaced by a fresh one with another process id, as a dead process is).
@@ -107,6 +108,8 @@ WHENS = (
     "7,37 * * * *",
     "0 */2 * * *",
     "*/15 1-3 * * *",
+    "0,30 0-23 * * *",
+    "15,45 0-23 * * *",
     "30 2 * * *",
     "15 2 * * *",
     "45 1 * * *",
@@ -397,11 +400,12 @@ steps = st.one_of(
 )
 # Where a story starts: a June evening in UTC, or up to three hours before a change.
 starts = st.one_of(
-    st.just(("UTC", START)),
+    st.just(("UTC", START, None)),
     st.builds(
         lambda change, minutes, seconds: (
             change[0],
             change[1] - timedelta(minutes=minutes, seconds=seconds),
+            change[1],
         ),
         st.sampled_from(CHANGES),
         st.integers(0, 180),
@@ -420,6 +424,7 @@ class EngineAgainstModel(RuleBasedStateMachine):
         self.root.mkdir()
         self.start = START
         self.here = "UTC"
+        self.change: datetime | None = None  # the DST change the story starts before
         self.clock = FakeClock(START)
         self.action = ModelAction()
         self.notifier = RecordingNotifier()
@@ -440,6 +445,8 @@ class EngineAgainstModel(RuleBasedStateMachine):
         self.most_attempts: dict[int, int] = {}
         self.ended_ok: set[Occ] = set()
         self.told: Counter[tuple[int, datetime, str]] = Counter()
+        #: The times of the retries the model made in the step at hand: planned when near.
+        self.retries_made: set[datetime] = set()
 
     @property
     def runner(self) -> Engine:
@@ -530,7 +537,7 @@ class EngineAgainstModel(RuleBasedStateMachine):
     )
     def place_first(
         self,
-        start: tuple[str, datetime],
+        start: tuple[str, datetime, datetime | None],
         lookahead: int | None,
         when: str,
         zone: str | None,
@@ -539,7 +546,7 @@ class EngineAgainstModel(RuleBasedStateMachine):
         limit: int,
     ) -> None:
         """The story's start, and whether its runner plans ahead (``serve``, or a queue)."""
-        self.here, self.start = start
+        self.here, self.start, self.change = start
         self.clock.now = self.start
         if lookahead is not None:
             self.recorder = Recorder(timedelta(seconds=lookahead))
@@ -621,6 +628,11 @@ class EngineAgainstModel(RuleBasedStateMachine):
         between the write that ends the occurrence and its notice."""
         self.notifier.destiny = destiny
 
+    @rule(end=st.sampled_from([RunEnd.FAILED, RunEnd.TIMEOUT]))
+    def runs_will_fail_and_their_runner_die_telling(self, end: RunEnd) -> None:
+        self.runs_will_end(end)
+        self.notifier.destiny = Destiny.KILLED
+
     @rule()
     def restart_the_runner(self) -> None:
         """A new engine: no cache, the index read back from the store."""
@@ -682,6 +694,27 @@ class EngineAgainstModel(RuleBasedStateMachine):
     def tick_after_the_next_minute(self, seconds: int) -> None:
         self.advance_to_the_next_minute(seconds)
         self.tick()
+
+    @precondition(
+        lambda self: (
+            self.change is not None and self.clock.now <= self.change + timedelta(minutes=30)
+        )
+    )
+    @rule(seconds=st.sampled_from([0, 0, 1, 30]))
+    def tick_each_minute_across_the_change(self, seconds: int) -> None:
+        """A tick at each minute from half an hour before the story's DST change to half an
+        hour after it, where a skipped time fires at the gap's end and a repeated one once
+        or twice (or, with a delivery, each occurrence at its second)."""
+        assert self.change is not None
+        moment = max(self.clock.now, self.change - timedelta(minutes=30))
+        moment = moment.replace(second=seconds, microsecond=0)
+        while moment <= self.change + timedelta(minutes=30):
+            if moment >= self.clock.now:
+                self.clock.now = moment
+                if self.mailbox:
+                    self.advance_delivering(0)
+                self.tick()
+            moment += MINUTE
 
     @rule()
     def tick(self) -> None:
@@ -752,6 +785,7 @@ class EngineAgainstModel(RuleBasedStateMachine):
         destiny = self.notifier.destiny
         job_before = self.job
         retry_before = self.job.retry if self.job is not None else None
+        self.retries_made = set()
         outcome: TickReport | DeliveryResult | None
         try:
             outcome = act()
@@ -844,12 +878,12 @@ class EngineAgainstModel(RuleBasedStateMachine):
         say, every occurrence of the lookahead after what the job has taken."""
         assert self.recorder is not None
         horizon = now + self.recorder.lookahead
-        retry_at = self.job.retry[2] if self.job is not None and self.job.retry else None
+        retries = self.retries_made | ({retry_before[2]} if retry_before else set())
         occurrences = []
         for occurrence in fresh:
             assert job is not None and occurrence.key == KEY, occurrence
             self.mailbox.append(Planned(occurrence, job.schedule))
-            if occurrence.at in (retry_at, retry_before[2] if retry_before else None):
+            if occurrence.at in retries:
                 continue
             assert not by_delivery, f"a delivery planned {occurrence}, which is no retry"
             occurrences.append(occurrence.at)
@@ -1028,6 +1062,7 @@ class EngineAgainstModel(RuleBasedStateMachine):
             return None
         if deadline is not None and at - scheduled > timedelta(seconds=deadline):
             return None
+        self.retries_made.add(at)
         return scheduled, attempt + 1, at
 
     def _file_retry(self) -> tuple[datetime, int, datetime] | None:
