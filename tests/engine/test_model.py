@@ -583,7 +583,14 @@ class EngineAgainstModel(RuleBasedStateMachine):
 
     # With no job in place, most of what could happen is nothing: place one soon.
     @precondition(lambda self: self.job is None)
-    @rule(when=st.sampled_from(WHENS), zone=zones, retry=retries, deadline=deadlines, limit=limits)
+    @rule(
+        when=st.sampled_from(WHENS),
+        zone=zones,
+        retry=retries,
+        deadline=deadlines,
+        limit=limits,
+        then_tick=st.booleans(),
+    )
     def place_again(
         self,
         when: str,
@@ -591,21 +598,11 @@ class EngineAgainstModel(RuleBasedStateMachine):
         retry: dict[str, Any] | None,
         deadline: int | None,
         limit: int,
+        then_tick: bool,
     ) -> None:
         self.place_new(when, zone, retry, deadline, limit)
-
-    @precondition(lambda self: self.job is None)
-    @rule(when=st.sampled_from(WHENS), zone=zones, retry=retries, deadline=deadlines, limit=limits)
-    def place_again_and_tick(
-        self,
-        when: str,
-        zone: str | None,
-        retry: dict[str, Any] | None,
-        deadline: int | None,
-        limit: int,
-    ) -> None:
-        self.place_new(when, zone, retry, deadline, limit)
-        self.tick()
+        if then_tick:
+            self.tick()
 
     @rule(milliseconds=steps)
     def advance(self, milliseconds: int) -> None:
