@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -656,15 +657,23 @@ def wait_until(condition: Any, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
-def running_in_group(pgid: int) -> list[int]:
-    """The live (not zombie) processes of a process group."""
-    members = []
+def _live() -> Iterator[tuple[int, list[str]]]:
+    # Each live (not zombie) process: its pid, and its /proc stat fields after the name.
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(stat.parent.name))
-    return members
+            if fields[0] != "Z":
+                yield int(stat.parent.name), fields
+
+
+def running_in_group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    return [pid for pid, fields in _live() if int(fields[2]) == pgid]
+
+
+def children_of(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    return [child for child, fields in _live() if int(fields[1]) == pid]
 
 
 def waiting_job(started: Path, name: str, release: Path, *, trap: bool = False) -> dict[str, Any]:

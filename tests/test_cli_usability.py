@@ -14,7 +14,15 @@ import pytest
 from conftest import Run
 from helpers import command_job, place, read_json, spawn
 from lambdacron.cli import build_parser
-from test_cli import Output, lines_of, running_in_group, store_dir, wait_until, waiting_job
+from test_cli import (
+    Output,
+    children_of,
+    lines_of,
+    running_in_group,
+    store_dir,
+    wait_until,
+    waiting_job,
+)
 
 #: Every status an ``ls`` row can have: how the last run ended, or why there is none.
 STATUSES = (
@@ -247,6 +255,43 @@ class TestCtrlC:
             else:
                 assert state["last_result"]["status"] == "interrupted"
                 assert running_in_group(ran[name]) == []
+
+    def test_a_stop_sent_to_every_process_of_a_sharded_tick_is_one_request(
+        self, tmp_path: Path
+    ) -> None:
+        # A service manager stops a unit by signalling each of its processes: the tick and
+        # its shards. A shard that counted its own signal and the tick's hand-on as two
+        # stopped its running jobs on a single stop.
+        root = store_dir(tmp_path)
+        started, release = tmp_path / "started.txt", tmp_path / "release"
+        names = [f"j{i}" for i in range(6)]
+        for name in names:
+            place(root, f"{name}.json", waiting_job(started, name, release))
+        args = ("tick", "--store", str(root), "--shards", "2", "--workers", "1")
+        ticking = Ticking(*args, session=True)
+        try:
+            wait_until(lambda: len(lines_of(started)) == 2)
+            shards = children_of(ticking.process.pid)
+            assert len(shards) == 2, shards
+            for pid in [ticking.process.pid, *shards]:
+                os.kill(pid, signal.SIGTERM)
+            ticking.err.wait_for("SIGTERM: stopping after running jobs end")
+            release.touch()
+            code = ticking.wait()
+        finally:
+            release.touch()
+            ticking.kill()
+        assert code == 128 + signal.SIGTERM, ticking.err.lines
+        assert not any(" again:" in line for line in ticking.err.lines), ticking.err.lines
+        ran = [line.split(":")[0] for line in lines_of(started)]
+        assert len(ran) == 2  # one a shard: none started after the stop
+        for name in names:
+            state = read_json(root / f"{name}.json")
+            assert "claim" not in state
+            if name in ran:
+                assert state["last_result"]["status"] == "ok"
+            else:
+                assert "execution_count" not in state
 
 
 class TestNext:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -16,7 +15,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 from . import __version__
@@ -29,6 +27,7 @@ from .engine.inventory import STATUSES, inventory
 from .engine.report import JobEvent, Outcome
 from .engine.runner import (
     MAX_LOOKAHEAD_SECONDS,
+    STOP_SIGNALS,
     DryRun,
     StopRequests,
     default_lookahead,
@@ -280,14 +279,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if line is not None:
             err(f"{stamp(utcnow())} {line}")
 
-    with StopRequests() as stop:
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stop.request(signal.Signals(signum).name)
-
-        # SIGHUP too: closing the terminal must not kill the runner mid-run, claims held.
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, on_signal)
+    # SIGHUP too: closing the terminal must not kill the runner mid-run, claims held.
+    with StopRequests() as stop, stop.signalled(STOP_SIGNALS):
         lookahead = (
             default_lookahead(args.interval)
             if args.lookahead is None

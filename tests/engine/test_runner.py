@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -62,3 +64,46 @@ def test_a_store_removed_while_serving_is_an_error_at_every_tick(root: Path) -> 
     assert [e.message for e in errors] == [
         f"cannot list the store: store {str(root)!r} does not exist any more"
     ] * 2
+
+
+def test_a_stop_signal_taken_by_another_thread_wakes_the_waiting_main_thread() -> None:
+    # The kernel hands a process's signal to any thread not blocking it (another one when
+    # the main thread has one pending). Python runs the handler in the main thread, but
+    # only once that thread wakes: a runner waiting on its pipe slept through the signal.
+    woken_by_hand: list[bool] = []
+
+    def signal_from_a_worker() -> None:
+        time.sleep(0.2)  # the main thread is waiting by now, or the pipe holds the byte
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while stop.count == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        woken_by_hand.append(stop.count == 0)
+        stop.wake()  # a watchdog: the test ends even if the signal did not wake the wait
+
+    with StopRequests() as stop, stop.signalled([signal.SIGUSR1]):
+        worker = threading.Thread(target=signal_from_a_worker)
+        worker.start()
+        while stop.count == 0 and not woken_by_hand:
+            stop.wait(None)
+        worker.join()
+    assert stop.names == ["SIGUSR1"]
+    assert woken_by_hand == [False]
+
+
+def test_signalled_puts_back_the_handlers_and_wakeup_it_found() -> None:
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not to be called")
+
+    before = signal.signal(signal.SIGUSR1, mine)
+    try:
+        with StopRequests() as stop:
+            with stop.signalled([signal.SIGUSR1]):
+                assert signal.getsignal(signal.SIGUSR1) is not mine
+                os.kill(os.getpid(), signal.SIGUSR1)
+                stop.wait(5)
+            assert stop.names == ["SIGUSR1"]
+            assert signal.getsignal(signal.SIGUSR1) is mine
+            assert signal.set_wakeup_fd(-1) == -1  # none was set before, none is left
+    finally:
+        signal.signal(signal.SIGUSR1, before)

@@ -12,12 +12,13 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import partial
+from multiprocessing.synchronize import Event as EventType
 from types import FrameType
 from typing import TypeVar
 
@@ -73,6 +74,28 @@ class StopRequests:
                 while os.read(self._read, 512):
                     pass
         return self.count
+
+    @contextlib.contextmanager
+    def signalled(self, signals: Iterable[int]) -> Iterator[None]:
+        """In the block, each of ``signals`` is a request. Call it from the main thread.
+
+        The signals' wake-up byte is written to the pipe by whichever thread the kernel
+        hands a signal to. Without it, a signal taken by a worker thread (the kernel picks
+        one when the main thread still has one pending) leaves its Python handler waiting
+        until the main thread wakes for something else: a second Ctrl-C waited on the very
+        runs it was to stop."""
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.request(signal.Signals(signum).name)
+
+        previous = {signum: signal.signal(signum, on_signal) for signum in signals}
+        wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(wakeup)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def close(self) -> None:
         os.close(self._read)
@@ -216,79 +239,116 @@ def stoppable(
     Without this, Ctrl-C raised wherever the main thread was, perhaps between a claim and
     its run, and said nothing while the running jobs went on; a second one left them
     running, their claims behind."""
-    done: list[tuple[_T | None, BaseException | None]] = []
-    with StopRequests() as stop:
-
-        def body() -> None:
-            try:
-                done.append((work(), None))
-            except BaseException as exc:  # raised again in the main thread, as it was
-                done.append((None, exc))
-            finally:
-                stop.wake()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stop.request(signal.Signals(signum).name)
-
-        previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
-        try:
-            thread = threading.Thread(target=body, name="lambdacron-work")
-            thread.start()
-            acted = 0
-            while not done:
-                asked = stop.wait(None)
-                if asked >= 1 and acted == 0:
-                    acted = 1
-                    stop_starting()
-                    if said is not None:
-                        said(1, stop.names)
-                if asked >= 2 and acted == 1:
-                    acted = 2
-                    if said is not None:
-                        said(2, stop.names)
-                    abort_running()
-            thread.join()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+    with StopRequests() as stop, stop.signalled(STOP_SIGNALS):
+        result = _watched(stop, lambda: stop.count, stop_starting, abort_running, work, said)
         first = signal.Signals[stop.names[0]].value if stop.names else None
+    return result, first
+
+
+def _watched(
+    stop: StopRequests,
+    asked: Callable[[], int],
+    stop_starting: Callable[[], object],
+    abort_running: Callable[[], object],
+    work: Callable[[], _T],
+    said: Callable[[int, list[str]], None] | None,
+) -> _T:
+    # ``work`` runs in a thread of its own; this one acts on what is ``asked`` (0, 1 or 2)
+    # whenever ``stop`` wakes it, and first of all before the work starts.
+    done: list[tuple[_T | None, BaseException | None]] = []
+
+    def body() -> None:
+        try:
+            done.append((work(), None))
+        except BaseException as exc:  # raised again in the calling thread, as it was
+            done.append((None, exc))
+        finally:
+            stop.wake()
+
+    acted = 0
+
+    def act() -> None:
+        nonlocal acted
+        level = asked()
+        if level >= 1 and acted == 0:
+            acted = 1
+            stop_starting()
+            if said is not None:
+                said(1, stop.names)
+        if level >= 2 and acted == 1:
+            acted = 2
+            if said is not None:
+                said(2, stop.names)
+            abort_running()
+
+    act()
+    thread = threading.Thread(target=body, name="lambdacron-work")
+    thread.start()
+    while not done:
+        stop.wait(None)
+        act()
+    thread.join()
     ((result, error),) = done
     if error is not None:
         raise error
-    return result, first  # type: ignore[return-value]  # None only with an error
+    return result  # type: ignore[return-value]  # None only with an error
 
 
-#: Stop signals a shard got before its tick took the signals over.
-_early: list[int] = []
+class _Shard:
+    """A shard process's stop requests. Its parent asks by setting events, a level that
+    holds (asked twice, it is still asked once), not by signals: two signals close together
+    are one to a Python handler, and a shard took a second Ctrl-C for the first and let
+    its runs go on. A stop signal sent to the shard itself (a service manager stops the
+    whole group) is at most the first request, which the parent hands on anyway."""
+
+    def __init__(self, starting: EventType, running: EventType) -> None:
+        self.starting, self.running = starting, running
+        self.stop = StopRequests()
+        # Held for the process's life (a pool's worker is a shard until it ends), and
+        # referenced: a collected generator would run its ``finally`` and restore them.
+        self._signalled = self.stop.signalled(STOP_SIGNALS)
+        self._signalled.__enter__()
+
+        def woken() -> None:
+            for event in (starting, running):
+                event.wait()
+                self.stop.wake()
+
+        threading.Thread(target=woken, name="lambdacron-shard-stop", daemon=True).start()
+
+    def asked(self) -> int:
+        if self.running.is_set():
+            return 2
+        return 1 if self.starting.is_set() or self.stop.count else 0
+
+
+_shard: _Shard | None = None
+
+
+def _start_shard(starting: EventType, running: EventType) -> None:
+    global _shard
+    # A terminal's Ctrl-C goes to its whole foreground group: were the shards in it, each
+    # would get it from the terminal and again from the parent, twice where once was meant.
+    os.setpgrp()
+    _shard = _Shard(starting, running)
+    # Blocked by the parent while it forked: only now can a stop signal be taken here.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _tick_one(
     make_engine: Callable[[tuple[int, int]], Engine], now: datetime, shard: tuple[int, int]
 ) -> dict[str, object]:
-    # The parent hands each stop signal on once; the shard stops as a one-shot tick does.
+    assert _shard is not None, "a shard's tick runs in a process _start_shard started"
     with make_engine(shard) as engine:
-        if _early:
-            engine.stop_starting()
-        report, _ = stoppable(engine.stop_starting, engine.abort_running, partial(engine.tick, now))
+        report = _watched(
+            _shard.stop,
+            _shard.asked,
+            engine.stop_starting,
+            engine.abort_running,
+            partial(engine.tick, now),
+            None,
+        )
         return report.to_json()
-
-
-def _start_shard() -> None:
-    # A terminal's Ctrl-C goes to its whole foreground group: were the shards in it, each
-    # would get it from the terminal and again from the parent, and take the one Ctrl-C
-    # for the second, which stops the running jobs.
-    os.setpgrp()
-    # Until its tick starts, a stop is noted, not raised where the process happens to be.
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, lambda signum, frame: _early.append(signum))
-
-
-def _hand_on() -> None:
-    # Any stop signal means the same to a shard: the first stops starts, the second runs.
-    for child in multiprocessing.active_children():
-        if child.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child.pid, signal.SIGINT)
 
 
 def tick_shards(
@@ -299,20 +359,41 @@ def tick_shards(
 ) -> tuple[TickReport, int | None]:
     """One tick at ``now``, the store split into ``shards`` shards (the split the Lambda
     fan-out uses), each ticked by an engine of its own in a pool of processes, stopped by
-    signals as a one-shot tick is (each signal is handed on to every shard). Returns the
+    signals as a one-shot tick is (each request is handed on to every shard). Returns the
     combined report and the first signal. ``make_engine`` is called in the worker process,
     so it must pickle."""
     begin = time.monotonic()
-    with ProcessPoolExecutor(max_workers=shards, initializer=_start_shard) as pool:
-        # Submitted (and so the processes forked) from this thread before it takes the
-        # signals over and another thread waits on the results.
-        results = pool.map(
-            _tick_one,
-            itertools.repeat(make_engine, shards),
-            itertools.repeat(now, shards),
-            [(i, shards) for i in range(shards)],
-        )
-        parts, stopped_by = stoppable(_hand_on, _hand_on, lambda: list(results), said)
+    context = multiprocessing.get_context()
+    starting, running = context.Event(), context.Event()
+
+    def abort() -> None:
+        starting.set()
+        running.set()
+
+    # Forks nothing yet: the processes are forked by the first submit, below.
+    pool = ProcessPoolExecutor(
+        max_workers=shards,
+        mp_context=context,
+        initializer=_start_shard,
+        initargs=(starting, running),
+    )
+    with pool:
+        # A stop signal that reached a shard between its fork and its handlers would end it
+        # as Python's defaults do (a KeyboardInterrupt in its start-up, the pool broken):
+        # the shards start with them blocked, and unblock them once their handlers are set.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            # Submitted (and so the processes forked) from this thread before it takes the
+            # signals over and another thread waits on the results.
+            results = pool.map(
+                _tick_one,
+                itertools.repeat(make_engine, shards),
+                itertools.repeat(now, shards),
+                [(i, shards) for i in range(shards)],
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        parts, stopped_by = stoppable(starting.set, abort, lambda: list(results), said)
     total = TickReport.combine(now, parts)
     total.duration_s = time.monotonic() - begin
     return total, stopped_by
