@@ -192,6 +192,28 @@ class TestAt:
         assert schedule.latest_at_or_before(utc(2026, 12, 1, 18, 29)) is None
         assert schedule.latest_at_or_before(utc(2027, 1, 1)) == utc(2026, 12, 1, 18, 30)
 
+    def test_a_date_alone_is_its_midnight_in_the_zone(self) -> None:
+        schedule = parse("at(2026-12-01)", "Europe/Berlin")
+        assert schedule.next_after(utc(2026, 1, 1)) == utc(2026, 11, 30, 23)
+
+    def test_a_fraction_of_a_second_is_kept(self) -> None:
+        schedule = parse("at(2026-12-01T18:30:00.5)")
+        at = utc(2026, 12, 1, 18, 30) + timedelta(milliseconds=500)
+        assert schedule.next_after(utc(2026, 1, 1)) == at
+        assert schedule.latest_at_or_before(utc(2026, 12, 1, 18, 30)) is None
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "AT(2026-12-01T18:30:00Z)",
+            "at(20261201T1830Z)",
+            "at( 2026-12-01 18:30 )",
+            "At(2026-W49-2T18:30:00Z)",  # ISO week 49's Tuesday
+        ],
+    )
+    def test_any_iso_8601_form_and_any_case(self, text: str) -> None:
+        assert parse(text).next_after(utc(2026, 1, 1)) == utc(2026, 12, 1, 18, 30)
+
     def test_a_time_in_a_spring_forward_gap_fires_after_the_gap(self) -> None:
         # Europe/Berlin skips 02:00-03:00 on 2027-03-28; 03:00 CEST is 01:00 UTC.
         schedule = parse("at(2027-03-28T02:30:00)", "Europe/Berlin")
