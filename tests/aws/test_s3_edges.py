@@ -410,3 +410,41 @@ def test_an_object_over_the_size_limit_is_never_downloaded_whole(
         forwarder.close()
     # What was in flight when the read gave up (socket buffers), never the object.
     assert forwarder.to_client < size // 2
+
+
+class TestArchivedObjects:
+    @pytest.mark.parametrize("storage_class", ["GLACIER", "DEEP_ARCHIVE"])
+    def test_an_archived_job_is_one_line_naming_the_class_and_the_rest_run(
+        self, bucket: str, run_cli: Run, tmp_path: Path, storage_class: str
+    ) -> None:
+        # A lifecycle rule archives a job nobody wrote for months; S3 then refuses GetObject
+        # (InvalidObjectState) until it is restored.
+        s3 = boto_client("s3")
+        s3.put_object(
+            Bucket=bucket, Key="jobs/cold.json", Body=job_body(), StorageClass=storage_class
+        )
+        body = json.dumps(append_job("@hourly", tmp_path / "ran.txt", "warm.json")).encode()
+        s3.put_object(Bucket=bucket, Key="jobs/warm.json", Body=body)
+
+        def head() -> dict[str, Any]:  # its ETag, size, class, dates: GetObject is refused
+            response = s3.head_object(Bucket=bucket, Key="jobs/cold.json")
+            response.pop("ResponseMetadata")
+            return response
+
+        before = head()
+        url = f"s3://{bucket}/jobs/"
+        problem = f"cold.json: cannot read: the object is archived ({storage_class}); restore it"
+        tick = run_cli("tick", "--store", url, "--now", "2099-01-01T00:00:00Z", "--allow-future")
+        assert "2 jobs" in tick.stdout and "1 store errors" in tick.stdout, tick.stdout
+        (line,) = [line for line in tick.stderr.splitlines() if "cold.json" in line]
+        assert f"store error {problem}" in line and len(line) < 300
+        show = run_cli("show", "cold.json", "--store", url)
+        assert show.returncode == 2 and problem in show.stderr
+        (row,) = [
+            r
+            for r in json.loads(run_cli("ls", "--store", url, "--json").stdout)
+            if r["key"] == "cold.json"
+        ]
+        assert problem in row["error"]
+        assert head() == before
+        assert (tmp_path / "ran.txt").read_text().split() == ["warm.json"]

@@ -238,6 +238,16 @@ class S3Store(Store):
             return StoreError(f"{self.url}: no such bucket {self.bucket!r}")
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             return StoreError(f"{key}: cannot {action}: access denied ({code})")
+        if code == "InvalidObjectState":
+            # A lifecycle rule moved a job nobody wrote for months to an archive class; S3
+            # serves it only after a restore. Every tick reports it until then.
+            error = getattr(exc, "response", {}).get("Error", {})
+            archived = error.get("StorageClass") or "an archive storage class"
+            return StoreError(
+                f"{key}: cannot {action}: the object is archived ({archived}); restore it or "
+                "copy it back to STANDARD, and keep the store's prefix out of lifecycle "
+                "rules that archive"
+            )
         detail = code or type(exc).__name__
         return StoreError(f"{key}: cannot {action}: {detail}: {exc}"[:500])
 
