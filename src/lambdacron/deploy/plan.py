@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
@@ -276,6 +276,17 @@ class Wanted:
     on_failure: str | None = None  # JSON text; "": none
     retry: str | None = None  # JSON text; "": none
     deadline_seconds: int | None = None  # 0: none
+
+    def __post_init__(self) -> None:
+        # The flags given are checked before any AWS request, with the defaults standing in
+        # for the rest: a mistake is named at once, not after the reads or behind a refused
+        # connection. ``resolve`` checks the whole again against what is deployed.
+        defaults: dict[str, Any] = {f.name: f.default for f in fields(DeployConfig)}
+        values: dict[str, Any] = {
+            f.name: defaults[f.name] if getattr(self, f.name) is None else getattr(self, f.name)
+            for f in fields(self)
+        }
+        DeployConfig(**{**values, "bucket": self.bucket or ""})
 
 
 @dataclass(frozen=True)
