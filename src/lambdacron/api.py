@@ -134,7 +134,7 @@ def schedule(
         ]
         if wrong:
             raise UsageError(
-                f"schedule(): {' and '.join(wrong)} only go with lambda_arn, not with {given[0]}"
+                f"schedule(): {' and '.join(wrong)}: only for a lambda_arn job, not for {given[0]}"
             )
     if extra is not None and not isinstance(extra, Mapping):
         raise UsageError(

@@ -292,7 +292,9 @@ def _not_json(value: Any) -> str | None:
     if not isinstance(value, _JSON_LEAVES):
         kind = type(value).__name__
         hint = _ISO_HINT if isinstance(value, date | time) else ""
-        return f"a {kind} is not a JSON value (text, number, true/false, null, list, object){hint}"
+        return (
+            f"type {kind} is not a JSON value (text, number, true/false, null, list, object){hint}"
+        )
     if isinstance(value, str):
         return _LONE_SURROGATE if _not_unicode(value) else None
     if isinstance(value, float) and not math.isfinite(value):
