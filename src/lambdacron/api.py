@@ -22,7 +22,7 @@ from typing import Any
 from .clock import utcnow
 from .errors import ConflictError, JobError, ScheduleError, UsageError
 from .job import RUNNER_FIELDS, Job
-from .jobfile import decode, encode, load
+from .jobfile import decode, encode, load, unwritable
 from .schedule import validate
 from .store.base import Store
 from .store.keys import new_key
@@ -44,9 +44,15 @@ def add(store: Store, document: Mapping[str, Any], key: str | None = None) -> st
     (``0 0 1 1 * 2020-2022``), or a file larger than the store's size limit (every tick
     would refuse to read it).
     """
+    _check_store(store, "add")
     if not isinstance(document, Mapping):
         raise JobError("", f"a job must be a JSON object, got {type(document).__name__}")
     key = store.check_key(key if key is not None else new_key())
+    # Before encoding: the encoder would write a field name 1 as "1" and a tuple as a list
+    # without a word, and what get() gave back would not be what was given.
+    problem = unwritable(document)
+    if problem is not None:
+        raise problem
     body = encode(document)
     if len(body) > store.max_job_bytes:
         limit = store.max_job_bytes
@@ -95,6 +101,7 @@ def schedule(
     lambda_arn; ``command`` is an argument list (``["sh", "-c", "..."]`` for shell syntax), a
     single string is refused with UsageError. ``extra`` fields are stored as they are (your
     own bookkeeping)."""
+    _check_store(store, "schedule")
     given = [
         name
         for name, value in (("command", command), ("python", python), ("lambda_arn", lambda_arn))
@@ -102,11 +109,36 @@ def schedule(
     ]
     if len(given) != 1:
         raise UsageError("schedule(): give exactly one of command, python, lambda_arn")
-    if isinstance(command, (str, bytes)):
+    if isinstance(command, str | bytes | bytearray):
         # A string is a sequence too, of one-letter strings: it would become the argument
         # list ["e", "c", "h", "o", ...], a job that runs something else entirely.
         raise UsageError(
-            f"schedule(): command must be a list of arguments, not a string: {command!r}"
+            f"schedule(): command must be a list of arguments, not a string: {command!r}"[:200]
+        )
+    if command is not None and not isinstance(command, Sequence):
+        # A set would run its arguments in hash order, a dict its keys, an iterator whatever
+        # is left of it: none is the argument list meant.
+        raise UsageError(
+            "schedule(): command must be a list of arguments (a list or a tuple),"
+            f" got {type(command).__name__}"
+        )
+    if lambda_arn is None:
+        # Dropped in silence, an order's payload would reach nothing.
+        wrong = [
+            name
+            for name, is_given in (
+                ("payload", payload is not None),
+                ("invocation_type", invocation_type != "Event"),
+            )
+            if is_given
+        ]
+        if wrong:
+            raise UsageError(
+                f"schedule(): {' and '.join(wrong)}: only for a lambda_arn job, not for {given[0]}"
+            )
+    if extra is not None and not isinstance(extra, Mapping):
+        raise UsageError(
+            f"schedule(): extra must be a mapping of fields, got {type(extra).__name__}"
         )
     details: dict[str, Any]
     if command is not None:
@@ -144,6 +176,7 @@ def schedule(
 
 def get(store: Store, key: str) -> Any:
     """The job's document as stored (runner fields included)."""
+    _check_store(store, "get")
     return decode(store.read(store.check_key(key)).body)
 
 
@@ -159,6 +192,7 @@ def cancel(store: Store, key: str) -> None:
     run already under way is not stopped; its result is not written back, and the job is
     not recreated.
     """
+    _check_store(store, "cancel")
     key = store.check_key(key)
     for attempt in range(_CANCEL_ATTEMPTS):
         try:
@@ -167,3 +201,12 @@ def cancel(store: Store, key: str) -> None:
         except ConflictError:
             time.sleep(min(0.5, 0.01 * 2**attempt))
     raise ConflictError(f"{key}: could not be cancelled; it kept changing")
+
+
+def _check_store(store: Any, function: str) -> None:
+    if not isinstance(store, Store):
+        # A path or a URL is the likely mistake: say how to make a store of it.
+        raise UsageError(
+            f"{function}(): store must be a Store from lambdacron.open_store(NAME),"
+            f" got {type(store).__name__}"
+        )

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from .actions import SPECS
@@ -121,6 +121,7 @@ def _join(path: str, name: str | int) -> str:
 _Node = tuple[Any, "str | int", Any, int]  # (parent node, name in it, value, depth)
 _LEAVES = (int, float, bool, type(None))
 _LONE_SURROGATE = "holds a lone surrogate, which is not Unicode text"
+_LONE_NAME = "a field name holds a lone surrogate, which is not Unicode text"
 
 
 def _path_of(node: _Node | None, name: str | int | None = None) -> str:
@@ -232,38 +233,80 @@ def encode(document: Mapping[str, Any]) -> bytes:
                 raise TypeError(f"field names must be strings, got {name!r}")
             lines.append(f"  {_compact(name)}: {_compact(value)}")
         return ("{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n").encode("utf-8")
-    except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
-        path, problem = _unwritable(document, "") or ("", exc)
-        raise JobError(path, f"cannot be written as JSON: {problem}") from None
-    except RecursionError:  # deeper than the encoder can go, so deeper than any reader
-        raise JobError("", f"JSON nested too deeply (limit {MAX_NESTING})") from None
+    except (ValueError, TypeError, RecursionError) as exc:  # UnicodeEncodeError: a ValueError
+        # Named by the walk, which is iterative and bounded: naming the place must not
+        # exhaust the stack the encoder just did, nor loop in a value that holds itself.
+        raise unwritable(document) or JobError("", f"cannot be written as JSON: {exc}") from None
 
 
-def _unwritable(value: Any, path: str) -> tuple[str, Exception] | None:
-    """The path of the first part of ``value`` JSON cannot hold, and why; None if none.
-    Walked only once encoding has failed, to name the field as every other error does."""
-    if isinstance(value, Mapping):
-        for name, item in value.items():
-            # A file's own fields must be text; inside them JSON writes numbers as text too.
-            loose = path and (name is None or isinstance(name, int | float | bool))
-            if not isinstance(name, str) and not loose:
-                return path, TypeError(f"field names must be strings, got {name!r}")
-            if isinstance(name, str) and (found := _unwritable(name, path)) is not None:
-                return found  # a name that is not UTF-8
-            inner = f"{path}.{name}" if path else str(name)
-            if (found := _unwritable(item, inner)) is not None:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            if (found := _unwritable(item, f"{path}[{index}]")) is not None:
-                return found
-        return None
-    try:
-        _compact(value).encode("utf-8")  # a lone surrogate passes the encoder, not UTF-8
-    except (ValueError, TypeError) as exc:
-        return path, exc
+#: Python values that are their JSON values, subclasses included (an IntEnum is its int).
+_JSON_LEAVES = (str, int, float, type(None))
+_ISO_HINT = "; give it as ISO 8601 text"
+
+
+def unwritable(document: Mapping[str, Any]) -> JobError | None:
+    """The first part of ``document`` that is no JSON value as given, with its field path;
+    None if every part is one.
+
+    Stricter than the encoder where it would change the value: a field name that is not
+    text (JSON writes ``1`` as ``"1"``, so the job read back would not be the one given).
+    One iterative walk, at most ``MAX_NESTING`` deep, so a value that holds itself or is
+    nested past any reader's reach is one error, not a RecursionError."""
+    stack: list[_Node] = [(None, "", document, 1)]
+    while stack:
+        node = stack.pop()
+        value, depth = node[2], node[3]
+        if isinstance(value, Mapping if depth == 1 else dict):
+            items: Any = value.items()
+        elif isinstance(value, list | tuple) and depth > 1:
+            items = enumerate(value)
+        else:
+            problem = _not_json(value)
+            if problem is not None:
+                return JobError(_path_of(node), f"cannot be written as JSON: {problem}")
+            continue
+        ancestor = node[0]
+        while ancestor is not None and ancestor[2] is not value:
+            ancestor = ancestor[0]
+        if ancestor is not None:
+            return JobError(_path_of(node), "holds itself (a circular reference)")
+        if depth > MAX_NESTING:
+            return JobError(_path_of(node), f"JSON nested too deeply (limit {MAX_NESTING})")
+        children = []
+        for name, item in items:
+            if not isinstance(name, str) and isinstance(value, Mapping):
+                return JobError(
+                    _path_of(node),
+                    f"cannot be written as JSON: field names must be text, got {name!r}"
+                    f" ({type(name).__name__})",
+                )
+            if isinstance(name, str) and _not_unicode(name):
+                return JobError(_path_of(node), f"cannot be written as JSON: {_LONE_NAME}")
+            children.append((node, name, item, depth + 1))
+        stack.extend(reversed(children))  # depth first, in order: the first problem is named
     return None
+
+
+def _not_json(value: Any) -> str | None:
+    """Why the leaf ``value`` is no JSON value; None if it is one."""
+    if not isinstance(value, _JSON_LEAVES):
+        kind = type(value).__name__
+        hint = _ISO_HINT if isinstance(value, date | time) else ""
+        return (
+            f"type {kind} is not a JSON value (text, number, true/false, null, list, object){hint}"
+        )
+    if isinstance(value, str):
+        return _LONE_SURROGATE if _not_unicode(value) else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not a number JSON can hold (NaN and infinities are not)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_CAP:
+        return (
+            f"a number of more than {MAX_INT_DIGITS} digits; at most {MAX_INT_DIGITS} are accepted"
+        )
+    return None
+
+
+_INT_CAP = 10**MAX_INT_DIGITS
 
 
 _compact = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode

@@ -28,7 +28,7 @@ from ..errors import (
     StoreError,
 )
 from .base import DEFAULT_MAX_JOB_BYTES, Document, Entry, Store, Version
-from .keys import listed_key, printable_key, shard_of
+from .keys import listed_key, printable_key, shard_of, shortened
 
 INTERNAL_DIR = ".lambdacron"
 STALE_TEMP_SECONDS = 3600
@@ -65,6 +65,18 @@ def _not_regular(mode: int, through_link: bool = False) -> str:
     )
 
 
+#: What ``_write_temp``'s name adds to the job's: ``.NAME.HEX12.tmp``.
+_TEMP_EXTRA = len("..") + 12 + len(".tmp")
+
+
+def _pathconf(path: Path, name: str, default: int) -> int:
+    try:
+        value = os.pathconf(path, name)
+    except (OSError, ValueError):  # not known for this file system, or on this platform
+        return default
+    return value if value > 0 else default  # -1: no limit known
+
+
 def _unlink_if_there(path: str, folder: int | None = None) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path, dir_fd=folder)
@@ -99,6 +111,8 @@ class LocalStore(Store):
         self._inside = os.path.join(str(self.root), "")
         self._euid = os.geteuid()
         self._lock_path = self._inside + INTERNAL_DIR + "/lock"
+        self._name_max = _pathconf(self.root, "PC_NAME_MAX", 255)
+        self._path_max = _pathconf(self.root, "PC_PATH_MAX", 4096)
 
     @property
     def url(self) -> str:
@@ -350,7 +364,7 @@ class LocalStore(Store):
     def _write_temp(folder: int, name: str, body: bytes) -> tuple[str, os.stat_result]:
         """A synced temporary file beside ``name`` holding ``body``, and its stat: under its
         final name it has the same version (a rename or a link keeps inode, mtime and size)."""
-        temp = f".{name}.{secrets.token_hex(6)}.tmp"
+        temp = f".{name}.{secrets.token_hex(6)}.tmp"  # _TEMP_EXTRA
         fd = os.open(temp, _CREATE_TEMP, 0o644, dir_fd=folder)
         try:
             try:
@@ -426,6 +440,7 @@ class LocalStore(Store):
         return st
 
     def create(self, key: str, body: bytes) -> Version:
+        self._check_new_key(key)
         try:
             # The folders may not exist yet: resolve what does, so that none is made outside.
             path = self._path(key)
@@ -449,6 +464,36 @@ class LocalStore(Store):
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"{key}: cannot create: {exc.strerror}") from exc
+
+    def _check_new_key(self, key: str) -> None:
+        """Refuse, before any folder is made, a key this directory cannot hold as a job."""
+        key = self.check_key(key)
+        *folders, name = key.split("/")
+        for folder in folders:
+            if folder.endswith(".json"):
+                # The folder would be listed as a job that is no file: invalid at every tick.
+                raise InvalidKeyError(
+                    f"key {shortened(key)!r}: the folder {shortened(folder)!r} ends in .json,"
+                    " which the store would list as a job; name folders otherwise"
+                )
+            if len(folder.encode()) > self._name_max:
+                raise InvalidKeyError(
+                    f"key {shortened(key)!r}: a folder name of {len(folder.encode())} bytes;"
+                    f" this file system takes at most {self._name_max}"
+                )
+        # The file is written under a temporary name first, which is longer by _TEMP_EXTRA.
+        longest = self._name_max - _TEMP_EXTRA
+        if len(name.encode()) > longest:
+            raise InvalidKeyError(
+                f"key {shortened(key)!r}: a file name of {len(name.encode())} bytes;"
+                f" a directory store takes at most {longest}"
+            )
+        size = len((self._inside + key).encode()) + _TEMP_EXTRA
+        if size >= self._path_max:
+            raise InvalidKeyError(
+                f"key {shortened(key)!r}: a path of {size} bytes with the store's own;"
+                f" this file system takes less than {self._path_max}"
+            )
 
     def _existing_folder(self, key: str, action: str) -> tuple[int, str, str]:
         """``_open_folder`` for a job that must exist: no folder means no job."""
