@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from helpers import append_job, place, read_json
+from lambdacron.actions import default_registry
+from lambdacron.engine import Engine
 from lambdacron.errors import ConflictError, InvalidKeyError, StoreError
 from lambdacron.store import LocalStore
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def test_a_missing_store_is_one_clear_error(tmp_path: Path) -> None:
@@ -76,6 +82,22 @@ def test_writes_leave_no_temporary_files_behind(tmp_path: Path) -> None:
     store.write("a.json", b'{"x": 1}', version)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [".lambdacron", "a.json"]
+
+
+@pytest.mark.parametrize("name", ["a" * 250 + ".json", "é" * 124 + "aa.json"])
+def test_a_file_named_up_to_the_file_system_s_limit_is_run_and_written_back(
+    tmp_path: Path, name: str
+) -> None:
+    # Placed by hand: 255 bytes, the most a name can have. Its write-back goes through a
+    # temporary name beside it, which must fit too.
+    assert len(name.encode()) == 255
+    root = tmp_path / "jobs"
+    place(root, name, append_job("@hourly", tmp_path / "ran.txt", "long"))
+    with Engine(LocalStore(root), default_registry(), clock=lambda: NOW) as engine:
+        report = engine.tick(NOW + timedelta(hours=2))
+    assert (report.ran, report.store_errors) == (1, 0)
+    assert read_json(root / name)["execution_count"] == 1
+    assert sorted(p.name for p in root.iterdir()) == [".lambdacron", name]
 
 
 def test_a_user_edit_in_place_changes_the_version(tmp_path: Path) -> None:

@@ -67,6 +67,9 @@ def _not_regular(mode: int, through_link: bool = False) -> str:
 
 #: What ``_write_temp``'s name adds to the job's: ``.NAME.HEX12.tmp``.
 _TEMP_EXTRA = len("..") + 12 + len(".tmp")
+#: The most of the job's name a temporary name keeps (to tell whose it was): a job file
+#: whose name is near the file system's limit must still be written back.
+_TEMP_STEM_BYTES = 200
 
 
 def _pathconf(path: Path, name: str, default: int) -> int:
@@ -364,7 +367,8 @@ class LocalStore(Store):
     def _write_temp(folder: int, name: str, body: bytes) -> tuple[str, os.stat_result]:
         """A synced temporary file beside ``name`` holding ``body``, and its stat: under its
         final name it has the same version (a rename or a link keeps inode, mtime and size)."""
-        temp = f".{name}.{secrets.token_hex(6)}.tmp"  # _TEMP_EXTRA
+        stem = name.encode()[:_TEMP_STEM_BYTES].decode(errors="ignore")
+        temp = f".{stem}.{secrets.token_hex(6)}.tmp"  # _TEMP_EXTRA
         fd = os.open(temp, _CREATE_TEMP, 0o644, dir_fd=folder)
         try:
             try:
@@ -481,12 +485,10 @@ class LocalStore(Store):
                     f"key {shortened(key)!r}: a folder name of {len(folder.encode())} bytes;"
                     f" this file system takes at most {self._name_max}"
                 )
-        # The file is written under a temporary name first, which is longer by _TEMP_EXTRA.
-        longest = self._name_max - _TEMP_EXTRA
-        if len(name.encode()) > longest:
+        if len(name.encode()) > self._name_max:
             raise InvalidKeyError(
                 f"key {shortened(key)!r}: a file name of {len(name.encode())} bytes;"
-                f" a directory store takes at most {longest}"
+                f" this file system takes at most {self._name_max}"
             )
         size = len((self._inside + key).encode()) + _TEMP_EXTRA
         if size >= self._path_max:
