@@ -133,3 +133,16 @@ class Recorder(Delivery):
         if self.fail:
             raise DeliveryError("the queue is down")
         self.planned.extend(occurrences)
+
+
+def places(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON document below its root: each object's and list's members, at
+    any depth, as the names and indices leading there."""
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for name, item in value.items():
+            found += places(item, (*prefix, name))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += places(item, (*prefix, i))
+    return found

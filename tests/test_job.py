@@ -10,13 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import SEED_COMMAND, SEED_PYTHON, utc
+from helpers import SEED_COMMAND, SEED_PYTHON, places, utc
 from lambdacron.actions.command import CommandSpec
 from lambdacron.actions.lambda_ import InvocationType, LambdaSpec
 from lambdacron.actions.python import PythonSpec
-from lambdacron.errors import JobError
+from lambdacron.errors import MAX_MESSAGE_CHARS, MAX_PATH_CHARS, JobError
 from lambdacron.job import Job, RunType
-from lambdacron.jobfile import decode, encode, load, problems_of, with_runner_fields
+from lambdacron.jobfile import (
+    decode,
+    describe_problems,
+    encode,
+    load,
+    problems_of,
+    warnings_of,
+    with_runner_fields,
+)
 
 
 def valid(key: str, document: Any) -> Job:
@@ -311,3 +319,52 @@ class TestTheJsonSchema:
 
         assert problems(document)
         assert list(Draft202012Validator(schema).iter_errors(document))
+
+
+#: Valid jobs of each kind, with the optional fields that take text.
+_RICH_JOBS: list[dict[str, Any]] = [
+    {
+        "when": "30 18 * * *",
+        "timezone": "Europe/Berlin",
+        "on_failure": {"sns": "arn:aws:sns:us-east-1:123456789012:t"},
+        "retry": {"attempts": 2},
+        "run": {"type": "command", "details": {"command": ["true"], "cwd": "/", "env": {"A": "1"}}},
+    },
+    {"when": "rate(5 minutes)", "run": {"type": "python", "details": {"script": "pass"}}},
+    {
+        "when": "at(2026-12-01T18:30:00)",
+        "run": {
+            "type": "lambda",
+            "details": {"function_name": "f", "invocation_type": "Event", "payload": {"a": [1]}},
+        },
+    },
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_huge_value_or_name_anywhere_is_still_one_short_line(data: st.DataObject) -> None:
+    # A file's values are quoted in the messages about them: a 100 KB `when` or field name
+    # made a line nobody could read. Each line keeps the start and the end of what it says.
+    document = json.loads(json.dumps(data.draw(st.sampled_from(_RICH_JOBS))))
+    place = data.draw(st.sampled_from(places(document)))
+    huge = data.draw(
+        st.one_of(
+            st.text(min_size=1, max_size=3).map(lambda s: s * 20_000),
+            st.text(alphabet="0123456789 *,-/LW#?", min_size=2000, max_size=4000),
+        )
+    )
+    *parents, last = place
+    target = document
+    for name in parents:
+        target = target[name]
+    if isinstance(target, dict) and data.draw(st.booleans()):
+        target[huge] = 1  # as the name of a field
+    else:
+        target[last] = huge
+    key = "a.json"
+    _, problems, _ = load(key, encode(document))
+    for problem in [*problems, *warnings_of(document)]:
+        (line,) = describe_problems(key, [problem])
+        assert "\n" not in line.replace("\\n", "")
+        assert len(line) <= len(key) + 2 + MAX_PATH_CHARS + 2 + MAX_MESSAGE_CHARS, line[:200]

@@ -23,6 +23,22 @@ boundary into DeployError likewise.
 
 from __future__ import annotations
 
+#: The longest message a schedule, job or usage error carries. Such messages quote the value
+#: given, and a value is whatever a file or a caller holds: quoted whole, a 100 KB ``when``
+#: made a line nobody could read. The start and the end of a longer one are kept.
+MAX_MESSAGE_CHARS = 400
+#: The same for the field path a job error names (a field's name is the file's too).
+MAX_PATH_CHARS = 120
+
+
+def clipped(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` with its middle cut to ``...`` when it is longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    keep = limit - len(" ... ")
+    head = keep * 2 // 3
+    return f"{text[:head]} ... {text[len(text) - (keep - head) :]}"
+
 
 class LambdacronError(Exception):
     """Root of every exception raised by lambdacron."""
@@ -35,18 +51,26 @@ class ScheduleError(LambdacronError, ValueError):
     e.g. ``minute: 75 is out of range 0-59``.
     """
 
+    def __init__(self, message: str) -> None:
+        super().__init__(clipped(message))
+
 
 class JobError(LambdacronError, ValueError):
     """A job document is invalid; ``path`` is the dotted field path, e.g. ``run.details``."""
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+        self.message = clipped(message)
+        super().__init__(
+            f"{clipped(path, MAX_PATH_CHARS)}: {self.message}" if path else self.message
+        )
 
 
 class UsageError(LambdacronError, ValueError):
     """An argument given to the CLI or the Python API is wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(clipped(message))
 
 
 class StoreError(LambdacronError, OSError):

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import Run
-from helpers import FakeClock, command_job, place, read_json, utc
+from helpers import FakeClock, command_job, place, places, read_json, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine, Outcome
 from lambdacron.engine.inventory import inventory
@@ -125,19 +125,8 @@ TWICE = (
 )
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for name, item in value.items():
-            found += _paths(item, (*prefix, name))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found += _paths(item, (*prefix, i))
-    return found
-
-
 BASES = [COMMAND, PYTHON, LAMBDA]
-PATHS = [(b, path) for b, base in enumerate(BASES) for path in _paths(base)]
+PATHS = [(b, path) for b, base in enumerate(BASES) for path in places(base)]
 
 
 def hostile_body(base: dict[str, Any], substitutions: list[tuple[tuple[Any, ...], str]]) -> bytes:
