@@ -7,7 +7,7 @@ import pytest
 from helpers import utc
 from lambdacron.engine.report import JobEvent, Outcome, TickReport
 from lambdacron.job import Status
-from lambdacron.logs import event_record, render_event
+from lambdacron.logs import event_record, lateness, render_event, short_duration
 
 COUNTS = (
     "ran",
@@ -90,3 +90,19 @@ def test_a_run_its_runner_stopped_counts_as_interrupted_not_failed() -> None:
     report.add(JobEvent("c.json", Outcome.RAN, "", None, Status.OK))
     assert (report.ran, report.failed, report.interrupted) == (3, 1, 1)
     assert "1 failed" in report.summary() and "1 interrupted" in report.summary()
+
+
+@pytest.mark.parametrize(
+    ("milliseconds", "said", "cell"),
+    [
+        (12, "12 ms late", "12ms"),
+        (3_400, "3.4 s late", "3.4s"),
+        (-500, "500 ms early", "-500ms"),
+        (-82_333, "1 min early", "-1min"),  # a tick given a --now ahead of the clock
+    ],
+)
+def test_lateness_reads_the_same_either_side_of_the_time(
+    milliseconds: int, said: str, cell: str
+) -> None:
+    assert lateness(milliseconds) == said
+    assert short_duration(milliseconds) == cell

@@ -79,7 +79,10 @@ def json_for_terminal(text: str) -> str:
 
 
 def lateness(milliseconds: int) -> str:
-    """``12 ms late``, ``3.4 s late``, ``2 min late``: how late a run started."""
+    """``12 ms late``, ``3.4 s late``, ``2 min late``: how late a run started. Negative only
+    for a tick given a ``--now`` ahead of the clock: ``82.3 s early``."""
+    if milliseconds < 0:
+        return _duration(-milliseconds, " ") + " early"
     return _duration(milliseconds, " ") + " late"
 
 
@@ -89,6 +92,8 @@ def short_duration(milliseconds: int) -> str:
 
 
 def _duration(milliseconds: int, space: str) -> str:
+    if milliseconds < 0:
+        return "-" + _duration(-milliseconds, space)
     if milliseconds < 1000:
         return f"{milliseconds}{space}ms"
     if milliseconds < 59_950:  # below what rounds to 60.0 s
