@@ -25,6 +25,13 @@ from .base import OUTPUT_LIMIT, Action, DetailsSpec, Result, RunContext, RunType
 LAMBDA_PAYLOAD_LIMITS = {"Event": 1024 * 1024, "RequestResponse": 6 * 1024 * 1024}
 
 
+def payload_bytes(payload: Any) -> bytes:
+    """The request body for ``payload``: the one encoding both measured against the limit and
+    sent, so a payload the file check accepts is one Lambda accepts. UTF-8 as it is, since
+    ASCII escapes would make text beyond ASCII up to six times its size."""
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
+
 class InvocationType(StrEnum):
     EVENT = "Event"
     REQUEST_RESPONSE = "RequestResponse"
@@ -60,7 +67,7 @@ def parse_details(details: Mapping[str, Any], problems: Problems) -> LambdaSpec 
         )
         kind = InvocationType.EVENT
     payload = details.get("payload", {})
-    size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    size = len(payload_bytes(payload))
     limit = LAMBDA_PAYLOAD_LIMITS[kind.value]
     if size > limit:
         problems.add(
@@ -123,7 +130,7 @@ class LambdaAction(Action):
             response = client.invoke(
                 FunctionName=spec.function,
                 InvocationType=spec.invocation_type.value,
-                Payload=json.dumps(spec.payload).encode("utf-8"),
+                Payload=payload_bytes(spec.payload),
                 ClientContext=self.client_context(context),
             )
         except ImportError:
