@@ -232,6 +232,21 @@ class TestThePayloadAsSent:
         assert bool(problems.items) == (len(call.body) > limit)
 
 
+class TestTheJobsTimeout:
+    def test_a_function_that_answers_after_the_timeout_is_a_timeout(
+        self, recorder: RecordingLambda
+    ) -> None:
+        recorder.reply = Reply(delay=3)
+        context = RunContext("slow.json", utc(2026, 12, 1), 1, 1, utc(2026, 12, 1))
+        spec = LambdaSpec("place-order", {}, InvocationType.REQUEST_RESPONSE)
+        result = LambdaAction().run(spec, context)
+        assert (result.status, result.exit_code) == (Status.TIMEOUT, None)
+        assert result.error == (
+            "invoke place-order: no answer within the 1-second timeout; the function may"
+            " still be running"
+        )
+
+
 def _lambda_job_output(root: Path, secret: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The recorded result of one RequestResponse job, with ``secret`` in the runner's env."""
     monkeypatch.setenv("VENDOR_API_KEY", secret)
