@@ -8,6 +8,7 @@ every request's headers and body, and answers as told (a FunctionError, a status
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,6 +26,8 @@ class Reply:
     body: bytes = b'{"ok": true}'
     function_error: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: Seconds to wait before answering: a function that runs that long.
+    delay: float = 0
 
 
 @dataclass
@@ -53,6 +56,7 @@ class RecordingLambda:
                     return
                 recorder.seen.append(Invocation(parts[3], dict(self.headers.items()), body))
                 reply = recorder.reply
+                time.sleep(reply.delay)
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
                 if reply.function_error:

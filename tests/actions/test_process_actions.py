@@ -276,3 +276,80 @@ class TestWhatARunLeavesBehind:
             for pid in daemons:
                 kill_quietly(pid)
         assert len(daemons) == 3
+
+
+def wait_until_gone(pids: list[int], seconds: float = 10) -> list[int]:
+    """The ``pids`` still running after up to ``seconds``: a killed process takes a moment."""
+    deadline = time.monotonic() + seconds
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if running(p)]
+
+
+#: A tree of processes that each write their pid to DIR, close the output and sleep: a member
+#: that moves to a process group of its own (``setpgid``, as a shell with job control does)
+#: stays in the run's session, and forks on. The main process sleeps too, or exits at once.
+TREE = """
+import os, sys, time
+directory, depth, spread, own_group, main_sleeps = sys.argv[1:]
+main = os.getpid()
+for level in range(int(depth)):
+    for i in range(int(spread)):
+        if os.fork() == 0:
+            if own_group[(level * int(spread) + i) % len(own_group)] == "1":
+                os.setpgid(0, 0)
+            open(os.path.join(directory, str(os.getpid())), "w").close()
+            break
+    else:
+        break
+os.close(1)
+os.close(2)
+if os.getpid() != main or main_sleeps == "1":
+    time.sleep(60)
+"""
+
+
+class TestNothingInTheSessionOutlivesTheRun:
+    """Whatever stays in the run's session ends with the run: its own process group or
+    another, quiet or holding the output. Only leaving the session (``setsid``) escapes."""
+
+    @settings(max_examples=8, deadline=None)
+    @given(
+        depth=st.integers(1, 3),
+        spread=st.integers(1, 3),
+        own_group=st.text("01", min_size=1, max_size=5),
+        main_sleeps=st.booleans(),
+    )
+    def test_no_member_of_a_tree_of_processes_outlives_the_run(
+        self,
+        tmp_path_factory: pytest.TempPathFactory,
+        depth: int,
+        spread: int,
+        own_group: str,
+        main_sleeps: bool,
+    ) -> None:
+        directory = tmp_path_factory.mktemp("tree")
+        argv = (str(directory), str(depth), str(spread), own_group, str(int(main_sleeps)))
+        spec = command(sys.executable, "-c", TREE, *argv)
+        result = CommandAction().run(spec, context(2 if main_sleeps else 30))
+        pids = [int(p.name) for p in directory.iterdir()]
+        try:
+            assert result.status is (Status.TIMEOUT if main_sleeps else Status.OK)
+            assert pids
+            assert wait_until_gone(pids) == []
+        finally:
+            for pid in pids:
+                kill_quietly(pid)
+
+    def test_a_quiet_background_process_is_killed_when_the_main_process_exits(
+        self, tmp_path: Path
+    ) -> None:
+        marker = tmp_path / "sleeper.pid"
+        script = f"sleep 60 > /dev/null 2>&1 & echo $! > {marker}"
+        result = CommandAction().run(command("sh", "-c", script), context())
+        sleeper = int(marker.read_text())
+        try:
+            assert result.status is Status.OK
+            assert wait_until_gone([sleeper]) == []
+        finally:
+            kill_quietly(sleeper)

@@ -12,13 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import boto_client
 from helpers import FakeClock, utc
 from lambdacron.actions import default_registry
 from lambdacron.actions.base import OUTPUT_LIMIT, RunContext, Status
-from lambdacron.actions.lambda_ import InvocationType, LambdaAction, LambdaSpec
+from lambdacron.actions.lambda_ import (
+    LAMBDA_PAYLOAD_LIMITS,
+    InvocationType,
+    LambdaAction,
+    LambdaSpec,
+    parse_details,
+)
 from lambdacron.engine import Engine
+from lambdacron.fields import Problems
 from lambdacron.store import LocalStore
 from recording_lambda import RecordingLambda, Reply
 
@@ -60,7 +69,8 @@ class TestAgainstMotoLambda:
         spec = LambdaSpec(function, payload, InvocationType.REQUEST_RESPONSE)
         result = LambdaAction().run(spec, CONTEXT)
         assert (result.status, result.exit_code) == (Status.OK, 200)
-        assert result.output == json.dumps(payload)  # moto echoes what it received
+        # moto echoes what it received: the payload's JSON, its text as UTF-8.
+        assert result.output == json.dumps(payload, ensure_ascii=False)
 
     def test_an_event_invocation_is_accepted(self, function: str) -> None:
         result = LambdaAction().run(LambdaSpec(function, {"x": 1}), CONTEXT)
@@ -167,6 +177,74 @@ class TestWhatTheTargetReceives:
             "lambdacron_execution": "1",
         }
         assert not (root / "order.json").exists()
+
+
+#: JSON a job file can hold as a payload: text without lone surrogates, whole numbers.
+PAYLOADS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(st.characters(blacklist_categories=("Cs",)), max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), max_size=5), inner)
+    ),
+    max_leaves=12,
+)
+
+
+class TestThePayloadAsSent:
+    """The limit the file is checked against holds for the bytes the target receives."""
+
+    def test_a_payload_beyond_ascii_that_the_file_accepts_is_sent_within_the_limit(
+        self, recorder: RecordingLambda
+    ) -> None:
+        limit = LAMBDA_PAYLOAD_LIMITS["Event"]
+        payload = {"note": "é" * (limit // 2 - 100)}  # 2 bytes each in UTF-8, 6 as \u00e9
+        problems = Problems()
+        spec = parse_details({"function_name": "place-order", "payload": payload}, problems)
+        assert problems.items == [] and spec is not None
+        assert LambdaAction().run(spec, CONTEXT).status is Status.OK
+        (call,) = recorder.seen
+        assert len(call.body) <= limit
+        assert json.loads(call.body) == payload
+
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(PAYLOADS, st.sampled_from(InvocationType), st.integers(2, 120))
+    def test_the_file_is_refused_exactly_when_the_bytes_sent_exceed_the_limit(
+        self,
+        recorder: RecordingLambda,
+        monkeypatch: pytest.MonkeyPatch,
+        payload: Any,
+        kind: InvocationType,
+        limit: int,
+    ) -> None:
+        monkeypatch.setitem(LAMBDA_PAYLOAD_LIMITS, kind.value, limit)
+        problems = Problems()
+        details = {"function_name": "f", "payload": payload, "invocation_type": kind.value}
+        parse_details(details, problems)
+        recorder.seen.clear()
+        LambdaAction().run(LambdaSpec("f", payload, kind), CONTEXT)
+        (call,) = recorder.seen
+        assert json.loads(call.body) == payload
+        assert bool(problems.items) == (len(call.body) > limit)
+
+
+class TestTheJobsTimeout:
+    def test_a_function_that_answers_after_the_timeout_is_a_timeout(
+        self, recorder: RecordingLambda
+    ) -> None:
+        recorder.reply = Reply(delay=3)
+        context = RunContext("slow.json", utc(2026, 12, 1), 1, 1, utc(2026, 12, 1))
+        spec = LambdaSpec("place-order", {}, InvocationType.REQUEST_RESPONSE)
+        result = LambdaAction().run(spec, context)
+        assert (result.status, result.exit_code) == (Status.TIMEOUT, None)
+        assert result.error == (
+            "invoke place-order: no answer within the 1-second timeout; the function may"
+            " still be running"
+        )
 
 
 def _lambda_job_output(root: Path, secret: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +25,13 @@ from .base import OUTPUT_LIMIT, Action, DetailsSpec, Result, RunContext, RunType
 
 #: Lambda's invocation payload limits (bytes): asynchronous and synchronous.
 LAMBDA_PAYLOAD_LIMITS = {"Event": 1024 * 1024, "RequestResponse": 6 * 1024 * 1024}
+
+
+def payload_bytes(payload: Any) -> bytes:
+    """The request body for ``payload``: the one encoding both measured against the limit and
+    sent, so a payload the file check accepts is one Lambda accepts. UTF-8 as it is, since
+    ASCII escapes would make text beyond ASCII up to six times its size."""
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
 class InvocationType(StrEnum):
@@ -60,7 +69,7 @@ def parse_details(details: Mapping[str, Any], problems: Problems) -> LambdaSpec 
         )
         kind = InvocationType.EVENT
     payload = details.get("payload", {})
-    size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    size = len(payload_bytes(payload))
     limit = LAMBDA_PAYLOAD_LIMITS[kind.value]
     if size > limit:
         problems.add(
@@ -72,16 +81,39 @@ def parse_details(details: Mapping[str, Any], problems: Problems) -> LambdaSpec 
 
 DETAILS = DetailsSpec(("arn", "function_name", "payload", "invocation_type"), parse_details)
 
-ClientFactory = Callable[[], Any]
+#: Makes a client that waits at most the given number of seconds for an answer.
+ClientFactory = Callable[[float], Any]
 #: ClientContext is limited to 3,583 bytes of base64 by the Invoke API.
 _CLIENT_CONTEXT_LIMIT = 3583
+#: The longest wait for an answer: the longest synchronous run Lambda allows (900 s) and a
+#: margin; a job's timeout_seconds shortens it.
+_LONGEST_ANSWER_SECONDS = 905
+#: Clients kept, one per distinct wait; each holds its own connection pool.
+_CLIENTS_KEPT = 8
 
 
-def default_lambda_client() -> Any:
+def default_lambda_client(read_timeout: float = _LONGEST_ANSWER_SECONDS) -> Any:
     # An Invoke is never retried: after a timeout or a 5xx the function may have run, and a
     # retry would run it twice. The occurrence records the error; the next one tries again.
-    # The read timeout covers the longest synchronous run Lambda allows (900 s).
-    return aws.client("lambda", retries={"total_max_attempts": 1}, read_timeout=905)
+    return aws.client(
+        "lambda",
+        retries={"total_max_attempts": 1},
+        read_timeout=read_timeout,
+        connect_timeout=min(60, read_timeout),
+    )
+
+
+def _wait(timeout: float) -> int:
+    """How long an invocation waits for its answer, for a job's ``timeout_seconds``."""
+    return min(max(1, math.ceil(timeout)), _LONGEST_ANSWER_SECONDS)
+
+
+def _is_read_timeout(exc: Exception) -> bool:
+    try:
+        from botocore.exceptions import ReadTimeoutError
+    except ImportError:
+        return False
+    return isinstance(exc, ReadTimeoutError)
 
 
 class LambdaAction(Action):
@@ -89,14 +121,21 @@ class LambdaAction(Action):
 
     def __init__(self, client_factory: ClientFactory = default_lambda_client) -> None:
         self._factory = client_factory
-        self._client: Any = None
+        self._clients: OrderedDict[int, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _get_client(self) -> Any:
+    def _get_client(self, timeout: float) -> Any:
+        """A client that gives up waiting for the answer at the job's timeout, so a runner
+        that starts a job only with ``timeout_seconds`` left is not outlived by the call."""
+        wait = _wait(timeout)
         with self._lock:  # boto3 clients are thread-safe; creating one is not
-            if self._client is None:
-                self._client = self._factory()
-            return self._client
+            client = self._clients.get(wait)
+            if client is None:
+                client = self._clients[wait] = self._factory(wait)
+                while len(self._clients) > _CLIENTS_KEPT:
+                    self._clients.popitem(last=False)
+            self._clients.move_to_end(wait)
+            return client
 
     @staticmethod
     def client_context(context: RunContext) -> str:
@@ -119,11 +158,11 @@ class LambdaAction(Action):
             return int((time.monotonic() - begin) * 1000)
 
         try:
-            client = self._get_client()
+            client = self._get_client(context.timeout)
             response = client.invoke(
                 FunctionName=spec.function,
                 InvocationType=spec.invocation_type.value,
-                Payload=json.dumps(spec.payload).encode("utf-8"),
+                Payload=payload_bytes(spec.payload),
                 ClientContext=self.client_context(context),
             )
         except ImportError:
@@ -134,6 +173,15 @@ class LambdaAction(Action):
                 error="boto3 is not installed: pip install 'lambdacron[aws]'",
             )
         except Exception as exc:  # botocore raises many types; all are the job's result
+            if _is_read_timeout(exc):
+                return Result(
+                    Status.TIMEOUT,
+                    context.started,
+                    elapsed(),
+                    error=f"invoke {spec.function}: no answer within the"
+                    f" {_wait(context.timeout):g}-second timeout; the function may still be"
+                    " running",
+                )
             return Result(
                 Status.ERROR,
                 context.started,

@@ -1,8 +1,9 @@
 """Running a child process with a timeout and bounded, redacted output.
 
-Shared by the ``command`` and ``python`` actions. The child gets its own session, so the
-whole process group can be killed on timeout (a shell's grandchildren too), and so a
-Ctrl-C at the runner's terminal does not kill running jobs: ``serve`` lets them finish.
+Shared by the ``command`` and ``python`` actions. The child gets its own session, so
+everything it starts that stays in that session can be killed on timeout and when the run
+ends (a shell's grandchildren too, in whatever process group), and so a Ctrl-C at the
+runner's terminal does not kill running jobs: ``serve`` lets them finish.
 
 One loop in the calling thread does all the waiting: it reads the output, feeds stdin and
 watches the deadline and the child's exit (a pidfd where the system has one). No reader
@@ -28,8 +29,8 @@ from .base import OUTPUT_LIMIT, Result, Status
 _CHUNK = 65536
 #: After SIGTERM on timeout, how long the group gets before SIGKILL.
 KILL_GRACE_SECONDS = 2.0
-#: Once the main process has exited, how long the rest of its group may keep the output
-#: open before it is killed and the run ends.
+#: Once the main process has exited, how long the rest of its session may go on (and keep
+#: the output open) before it is killed and the run ends.
 DRAIN_SECONDS = 1.0
 #: After that kill, how long the last words of the group get to arrive.
 _LAST_WORDS_SECONDS = 0.2
@@ -39,6 +40,8 @@ _POLL_SECONDS = 0.05
 #: The longest one wait on the descriptors may be: epoll takes at most about 24.8 days in
 #: one call, less than a job's longest timeout; a longer wait is several of these.
 _LONGEST_WAIT_SECONDS = 3600.0
+#: How many times the session gets SIGKILL before the run gives up on a member that lives.
+_KILL_ROUNDS = 50
 
 
 class _Tail:
@@ -70,19 +73,58 @@ class _Tail:
         return data.decode("utf-8", errors="replace")
 
 
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_gone(pgid: int) -> bool:
+def _session_groups(sid: int) -> set[int] | None:
+    """The process groups of the live members of session ``sid``; None where the system
+    cannot say (no ``/proc``). A member may have moved to a group of its own (``setpgid``,
+    as a shell with job control does): killing the run's first group alone would miss it."""
     try:
-        os.killpg(pgid, 0)
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    groups = set()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # A zombie is dead already, and may wait long for a parent to reap it.
+        if len(fields) > 3 and fields[0] != b"Z" and int(fields[3]) == sid:
+            groups.add(int(fields[2]))
+    return groups
+
+
+def _signal_session(sid: int, sig: int) -> None:
+    """``sig`` to every process group of the session (its first group, ``sid``, included)."""
+    for pgid in (_session_groups(sid) or set()) | {sid}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+
+def _session_gone(sid: int) -> bool:
+    groups = _session_groups(sid)
+    if groups is not None:
+        return not groups
+    try:  # without /proc, the first group stands for the session
+        os.killpg(sid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False
     return False
+
+
+def _end_session(sid: int) -> None:
+    """SIGKILL to the session until no member is left; a member forking meanwhile, or moving
+    to a new group, is caught by the next round. Bounded: a process the kernel cannot kill
+    yet (in uninterruptible sleep) is left to die on its own."""
+    for _ in range(_KILL_ROUNDS):
+        _signal_session(sid, signal.SIGKILL)
+        if _session_gone(sid):
+            return
+        time.sleep(_POLL_SECONDS / 5)
 
 
 # The runs in progress in this process, so that a runner told to stop at once can stop them
@@ -93,19 +135,19 @@ _stopped: set[int] = set()
 
 
 def stop_running(grace: float = KILL_GRACE_SECONDS) -> int:
-    """Stop every run in progress in this process: SIGTERM to each one's process group,
-    then, once the groups are gone or ``grace`` seconds passed, SIGKILL to the groups (what
-    ignored SIGTERM). Each stopped run returns an ``interrupted`` result. Returns how many."""
+    """Stop every run in progress in this process: SIGTERM to each one's session, then, once
+    the sessions are empty or ``grace`` seconds passed, SIGKILL to what is left (what ignored
+    SIGTERM). Each stopped run returns an ``interrupted`` result. Returns how many."""
     with _running_lock:
         targets = list(_running.values())
         _stopped.update(process.pid for process in targets)
     for process in targets:
-        _kill_group(process.pid, signal.SIGTERM)
+        _signal_session(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and not all(_group_gone(p.pid) for p in targets):
+    while time.monotonic() < deadline and not all(_session_gone(p.pid) for p in targets):
         time.sleep(0.05)
     for process in targets:
-        _kill_group(process.pid, signal.SIGKILL)
+        _end_session(process.pid)
     return len(targets)
 
 
@@ -134,7 +176,7 @@ class _Supervisor:
 
     def __init__(self, process: subprocess.Popen[bytes], stdin: bytes | None, tail: _Tail):
         self.process = process
-        self.pgid = process.pid  # the leader of its own session and group
+        self.sid = process.pid  # the leader of its own session and group
         self.tail = tail
         self.selector = selectors.DefaultSelector()
         self.eof = False
@@ -217,22 +259,23 @@ class _Supervisor:
     def run(self, timeout: float) -> bool:
         """Wait for the run to end; whether it timed out."""
         timed_out = not self.pump(time.monotonic() + timeout, self._leader_done)
-        killed = False
         if timed_out:
             self._close_stdin()
-            _kill_group(self.pgid, signal.SIGTERM)
+            _signal_session(self.sid, signal.SIGTERM)
             grace_end = time.monotonic() + KILL_GRACE_SECONDS
-            # The group, not only its leader: a member that ignores SIGTERM gets SIGKILL.
-            self.pump(grace_end, lambda: self._leader_done() and _group_gone(self.pgid), True)
-            _kill_group(self.pgid, signal.SIGKILL)
-            killed = True
+            # The session, not only its leader: a member that ignores SIGTERM gets SIGKILL.
+            self.pump(grace_end, lambda: self._leader_done() and _session_gone(self.sid), True)
+            _end_session(self.sid)
             if not self.exited:
                 self.process.wait()
                 self.exited = True
         self._close_stdin()
-        if not self.pump(time.monotonic() + DRAIN_SECONDS, lambda: self.eof) and not killed:
-            # Stragglers of the group still hold the output: they do not outlive the run.
-            _kill_group(self.pgid, signal.SIGKILL)
+        # The rest of the session may finish what it writes; then it ends with the run.
+        drained = self.pump(
+            time.monotonic() + DRAIN_SECONDS, lambda: self.eof and _session_gone(self.sid), True
+        )
+        if not drained:
+            _end_session(self.sid)
             self.pump(time.monotonic() + _LAST_WORDS_SECONDS, lambda: self.eof)
         # Whoever still holds the pipe now has left the session; the run ends without it.
         return timed_out
