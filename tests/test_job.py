@@ -215,6 +215,30 @@ class TestBadInput:
             run("lambda", arn="f", invocation_type=kind, payload=too_big)
         )
 
+    @pytest.mark.parametrize(
+        "function",
+        [
+            "f",
+            "my-function_2.0",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
+            "123456789012:function:f:prod",
+            "arn:aws-eusc:lambda:eusc-de-east-1:123456789012:function:f",  # a newer partition
+        ],
+    )
+    def test_any_function_name_or_arn_invoke_takes_is_a_job(self, function: str) -> None:
+        for field in ("arn", "function_name"):
+            assert not problems(run("lambda", **{field: function}))
+
+    @pytest.mark.parametrize(
+        "function", ["my function", "a/b", "fünf", "f\n", "x" * 257, "arn:aws:lambda:*"]
+    )
+    def test_a_function_no_invoke_takes_names_its_field(self, function: str) -> None:
+        for field in ("arn", "function_name"):
+            found = one_problem(run("lambda", **{field: function}))
+            assert found.startswith(f"run.details.{field}: ")
+            assert "is no Lambda function's name or ARN" in found
+
 
 class TestDecoding:
     @pytest.mark.parametrize(

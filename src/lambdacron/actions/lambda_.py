@@ -11,6 +11,7 @@ import base64
 import codecs
 import json
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -46,12 +47,27 @@ class LambdaSpec(Spec):
     invocation_type: InvocationType = InvocationType.EVENT
 
 
+#: What Invoke takes as a function: a name, a partial or a full ARN, a qualifier. Only the
+#: characters and the length are checked: AWS adds partitions and qualifier forms over time,
+#: and a name that merely looks wrong to an older pattern must still run. A space, a slash or
+#: a letter beyond ASCII is no function's name anywhere: refused when the file is read, not
+#: met as an AWS error at every occurrence.
+_FUNCTION = re.compile(r"[A-Za-z0-9_.:$-]{1,256}")
+
+
 def parse_details(details: Mapping[str, Any], problems: Problems) -> LambdaSpec | None:
     arn = get(details, "arn", str, "run.details.arn", problems)
     name = get(details, "function_name", str, "run.details.function_name", problems)
     if "arn" in details and "function_name" in details:
         problems.add("run.details", "give either arn or function_name, not both")
     function = arn or name
+    if function and not _FUNCTION.fullmatch(function):
+        problems.add(
+            "run.details.arn" if arn else "run.details.function_name",
+            f"{function!r} is no Lambda function's name or ARN (at most 256 of A-Z a-z 0-9"
+            " - _ . : $)",
+        )
+        function = None
     if not function and "arn" not in details and "function_name" not in details:
         problems.add("run.details.arn", "is required (or function_name): the function to invoke")
     elif not function and (arn == "" or name == ""):
