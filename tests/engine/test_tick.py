@@ -22,7 +22,7 @@ from helpers import (
     utc,
 )
 from lambdacron.actions import default_registry
-from lambdacron.engine import Engine, Outcome
+from lambdacron.engine import Engine, JobEvent, Outcome
 from lambdacron.job import RunType
 from lambdacron.store import LocalStore
 
@@ -242,9 +242,13 @@ class TestResultsAndWriteBack:
             "j.json",
             {"when": "@hourly", "run": {"type": "python", "details": {"script": script}}},
         )
+        events: list[JobEvent] = []
+        engine.log = events.append
         report = engine.tick(utc(2026, 1, 1, 1, 0))
         assert report.ran == 1
         assert not path.exists()
+        (ran,) = [e for e in events if e.outcome is Outcome.RAN]
+        assert ran.message == "result not written: the job was deleted meanwhile"
 
     @pytest.mark.parametrize("save", ["rename", "in place"])
     def test_an_edit_from_a_buffer_opened_before_the_run_is_still_an_edit(

@@ -59,7 +59,7 @@ from .notices import Teller
 from .outcomes import Ending, Policies, ended, missed
 from .pool import RunPool
 from .report import JobEvent, Outcome, TickReport
-from .writeback import WRITE_ATTEMPTS, Written, write_back
+from .writeback import WRITE_ATTEMPTS, Unwritten, Written, write_back
 
 Clock = Callable[[], datetime]
 DEFAULT_WORKERS = 8
@@ -788,7 +788,7 @@ class Engine:
             ),
         )
         index = self.keeper.index
-        if written is None or written.job is None or not (valid or written.merged):
+        if not isinstance(written, Written) or written.job is None or not (valid or written.merged):
             index.drop(file.key)
             return None
         due_at = next_due(written.job, written.version.modified)
@@ -1054,19 +1054,20 @@ class Engine:
                 report, JobEvent(file.key, Outcome.STORE_ERROR, message)
             ),
         )
-        deleted = written is not None and self._delete_if_done(file, written, ending, report)
+        landed = isinstance(written, Written)
+        deleted = isinstance(written, Written) and self._delete_if_done(
+            file, written, ending, report
+        )
         index = self.keeper.index
         if deleted:
             index.drop(file.key)
-        elif written is not None and written.job is not None:
+        elif isinstance(written, Written) and written.job is not None:
             # Remember the new state, so the next tick need not read the job back.
             due_at = next_due(written.job, written.version.modified)
             index.put(file.key, IndexEntry(written.version.token, due_at))
-        message: str = (result.error or "") + (self._retrying(ending) if written else "")
-        if written is None:
-            message = (
-                message + "; " if message else ""
-            ) + "job changed meanwhile; result not written"
+        message: str = (result.error or "") + (self._retrying(ending) if landed else "")
+        if isinstance(written, Unwritten):
+            message = (message + "; " if message else "") + f"result not written: {written}"
         event = JobEvent(
             file.key,
             Outcome.RAN,
@@ -1076,10 +1077,10 @@ class Engine:
             deleted=deleted,
             output=result.output,
             lateness_ms=result.lateness_ms,
-            retrying=written is not None and ending.retry is not None,
+            retrying=landed and ending.retry is not None,
         )
         self._emit(report, event)
-        if written is not None:
+        if isinstance(written, Written):
             # Merged into an edit that is no valid job, the end still holds its claim: the
             # claim must go once the notice is out, or the tick that finds the file repaired
             # takes it for dead and tells again.

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from ..errors import ConflictError, JobError, JobNotFoundError, ScheduleError, StoreError
@@ -30,6 +31,18 @@ STORE_RETRIES = 3
 #: text; a result that gave up at that moment would leave the run claimed, to be taken for
 #: interrupted (and, with ``on_interrupted``, run again).
 UNFINISHED_SAVE_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+class Unwritten(StrEnum):
+    """Why a run's end was not written back: said in its log line, which must not blame an
+    edit for a store that refused the write."""
+
+    DELETED = "the job was deleted meanwhile"
+    REPLACED = "the job was replaced or taken over meanwhile"
+    NEWER = "a later occurrence has run meanwhile"
+    NOT_A_JOB = "the file was edited meanwhile into one no job can be"
+    KEPT_CHANGING = "the file kept changing"
+    STORE = "the store refused the write"
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,8 @@ def write_back(
     remember: Callable[[JobFile, int], None],
     on_error: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
-) -> Written | None:
-    """Write the end of the run of ``claim``; None when it was not written (the file was
+) -> Written | Unwritten:
+    """Write the end of the run of ``claim``, or say why it was not written (the file was
     deleted, taken over, or the store kept failing: ``on_error`` was told)."""
     key = claimed.key
     current, finished_job = finished(claimed, ending)
@@ -85,7 +98,7 @@ def write_back(
             # The user's edit holds what no job file may (a number past every bound, text
             # that is not Unicode): their version stays as they wrote it, and the next tick
             # reports it.
-            return None
+            return Unwritten.NOT_A_JOB
         try:
             new_version = store.write(key, body, version)
             if job is not None:
@@ -97,12 +110,12 @@ def write_back(
             failures += 1
             if failures > STORE_RETRIES:
                 on_error(str(exc))
-                return None
+                return Unwritten.STORE
             sleep(0.5 * 2 ** (failures - 1))
         try:
             fresh, fresh_job, fresh_document = _settled(store, key, sleep)
         except JobNotFoundError:
-            return None  # deleted by the user during the run: not resurrected
+            return Unwritten.DELETED  # by the user during the run: not resurrected
         except StoreError:
             continue
         if fresh.body == body:
@@ -111,13 +124,13 @@ def write_back(
         if fresh.version.token == version.token:
             continue  # unchanged: the failure was the store's, try again
         if fresh_document is None:
-            return None  # their edit is not even a JSON object; leave it be
+            return Unwritten.NOT_A_JOB  # not even a JSON object; leave it be
         # The user edited the file during the run: keep their version and merge in only
         # the runner's fields.
         if not _still_this_job(fresh_document, claim):
-            return None
+            return Unwritten.REPLACED
         if ran_later(fresh_document, claim.scheduled):
-            return None  # a later occurrence has run meanwhile; its state is newer
+            return Unwritten.NEWER  # its state is newer
         runner_fields = {
             name: claimed.document.get(name)
             for name in ("execution_count", "last_run", "last_scheduled", "scheduled_from")
@@ -133,7 +146,7 @@ def write_back(
         current = with_runner_fields(fresh_document, fields)
         job = _as_written(fresh_job, current, key)
         version, merged = fresh.version, True
-    return None
+    return Unwritten.KEPT_CHANGING
 
 
 def _still_this_job(document: dict[str, Any], claim: Claim) -> bool:
