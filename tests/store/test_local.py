@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Run
 from helpers import append_job, place, read_json
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
@@ -22,6 +23,18 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 def test_a_missing_store_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"does not exist.*lambdacron init"):
         LocalStore(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("name", ["/", "//", "/tmp/..", "/./"])
+def test_the_file_system_s_root_is_no_store(run_cli: Run, name: str) -> None:
+    # A typo for ./ would walk the whole machine (for minutes, /proc and /sys included).
+    for command in ("ls", "tick"):
+        result = run_cli(command, "--store", name, timeout=30)
+        assert result.returncode == 2
+        assert result.stderr.strip().endswith(
+            "is the file system's root; give the folder that holds the jobs"
+        )
+    assert not Path("/.lambdacron").exists()
 
 
 def test_a_symlink_leading_out_of_the_store_is_neither_listed_nor_read(tmp_path: Path) -> None:

@@ -109,6 +109,13 @@ class LocalStore(Store):
             init = shlex.join(["lambdacron", "init", "--store", str(root)])
             raise StoreError(f"store {str(root)!r} does not exist (create it, or run '{init}')")
         self.root = root.resolve()
+        if self.root == Path(self.root.anchor):
+            # A typo for ./ or a folder in it: the walk would read the whole machine, and the
+            # runner would write its own folder there.
+            raise StoreError(
+                f"store {str(root)!r} is the file system's root; give the folder that holds "
+                "the jobs"
+            )
         # What every real path inside the store starts with. Compared as strings: pathlib's
         # ``parents`` cost more than the system calls of a read.
         self._inside = os.path.join(str(self.root), "")
