@@ -192,3 +192,49 @@ def test_each_limit_the_job_file_table_states_is_the_one_the_reader_keeps(
     highest = number(stated.group(1))
     assert refused({**JOB, **document(highest)}) == []
     assert refused({**JOB, **document(highest + 1)}) != []
+
+
+def table_examples(path: Path, header: str) -> list[str]:
+    """The backquoted expressions in the second column of the table headed `header`."""
+    text = path.read_text()
+    start = text.index(header)
+    rows = re.findall(r"^\|[^|\n]*\|([^|\n]*)\|", text[start:].split("\n\n")[0], re.M)
+    # A cell may end in a remark in parentheses: "`30 18 * * * * *` (..., then `*`)".
+    cells = [re.sub(r" \((?:[^()`]|`[^`]*`)*\)\s*$", "", cell) for cell in rows[2:]]
+    return [expr for cell in cells for expr in re.findall(r"`([^`]+)`", cell)]
+
+
+def test_every_expression_the_schedule_tables_show_parses() -> None:
+    from lambdacron import parse
+
+    expressions = table_examples(ROOT / "README.md", "| form | example |")
+    expressions += table_examples(ROOT / "docs" / "schedules.md", "| form | example | meaning |")
+    assert len(expressions) >= 20
+    for expression in expressions:
+        parse(expression)
+
+
+#: The inputs behind docs/schedules.md's sample error messages, in the order printed.
+ERROR_INPUTS = [
+    ("75 * * * *", "UTC"),
+    ("0 0 1 FOO *", "UTC"),
+    ("0 5-1 * * *", "UTC"),
+    ("0 0 ? * MON#6", "UTC"),
+    ("0 0 30 2 *", "UTC"),
+    ("0 0 * * *", "Mars/Olympus"),
+]
+
+
+def test_the_sample_schedule_errors_are_the_messages_the_parser_gives() -> None:
+    from lambdacron import ScheduleError, parse
+
+    text = (ROOT / "docs" / "schedules.md").read_text()
+    section = text[text.index("## Errors") :]
+    printed = re.search(r"^```\n(.*?)^```", section, re.S | re.M)
+    assert printed
+    given = []
+    for expression, zone in ERROR_INPUTS:
+        with pytest.raises(ScheduleError) as caught:
+            parse(expression, zone)
+        given.append(str(caught.value))
+    assert printed.group(1).splitlines() == given
