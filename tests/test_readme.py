@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,15 @@ def test_the_sample_schedule_errors_are_the_messages_the_parser_gives() -> None:
             parse(expression, zone)
         given.append(str(caught.value))
     assert printed.group(1).splitlines() == given
+
+
+def test_the_claim_held_for_a_notice_in_docs_notices_has_the_deadline_a_runner_writes() -> None:
+    from lambdacron.engine.claims import TELLING_GRACE
+    from lambdacron.times import parse_instant
+
+    text = (ROOT / "docs" / "notices.md").read_text()
+    block = re.search(r'^```json\n("claim": .*?)^```', text, re.S | re.M)
+    assert block, "docs/notices.md shows no claim held for a notice"
+    claim = json.loads("{" + block.group(1) + "}")["claim"]
+    held = parse_instant(claim["deadline"], UTC) - parse_instant(claim["started"], UTC)
+    assert held == TELLING_GRACE
