@@ -6,7 +6,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,8 @@ def field_row(field: str) -> str:
 def number(text: str) -> int:
     """A figure as the README writes it: "2,592,000", "10^9"."""
     base, _, exponent = text.replace(",", "").partition("^")
-    return int(base) ** int(exponent or 1)
+    power: int = int(base) ** int(exponent or 1)
+    return power
 
 
 def refused(document: dict[str, Any]) -> list[str]:
@@ -146,6 +147,8 @@ def refused(document: dict[str, Any]) -> list[str]:
 
     return [str(p) for p in jobfile.load("x.json", json.dumps(document).encode())[1]]
 
+
+UTC_TIME = datetime(2026, 12, 1, 17, 30, tzinfo=UTC)
 
 JOB = {"when": "* * * * *", "run": {"type": "command", "details": {"command": ["true"]}}}
 
@@ -251,3 +254,23 @@ def test_the_claim_held_for_a_notice_in_docs_notices_has_the_deadline_a_runner_w
     claim = json.loads("{" + block.group(1) + "}")["claim"]
     held = parse_instant(claim["deadline"], UTC) - parse_instant(claim["started"], UTC)
     assert held == TELLING_GRACE
+
+
+def test_the_sample_notice_and_its_field_table_have_the_fields_a_notice_has() -> None:
+    from lambdacron.notify import Notice, NoticeReason
+
+    text = (ROOT / "docs" / "notices.md").read_text()
+    section = text[text.index("## The notice") : text.index("## Delivery")]
+    sample = json.loads(re.search(r"^```json\n(.*?)^```", section, re.S | re.M).group(1))  # type: ignore[union-attr]
+    table = re.findall(r"^\| `(\w+)` \|", section, re.M)
+    notice = Notice(
+        key=sample["key"],
+        store=sample["store"],
+        occurrence=UTC_TIME,
+        reason=NoticeReason(sample["reason"]),
+        attempts=sample["attempts"],
+        last_result=sample["last_result"],
+        run=sample["run"],
+        sent_at=UTC_TIME,
+    ).to_json()
+    assert list(sample) == list(notice) == table
