@@ -219,3 +219,29 @@ def _file(key: str, token: str = "v") -> JobFile:
     job, _, document = load(key, body)
     assert job is not None
     return JobFile(key, document, job, Version(token, 0.0))
+
+
+def test_jobs_removed_or_renamed_by_others_leave_the_cache(tmp_path: Path) -> None:
+    """In a long run where jobs come and go (added, run, renamed or removed by their
+    owners), the cache holds the jobs the store holds, not every key it ever ran."""
+    clock = FakeClock(T)
+    store = LocalStore(tmp_path)
+    place(tmp_path, "stays.json", command_job("* * * * *", ["true"]))
+    with Engine(store, default_registry(), clock=clock) as engine:
+        for minute in range(40):
+            now = T + timedelta(minutes=minute)
+            clock.now = now
+            place(tmp_path, f"churn/{minute:03d}.json", command_job("* * * * *", ["true"]), now)
+            engine.tick(now)
+            gone = tmp_path / "churn" / f"{minute:03d}.json"
+            if minute % 2:
+                gone.unlink()
+            else:
+                gone.rename(gone.with_name(f"renamed-{minute:03d}.json"))
+            for renamed in sorted((tmp_path / "churn").glob("renamed-*.json"))[:-1]:
+                renamed.unlink()
+        engine.tick(T + timedelta(minutes=40))
+        held = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")}
+        held = {k for k in held if not k.startswith(".")}
+        assert len(held) <= 3
+        assert len(engine.files) <= len(held)

@@ -271,5 +271,15 @@ class FileCache:
             self._ran.pop(key)
             self._seen.pop(key)
 
+    def keep_only(self, keys: set[str]) -> None:
+        """Forget every job not in ``keys`` (a whole listing). A job removed or renamed by
+        someone else is never read or written here again, so least-recently-used order
+        alone would keep it until the cache is full: in a long ``serve`` where jobs come and
+        go, the cache grew with every key ever run, up to its bound, and so did memory."""
+        with self._lock:
+            for segment in (self._ran, self._seen):
+                for key in [k for k in segment.kept if k not in keys]:
+                    segment.pop(key)
+
     def __len__(self) -> int:
         return len(self._ran.kept) + len(self._seen.kept)

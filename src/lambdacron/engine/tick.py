@@ -286,6 +286,7 @@ class Engine:
             run.result()
         if listed:
             index.keep_only(listed)
+            self.files.keep_only(listed)
         self.keeper.save(
             lambda message: self._emit(report, JobEvent("", Outcome.STORE_ERROR, message))
         )
