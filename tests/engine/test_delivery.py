@@ -190,7 +190,7 @@ class TestDelivery:
         path.write_text(json.dumps({**document, "when": "rate(1 hour)"}))
         clock.now = recorder.planned[0].at
         (delivered,) = engine.deliver([recorder.planned[0]])
-        assert delivered.outcome is Delivered.NOTHING
+        assert delivered.outcome is Delivered.STALE
         assert [ev.outcome for ev in delivered.report.events] == [Outcome.CANCELLED]
         assert runs(tmp_path / "r") == []
 
@@ -213,10 +213,10 @@ class TestDelivery:
         path.unlink()
         clock.now = recorder.planned[0].at
         (delivered,) = engine.deliver([recorder.planned[0]])
-        assert delivered.outcome is Delivered.NOTHING
+        assert delivered.outcome is Delivered.STALE
         assert not path.exists() and runs(tmp_path / "r") == []
 
-    def test_a_delivery_after_the_next_tick_ran_it_does_nothing(
+    def test_a_delivery_after_the_next_tick_ran_it_runs_nothing(
         self, engine: Engine, root: Path, tmp_path: Path, recorder: Recorder, clock: FakeClock
     ) -> None:
         place(root, "o.json", append_job("at(2026-06-01T12:00:30)", tmp_path / "o", "x"))
@@ -226,7 +226,7 @@ class TestDelivery:
         report = engine.tick(clock.now)  # the catch-up
         assert report.ran == 1
         (late,) = engine.deliver([lost])
-        assert late.outcome is Delivered.NOTHING
+        assert late.outcome is Delivered.STALE  # used up and deleted: nothing left to run
         assert runs(tmp_path / "o") == ["x"]
 
     def test_a_late_delivery_runs_the_latest_occurrence_once(
@@ -335,7 +335,7 @@ class TestEditedBetweenPlanAndDelivery:
                 place(root, "r.json", append_job("rate(7 seconds)", tmp_path / "r", "new"))
         clock.now = planned.at
         (delivered,) = engine.deliver([planned])
-        assert delivered.outcome is Delivered.NOTHING
+        assert delivered.outcome is Delivered.STALE
         assert [(ev.outcome, ev.key) for ev in delivered.report.events] == [
             (Outcome.CANCELLED, "r.json")
         ]
@@ -459,3 +459,33 @@ def test_serves_timer_hands_an_occurrence_once_though_a_late_tick_plans_it_again
     assert not queue._handed
     queue.close()
     assert handed == [occurrence]
+
+
+@pytest.mark.parametrize("edit", ["delete", "reschedule"])
+def test_serves_timer_forgets_the_rest_of_a_plan_that_no_longer_stands(
+    root: Path, tmp_path: Path, clock: FakeClock, edit: str
+) -> None:
+    # A deleted rate(1 seconds) job left a lookahead of planned runs in the timer, each read
+    # and cancelled in its turn: 120 "cancelled" lines for one deletion.
+    from lambdacron.engine.runner import _settle_plan
+    from lambdacron.engine.timer import TimerQueue
+
+    timer = TimerQueue(timedelta(minutes=2), clock=clock)
+    path = place(root, "fast.json", append_job("rate(1 seconds)", tmp_path / "f", "f"), NOW)
+    place(root, "other.json", append_job("rate(1 seconds)", tmp_path / "o", "o"), NOW)
+    with Engine(LocalStore(root), default_registry(), clock=clock, delivery=timer) as engine:
+        engine.tick(NOW)
+        planned = sorted(timer._heap)
+        assert len(planned) == 2 * 120
+        if edit == "delete":
+            path.unlink()
+        else:
+            path.write_text(json.dumps({**read_json(path), "when": "rate(1 hour)"}))
+        first = next(o for o in planned if o.key == "fast.json")
+        clock.now = first.at
+        (delivered,) = engine.deliver([first])
+        assert delivered.outcome is Delivered.STALE
+        _settle_plan(timer, delivered)
+    left = {o.key for o in timer._heap}
+    assert left == {"other.json"} and len(timer) == 120  # the other job's plan stands
+    assert timer._pending == set(timer._heap)

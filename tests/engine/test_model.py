@@ -851,6 +851,8 @@ class EngineAgainstModel(RuleBasedStateMachine):
             wanted = Delivered.RETRY  # a bug of lambdacron's own: the queue tries again
         elif expected.runs:
             wanted = Delivered.RAN
+        elif expected.cancelled:
+            wanted = Delivered.STALE  # the job is gone or rescheduled: forget the plan's rest
         else:
             wanted = Delivered.NOTHING
         assert outcome.outcome is wanted, (outcome.outcome, wanted)

@@ -61,7 +61,10 @@ class Delivered(Enum):
     """What came of one delivered occurrence."""
 
     RAN = "ran"  # claimed and run (its result recorded, or reported)
-    NOTHING = "nothing"  # nothing to run: taken already, rescheduled, deleted, or not due
+    NOTHING = "nothing"  # nothing to run: taken already, or not due
+    # Planned for a job that is gone, or whose schedule changed: nothing to run, nor for the
+    # rest of that plan (the next tick plans the job as it stands).
+    STALE = "stale"
     EARLY = "early"  # its time has not come: deliver it again then
     RETRY = "retry"  # the store failed before a claim: deliver it again
 

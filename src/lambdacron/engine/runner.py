@@ -150,7 +150,7 @@ def serve(
         with lock:
             delivering.discard(done)
         if timer is not None:
-            _again_if_early(timer, done.result())
+            _settle_plan(timer, done.result())
         stop.wake()
 
     def hand(occurrence: Occurrence) -> None:
@@ -209,10 +209,12 @@ def serve(
     say("stopped")
 
 
-def _again_if_early(timer: TimerQueue, delivered: DeliveryResult) -> None:
-    # The engine's clock and the timer's are one clock; this guards a clock stepped back.
+def _settle_plan(timer: TimerQueue, delivered: DeliveryResult) -> None:
     if delivered.outcome is Delivered.EARLY:
+        # The engine's clock and the timer's are one clock; this guards a clock stepped back.
         timer.plan([delivered.occurrence])
+    elif delivered.outcome is Delivered.STALE:
+        timer.forget(delivered.occurrence)
 
 
 # --------------------------------------------------------------------------- shards

@@ -375,15 +375,16 @@ class Engine:
         if file is None:
             if report.store_errors:
                 return Delivered.RETRY
-            if not report.events:  # the read found no file: a refused one is reported
-                message = "the job file is gone (deleted, or removed after its last run); not run"
-                event = JobEvent(occurrence.key, Outcome.CANCELLED, message, occurrence.at)
-                self._emit(report, event)
-            return Delivered.NOTHING
+            if report.events:  # a refused file is reported; repaired, it may run yet
+                return Delivered.NOTHING
+            message = "the job file is gone (deleted, or removed after its last run); not run"
+            event = JobEvent(occurrence.key, Outcome.CANCELLED, message, occurrence.at)
+            self._emit(report, event)
+            return Delivered.STALE
         if file.job.fingerprint != occurrence.fingerprint:
             message = "its schedule changed since this run was planned; not run"
             self._emit(report, JobEvent(file.key, Outcome.CANCELLED, message, occurrence.at))
-            return Delivered.NOTHING
+            return Delivered.STALE
         due = self._settle(file, report, now, index, now, None)
         if due is not None:
             report.due += 1

@@ -51,6 +51,19 @@ class TimerQueue(Delivery):
                     heapq.heappush(self._heap, occurrence)
             self._wake.notify()
 
+    def forget(self, stale: Occurrence) -> None:
+        """Drop what is still planned of ``stale``'s plan (its key, its fingerprint): the job
+        is gone or its schedule changed, so each would only be read and cancelled, one log
+        line a time, for up to a lookahead (a deleted ``rate(1 seconds)`` job: 120 lines)."""
+        with self._wake:
+            kept = [
+                o for o in self._heap if (o.key, o.fingerprint) != (stale.key, stale.fingerprint)
+            ]
+            if len(kept) != len(self._heap):
+                heapq.heapify(kept)
+                self._heap = kept
+                self._pending = set(kept)
+
     def start(self, hand: Callable[[Occurrence], object]) -> None:
         """Start handing each occurrence to ``hand`` at its time (never before)."""
         self._thread = threading.Thread(
