@@ -157,3 +157,13 @@ def test_temporary_files_left_by_a_killed_writer_are_removed_when_stale(tmp_path
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     assert [e.key for e in store.list()] == ["a.json"]
     assert fresh.exists() and not stale.exists()
+
+
+def test_a_store_whose_path_is_not_utf8_takes_new_jobs(tmp_path: Path) -> None:
+    # A folder name of bytes no encoding reads reaches Python as surrogate escapes; sizes
+    # are the file system's bytes, which such a name has too.
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/\xff-jobs"))
+    store = LocalStore(root, create=True)
+    store.create("hello.json", b"{}")
+    assert store.read("hello.json").body == b"{}"
+    assert os.listdir(os.fsencode(root)) == [b"hello.json"]

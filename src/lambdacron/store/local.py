@@ -374,7 +374,8 @@ class LocalStore(Store):
     def _write_temp(folder: int, name: str, body: bytes) -> tuple[str, os.stat_result]:
         """A synced temporary file beside ``name`` holding ``body``, and its stat: under its
         final name it has the same version (a rename or a link keeps inode, mtime and size)."""
-        stem = name.encode()[:_TEMP_STEM_BYTES].decode(errors="ignore")
+        # In the file system's bytes: a name may hold undecodable bytes (surrogate escapes).
+        stem = os.fsdecode(os.fsencode(name)[:_TEMP_STEM_BYTES])
         temp = f".{stem}.{secrets.token_hex(6)}.tmp"  # _TEMP_EXTRA
         fd = os.open(temp, _CREATE_TEMP, 0o644, dir_fd=folder)
         try:
@@ -487,17 +488,17 @@ class LocalStore(Store):
                     f"key {shortened(key)!r}: the folder {shortened(folder)!r} ends in .json,"
                     " which the store would list as a job; name folders otherwise"
                 )
-            if len(folder.encode()) > self._name_max:
+            if len(os.fsencode(folder)) > self._name_max:
                 raise InvalidKeyError(
-                    f"key {shortened(key)!r}: a folder name of {len(folder.encode())} bytes;"
+                    f"key {shortened(key)!r}: a folder name of {len(os.fsencode(folder))} bytes;"
                     f" this file system takes at most {self._name_max}"
                 )
-        if len(name.encode()) > self._name_max:
+        if len(os.fsencode(name)) > self._name_max:
             raise InvalidKeyError(
-                f"key {shortened(key)!r}: a file name of {len(name.encode())} bytes;"
+                f"key {shortened(key)!r}: a file name of {len(os.fsencode(name))} bytes;"
                 f" this file system takes at most {self._name_max}"
             )
-        size = len((self._inside + key).encode()) + _TEMP_EXTRA
+        size = len(os.fsencode(self._inside + key)) + _TEMP_EXTRA
         if size >= self._path_max:
             raise InvalidKeyError(
                 f"key {shortened(key)!r}: a path of {size} bytes with the store's own;"
