@@ -536,13 +536,16 @@ class TestAddRmShowValidate:
         folder = tmp_path / "dir.json"
         folder.mkdir()
         missing = tmp_path / "missing.json"
-        result = run_cli("validate", str(good), str(missing), str(folder), str(bad), str(good))
+        long = "9" * 5000  # named whole, however long: the line starts with what was given
+        files = [good, missing, folder, bad, long, good]
+        result = run_cli("validate", *map(str, files))
         assert result.returncode == 1 and result.stderr == ""
         assert result.stdout.splitlines() == [
             f"{good}: ok",
             f"{missing}: cannot read: No such file or directory",
             f"{folder}: cannot read: Is a directory",
             f"{bad}: when: hour: 25 is out of range 0-23",
+            f"{long}: cannot read: File name too long",
             f"{good}: ok",
         ]
 

@@ -343,7 +343,8 @@ def _read_job_file(path: str, limit: int) -> bytes:
     except OSError as exc:
         if isinstance(exc, LambdacronError):
             raise
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        # Named by the caller, whole: a long path must not be cut like the reason may be.
+        raise UsageError(f"cannot read: {exc.strerror or exc}") from exc
     if len(body) > limit:  # a pipe, or a file that grew
         raise JobTooLargeError(f"over the {limit}-byte limit")
     return body
@@ -364,7 +365,7 @@ def _file_problems(
     except JobTooLargeError as exc:
         return [f"{path}: {exc}"], [], b""
     except UsageError as exc:  # cannot be read: a problem of this file, not of the command
-        return [str(exc)], [], b""
+        return [f"{path}: {exc}"], [], b""
     job, problems, document = checker(Path(path).name, body)
     warnings = [f"{path}: warning: {w}" for w in warnings_of(document)]
     if job is not None:
