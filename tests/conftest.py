@@ -8,9 +8,12 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from lambdacron.store import Store
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -143,6 +146,20 @@ def warm_engines() -> Iterator[None]:
     for engine in handler._engines.values():
         engine.close()
     handler._engines.clear()
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.aws)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty store of each kind, a directory and an S3 prefix on moto: a test taking it
+    runs once on each. A module with a ``store`` of its own uses that one instead."""
+    if request.param == "local":
+        from lambdacron.store import LocalStore
+
+        yield LocalStore(tmp_path / "jobs", create=True)
+    else:
+        from lambdacron.store.s3 import S3Store
+
+        yield S3Store(request.getfixturevalue("bucket"), "jobs/")
 
 
 @pytest.fixture

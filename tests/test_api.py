@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,18 +14,7 @@ from helpers import FakeClock, utc
 from lambdacron.actions import default_registry
 from lambdacron.engine import Engine
 from lambdacron.errors import ConflictError, JobError, JobNotFoundError, UsageError
-from lambdacron.store import LocalStore, Store
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.aws)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "local":
-        yield LocalStore(tmp_path / "jobs", create=True)
-    else:
-        from lambdacron.store.s3 import S3Store
-
-        yield S3Store(request.getfixturevalue("bucket"), "jobs/")
-
+from lambdacron.store import Store
 
 JOB = {"when": "@hourly", "run": {"type": "command", "details": {"command": ["true"]}}}
 

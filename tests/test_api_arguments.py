@@ -8,7 +8,6 @@ import datetime as dt
 import enum
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,6 @@ import pytest
 import lambdacron
 from lambdacron.errors import InvalidKeyError, JobError, LambdacronError, UsageError
 from lambdacron.store import LocalStore, Store
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.aws)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "local":
-        yield LocalStore(tmp_path / "jobs", create=True)
-    else:
-        from lambdacron.store.s3 import S3Store
-
-        yield S3Store(request.getfixturevalue("bucket"), "jobs/")
 
 
 def snapshot(store: Store) -> dict[str, bytes | None]:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,7 @@ import pytest
 import lambdacron
 from conftest import Run
 from lambdacron.errors import ConflictError, JobNotFoundError
-from lambdacron.store import LocalStore, Store
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.aws)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "local":
-        yield LocalStore(tmp_path / "jobs", create=True)
-    else:
-        from lambdacron.store.s3 import S3Store
-
-        yield S3Store(request.getfixturevalue("bucket"), "jobs/")
+from lambdacron.store import Store
 
 
 def job(note: int) -> dict[str, Any]:
