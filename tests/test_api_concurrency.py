@@ -14,6 +14,7 @@ import pytest
 
 import lambdacron
 from conftest import Run
+from helpers import spawn
 from lambdacron.errors import ConflictError, JobNotFoundError
 from lambdacron.store import Store
 
@@ -114,13 +115,7 @@ def test_cancel_while_a_tick_runs_the_job(store: Store, tmp_path: Path, run_cli:
         command=[sys.executable, "-c", _WAIT, str(started), str(release)],
         key="orders/cancel-me.json",
     )
-    tick = subprocess.Popen(
-        [sys.executable, "-m", "lambdacron", "tick", "--store", store.url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+    tick = spawn("tick", "--store", store.url)
     try:
         deadline = time.monotonic() + 60
         while not started.exists():
