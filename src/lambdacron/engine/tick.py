@@ -1056,18 +1056,16 @@ class Engine:
                 report, JobEvent(file.key, Outcome.STORE_ERROR, message)
             ),
         )
-        landed = isinstance(written, Written)
-        deleted = isinstance(written, Written) and self._delete_if_done(
-            file, written, ending, report
-        )
+        landed = written if isinstance(written, Written) else None
+        deleted = landed is not None and self._delete_if_done(file, landed, ending, report)
         index = self.keeper.index
         if deleted:
             index.drop(file.key)
-        elif isinstance(written, Written) and written.job is not None:
+        elif landed is not None and landed.job is not None:
             # Remember the new state, so the next tick need not read the job back.
-            due_at = next_due(written.job, written.version.modified)
-            index.put(file.key, IndexEntry(written.version.token, due_at))
-        message: str = (result.error or "") + (self._retrying(ending) if landed else "")
+            due_at = next_due(landed.job, landed.version.modified)
+            index.put(file.key, IndexEntry(landed.version.token, due_at))
+        message = (result.error or "") + (self._retrying(ending) if landed is not None else "")
         if isinstance(written, Unwritten):
             message = (message + "; " if message else "") + f"result not written: {written}"
         event = JobEvent(
@@ -1079,15 +1077,15 @@ class Engine:
             deleted=deleted,
             output=result.output,
             lateness_ms=result.lateness_ms,
-            retrying=landed and ending.retry is not None,
+            retrying=landed is not None and ending.retry is not None,
         )
         self._emit(report, event)
-        if isinstance(written, Written):
+        if landed is not None:
             # Merged into an edit that is no valid job, the end still holds its claim: the
             # claim must go once the notice is out, or the tick that finds the file repaired
             # takes it for dead and tells again.
-            valid = written.job is not None
-            after = JobFile(file.key, written.document, written.job or file.job, written.version)
+            valid = landed.job is not None
+            after = JobFile(file.key, landed.document, landed.job or file.job, landed.version)
             self._after(after, claim.scheduled, ending, report, valid=valid)
         elif ending.notice is not None:
             # The result could not be written (the file was deleted or taken over, or the
